@@ -1,0 +1,1 @@
+"""hmmnlab: learn, inspect and ablate HMMN video object segmentation."""

@@ -1,0 +1,35 @@
+"""The ``hmmnlab`` command line: one sub-command per job.
+
+Each sub-command lives in the module that does its work and is registered here through that module's
+``register_*_command(subparsers)`` function, which adds an argparse parser whose ``func`` default runs it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="hmmnlab",
+        description="Learn, inspect and ablate HMMN video object segmentation.",
+    )
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    subparsers.required = True
+    # --- sub-commands (one line each) ---
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except (FileNotFoundError, ValueError, RuntimeError) as err:
+        print(f"hmmnlab {args.command}: error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

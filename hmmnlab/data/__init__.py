@@ -1,0 +1,1 @@
+"""Data: mask and frame files, DAVIS layout, synthetic sample videos."""
