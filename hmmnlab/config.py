@@ -1,0 +1,102 @@
+"""Configuration: frozen dataclasses for the network and for the memory read, and named presets.
+
+``ModelConfig`` fixes the architecture (what the weights depend on). ``ReadConfig`` fixes how memory is
+read and scheduled at inference time; it can change without retraining. Ablations are written as
+``dataclasses.replace(config, ...)`` and ``to_dict()`` gives flat columns for an ablation table.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+BACKBONES = ("resnet50", "resnet18")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """The HMMN architecture.
+
+    The defaults are the authors' model: ResNet-50 encoders, and the key/value widths of the released
+    checkpoint. ``decoder_dim`` is the width of the decoder's feature maps.
+    """
+
+    backbone: str = "resnet50"  # torchvision ResNet whose stem and layers 1-3 make the encoders
+    key_dim_r4: int = 128  # key channels at stride 16 (memory and query)
+    value_dim_r4: int = 512  # value channels at stride 16 (memory and query)
+    key_dim_r3: int = 128  # key channels at stride 8
+    value_dim_r3: int = 256  # memory value channels at stride 8
+    key_dim_r2: int = 64  # key channels at stride 4
+    value_dim_r2: int = 128  # memory value channels at stride 4
+    decoder_dim: int = 256  # channels inside the decoder
+
+    def __post_init__(self) -> None:
+        if self.backbone not in BACKBONES:
+            raise ValueError(f"backbone must be one of {BACKBONES}, got {self.backbone!r}")
+        for field in dataclasses.fields(self):
+            value = getattr(self, field.name)
+            if field.name != "backbone" and (not isinstance(value, int) or value <= 0):
+                raise ValueError(f"{field.name} must be a positive int, got {value!r}")
+
+    @property
+    def feature_dims(self) -> tuple[int, int, int]:
+        """Channels of the encoder features (r4, r3, r2) = outputs of ResNet layer3, layer2, layer1."""
+        return (1024, 512, 256) if self.backbone == "resnet50" else (256, 128, 64)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True)
+class ReadConfig:
+    """How memory is scheduled and read at inference time (no retraining needed to change it).
+
+    The defaults are exactly the authors' inference code (``HMMN_SPEC.md``).
+    """
+
+    mem_every: int = 5  # every mem_every-th frame is kept in the r4 memory (frame 0 always)
+    max_memory_frames: int | None = None  # cap on r4 memory frames (oldest but frame 0 dropped)
+    window: int = 7  # side of the window in which frame t-1's positions look for their argmax
+    sigma: float = 3.0  # Gaussian kernel width (r4 grid cells) for frame t-1
+    sigma_growth: float = 0.5  # older frame k steps back: sigma * (1 + sigma_growth * k)
+    topk_r3: int = 32  # r4 memory cells selected per r4 query cell to guide the r3 read
+    topk_r2: int | None = None  # cells guiding the r2 read; None = max(topk_r3 // 4, 1)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.mem_every, int) or self.mem_every < 1:
+            raise ValueError(f"mem_every must be an int >= 1, got {self.mem_every!r}")
+        if self.max_memory_frames is not None and self.max_memory_frames < 2:
+            raise ValueError(
+                f"max_memory_frames must be None or >= 2 (frame 0 and frame t-1), "
+                f"got {self.max_memory_frames!r}"
+            )
+        if self.window < 1 or self.window % 2 == 0:
+            raise ValueError(f"window must be a positive odd int, got {self.window!r}")
+        if self.sigma <= 0:
+            raise ValueError(f"sigma must be > 0, got {self.sigma!r}")
+        if self.topk_r3 < 1 or (self.topk_r2 is not None and self.topk_r2 < 1):
+            raise ValueError(f"top-k values must be >= 1, got {self.topk_r3!r}, {self.topk_r2!r}")
+
+    @property
+    def k_r3(self) -> int:
+        return self.topk_r3
+
+    @property
+    def k_r2(self) -> int:
+        return self.topk_r2 if self.topk_r2 is not None else max(self.topk_r3 // 4, 1)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+PRESETS: dict[str, ModelConfig] = {
+    # The authors' HMMN (loads their released checkpoint).
+    "hmmn": ModelConfig(),
+}
+
+
+def preset(name: str) -> ModelConfig:
+    """The named architecture preset, e.g. ``preset("hmmn")``."""
+    if name not in PRESETS:
+        raise ValueError(f"unknown model preset {name!r}; known presets: {sorted(PRESETS)}")
+    return PRESETS[name]

@@ -1,0 +1,166 @@
+"""Semi-supervised video object segmentation with HMMN, one frame at a time.
+
+:func:`propagate` is a generator: given the frames and the first frame's labels it yields a
+:class:`FrameResult` per frame, so long videos stream without holding every probability map. The only
+state is the :class:`~hmmnlab.memory.MemoryBank` it creates (available as ``result.memory``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import warnings
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from hmmnlab import ops
+from hmmnlab.config import ReadConfig
+from hmmnlab.memory import MemoryBank
+from hmmnlab.model import HMMN
+
+VOID_LABEL = 255  # DAVIS 2017 "void" pixels: ignored in a first-frame mask
+
+
+@dataclass
+class FrameResult:
+    """The segmentation of one frame.
+
+    probs: (K+1) x H x W float32, background then the objects in ``object_ids`` order.
+    labels: H x W int64, argmax of ``probs`` written with the original label values.
+    logits: (K+1) x H x W soft-aggregation logits (``probs = softmax(logits, 0)``); None for frame 0.
+    All tensors live on the device the model ran on.
+    """
+
+    index: int
+    probs: Tensor
+    labels: Tensor
+    object_ids: tuple[int, ...]
+    logits: Tensor | None
+    memory: MemoryBank
+
+
+def resolve_device(device: str | torch.device | None) -> torch.device:
+    """``None`` -> CUDA if available, else CPU; an unknown or unavailable device is an error."""
+    if device is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(device)
+    except RuntimeError as err:
+        raise ValueError(f"unknown device {str(device)!r}: expected 'cpu' or 'cuda[:N]'") from err
+    if device.type not in ("cpu", "cuda"):
+        raise ValueError(f"unsupported device {str(device)!r}: expected 'cpu' or 'cuda[:N]'")
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device 'cuda' requested but torch finds no CUDA GPU")
+    return device
+
+
+def to_frame_tensor(frame, *, index: int = 0) -> Tensor:
+    """A frame as a 3 x H x W float32 tensor in [0, 1].
+
+    Accepts H x W x 3 (RGB) / H x W x 4 (RGBA, alpha dropped) / H x W (grey) uint8 arrays, float
+    arrays already in [0, 1] (H x W x C or C x H x W), or tensors of the same layouts.
+    """
+    x = frame if isinstance(frame, Tensor) else torch.from_numpy(np.ascontiguousarray(frame))
+    if x.dtype == torch.uint8:
+        x = x.float() / 255
+    elif x.is_floating_point():
+        x = x.float()
+    else:
+        raise ValueError(f"frame {index}: expected uint8 or float pixels, got {x.dtype}")
+    if x.ndim == 2:
+        x = x.unsqueeze(0)
+    elif x.ndim == 3 and x.shape[-1] in (1, 3, 4) and x.shape[0] not in (1, 3, 4):
+        x = x.permute(2, 0, 1)  # H x W x C -> C x H x W
+    if x.ndim != 3 or x.shape[0] not in (1, 3, 4):
+        raise ValueError(f"frame {index}: expected H x W x 3 or 3 x H x W, got {tuple(x.shape)}")
+    if x.shape[0] == 1:
+        x = x.expand(3, -1, -1)
+    return x[:3].contiguous()
+
+
+def object_labels(first_labels) -> tuple[Tensor, tuple[int, ...]]:
+    """The first frame's label map renumbered 0..K, and the original id of each object 1..K."""
+    labels = torch.as_tensor(np.asarray(first_labels)).long()
+    if labels.ndim != 2:
+        raise ValueError(f"first-frame labels must be H x W, got shape {tuple(labels.shape)}")
+    labels = labels.masked_fill(labels == VOID_LABEL, 0)
+    ids = tuple(int(v) for v in torch.unique(labels).tolist() if v != 0)
+    if not ids:
+        raise ValueError("first-frame mask has no object: every pixel is 0 (background)")
+    consecutive = torch.zeros_like(labels)
+    for new, old in enumerate(ids, start=1):
+        consecutive[labels == old] = new
+    return consecutive, ids
+
+
+def _autocast(device: torch.device, amp: bool):
+    if not amp:
+        return contextlib.nullcontext()
+    if device.type != "cuda":
+        warnings.warn("--amp only applies on CUDA; running in float32", stacklevel=3)
+        return contextlib.nullcontext()
+    return torch.autocast("cuda", dtype=torch.float16)
+
+
+def propagate(
+    model: HMMN,
+    frames: Iterable,
+    first_labels,
+    *,
+    mem_every: int | None = None,
+    read: ReadConfig | None = None,
+    device: str | torch.device | None = None,
+    amp: bool = False,
+) -> Iterator[FrameResult]:
+    """Segment a video from its first frame's labels, yielding one :class:`FrameResult` per frame.
+
+    model: an HMMN (moved to ``device`` and set to eval mode). frames: any iterable of frames (a
+    list, a T x H x W x 3 array, a lazy reader), see :func:`to_frame_tensor`. first_labels: H x W
+    integer labels of frame 0 (0 background; object ids need not be consecutive; 255 is ignored).
+    read: the read configuration (default: the authors'); ``mem_every`` overrides its field.
+    """
+    read = read or ReadConfig()
+    if mem_every is not None:
+        read = ReadConfig(**{**read.to_dict(), "mem_every": mem_every})
+    device = resolve_device(device)
+    model = model.to(device).eval()
+    labels0, ids = object_labels(first_labels)
+    K = len(ids)
+    iterator = iter(frames)
+    try:
+        first = to_frame_tensor(next(iterator), index=0)
+    except StopIteration:
+        raise ValueError("the video has no frames") from None
+    height, width = first.shape[-2:]
+    if labels0.shape != (height, width):
+        raise ValueError(
+            f"first-frame mask is {tuple(labels0.shape)} (H x W) but frame 0 is {(height, width)}"
+        )
+    padding = ops.padding_for(height, width)
+    bank = MemoryBank(mem_every=read.mem_every, max_frames=read.max_memory_frames)
+    id_values = torch.tensor((0, *ids), device=device)
+
+    probs = torch.nn.functional.one_hot(labels0, K + 1).permute(2, 0, 1).float().to(device)
+    yield FrameResult(0, probs, id_values[labels0.to(device)], ids, None, bank)
+    prev_frame = ops.pad(first.to(device).unsqueeze(0), padding)  # 1 x 3 x Hp x Wp
+    for t, frame in enumerate(iterator, start=1):
+        frame = to_frame_tensor(frame, index=t)
+        if frame.shape[-2:] != (height, width):
+            raise ValueError(
+                f"frame {t} is {tuple(frame.shape[-2:])} (H x W) but frame 0 is {(height, width)}"
+            )
+        frame = ops.pad(frame.to(device).unsqueeze(0), padding)  # 1 x 3 x Hp x Wp
+        masks = ops.pad(probs[1:], padding)  # K x Hp x Wp, zero in the padding
+        with torch.inference_mode(), _autocast(device, amp):
+            bank.add(t - 1, model.encode_memory(prev_frame, masks))
+            query = model.encode_query(frame)
+            readout = model.read(bank, query, read)
+            object_probs = model.decode(query, readout).float()  # K x Hp x Wp
+            bank.finish_step(readout.next_track)
+            logits = ops.unpad(ops.soft_aggregate(object_probs), padding)  # (K+1) x H x W
+            probs = torch.softmax(logits, dim=0)
+        yield FrameResult(t, probs, id_values[probs.argmax(dim=0)], ids, logits, bank)
+        prev_frame = frame

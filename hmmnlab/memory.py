@@ -1,0 +1,92 @@
+"""The memory bank: everything HMMN remembers about one video while it segments it.
+
+The network modules keep no per-video state; the inference loop owns a :class:`MemoryBank` and passes
+it to every read. The schedule is the authors' (``HMMN_SPEC.md`` section 4): at frame t the r4 memory
+holds the kept frames (0, mem_every, 2 mem_every, ... <= t-2) then frame t-1; r3 and r2 hold frame 0
+and frame t-1.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+from torch import Tensor
+
+from hmmnlab.model import MemoryFeatures
+
+
+@dataclass
+class MemoryBank:
+    """Keys, values and kernel track of one video.
+
+    ``frame_ids`` are the frames kept in the r4 memory (oldest first), ``keys_r4`` / ``values_r4``
+    their keys B x Ck x T x h x w and values B x Cv x T x h x w. ``first`` is frame 0 at every scale
+    (the r3/r2 memory always holds it). ``last`` is the newest frame (t-1), read at every step and
+    kept afterwards only if ``last_id`` is a multiple of ``mem_every``. ``track`` (B x (T*HW) int64)
+    maps every position of the kept r4 frames to its tracked position in frame t-1, for the temporal
+    propagation of the Gaussian kernels.
+    """
+
+    mem_every: int = 5
+    max_frames: int | None = None
+    frame_ids: list[int] = field(default_factory=list)
+    keys_r4: Tensor | None = None
+    values_r4: Tensor | None = None
+    first: MemoryFeatures | None = None
+    last: MemoryFeatures | None = None
+    last_id: int | None = None
+    track: Tensor | None = None
+
+    def add(self, frame_id: int, features: MemoryFeatures) -> None:
+        """Make ``features`` (frame ``frame_id``) the newest memory frame (frame t-1)."""
+        if self.last is not None:
+            raise RuntimeError(f"frame {self.last_id} is still pending; call finish_step() first")
+        if self.first is None:
+            self.first = features
+        self.last, self.last_id = features, frame_id
+
+    @property
+    def r4_frame_ids(self) -> list[int]:
+        """Frames of the r4 memory read at this step, oldest first (the newest is frame t-1)."""
+        return self.frame_ids + ([self.last_id] if self.last is not None else [])
+
+    def r4(self) -> tuple[Tensor, Tensor]:
+        """r4 memory keys B x Ck x T x h x w and values B x Cv x T x h x w (kept frames, then t-1)."""
+        last_k, last_v = self.last.k4.unsqueeze(2), self.last.v4.unsqueeze(2)
+        if self.keys_r4 is None:
+            return last_k, last_v
+        return torch.cat([self.keys_r4, last_k], dim=2), torch.cat([self.values_r4, last_v], dim=2)
+
+    def fine(self, scale: str) -> tuple[Tensor, Tensor]:
+        """r3 or r2 memory: keys and values B x C x T' x H x W of frame 0 and frame t-1 (T' = 2),
+        or of frame 0 alone at the first step."""
+        key, value = {"r3": ("k3", "v3"), "r2": ("k2", "v2")}[scale]
+        last_k, last_v = getattr(self.last, key), getattr(self.last, value)
+        if self.last_id == 0:
+            return last_k.unsqueeze(2), last_v.unsqueeze(2)
+        first_k, first_v = getattr(self.first, key), getattr(self.first, value)
+        return torch.stack([first_k, last_k], dim=2), torch.stack([first_v, last_v], dim=2)
+
+    def finish_step(self, next_track: Tensor) -> None:
+        """After the read of frame t: keep frame t-1 if it is on the schedule, drop it otherwise, and
+        keep the track of the frames that stay. next_track: B x (T*HW), every position of the r4
+        memory just read followed to frame t (which becomes the next step's frame t-1)."""
+        hw = self.last.k4.shape[-2] * self.last.k4.shape[-1]
+        if self.last_id % self.mem_every == 0:
+            self.frame_ids.append(self.last_id)
+            self.keys_r4, self.values_r4 = self.r4()
+            self.track = next_track
+            if self.max_frames is not None and len(self.frame_ids) >= self.max_frames:
+                self._drop(1, hw)  # the oldest frame but frame 0; t-1 still needs a place
+        else:
+            self.track = next_track[:, :-hw]
+        self.last, self.last_id = None, None
+
+    def _drop(self, index: int, hw: int) -> None:
+        """Forget kept frame number ``index`` (its keys, values and track entries)."""
+        keep = [i for i in range(len(self.frame_ids)) if i != index]
+        self.frame_ids = [self.frame_ids[i] for i in keep]
+        self.keys_r4 = self.keys_r4[:, :, keep]
+        self.values_r4 = self.values_r4[:, :, keep]
+        self.track = torch.cat([self.track[:, :index * hw], self.track[:, (index + 1) * hw :]], 1)

@@ -1,0 +1,139 @@
+"""HMMN: the Hierarchical Memory Matching Network (Seong et al., ICCV 2021).
+
+The network is split into named stages, each called by the inference loop:
+
+1. :meth:`HMMN.encode_memory` - a past frame and its soft masks -> keys/values at r4, r3, r2;
+2. :meth:`HMMN.encode_query` - the frame to segment -> query keys/values and decoder features;
+3. :meth:`HMMN.read` - the memory reads (kernel-guided at r4, top-k guided at r3 and r2);
+4. :meth:`HMMN.decode` - read-outs + query features -> per-object logits.
+
+The memory itself is a :class:`hmmnlab.memory.MemoryBank` owned by the caller.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import torch
+from torch import Tensor, nn
+
+from hmmnlab import ops
+from hmmnlab.config import ModelConfig, ReadConfig
+from hmmnlab.hooks import HookPoint
+from hmmnlab.model.decoder import Decoder
+from hmmnlab.model.encoders import MemoryEncoder, QueryEncoder
+from hmmnlab.model.heads import KeyValue
+from hmmnlab.model.reads import KernelGuidedRead, TopkGuidedRead, clamp_k, guidance_affinity
+
+if TYPE_CHECKING:
+    from hmmnlab.memory import MemoryBank
+
+
+@dataclass
+class MemoryFeatures:
+    """One frame encoded into memory, per object (B = objects). h x w is the r4 grid."""
+
+    k4: Tensor  # B x Ck x h x w
+    v4: Tensor  # B x Cv x h x w
+    k3: Tensor  # B x Ck x 2h x 2w
+    v3: Tensor  # B x Cv x 2h x 2w
+    k2: Tensor  # B x Ck x 4h x 4w
+    v2: Tensor  # B x Cv x 4h x 4w
+
+
+@dataclass
+class QueryFeatures:
+    """The frame to segment (batch 1: the same for every object)."""
+
+    k4: Tensor  # 1 x Ck x h x w query key
+    v4: Tensor  # 1 x Cv x h x w query value
+    k3: Tensor  # 1 x Ck x 2h x 2w
+    k2: Tensor  # 1 x Ck x 4h x 4w
+    f3: Tensor  # 1 x C x 2h x 2w encoder features for the decoder
+    f2: Tensor  # 1 x C x 4h x 4w
+
+
+@dataclass
+class ReadOut:
+    """What the memory reads return, per object."""
+
+    r4: Tensor  # B x Cv x h x w
+    r3: Tensor  # B x Cv x 2h x 2w
+    r2: Tensor  # B x Cv x 4h x 4w
+    next_track: Tensor  # B x (T*HW) r4 memory positions followed to the query frame
+
+
+class HMMN(nn.Module):
+    """The HMMN network (see the module docstring for its stages)."""
+
+    def __init__(self, config: ModelConfig | None = None, *, imagenet_init: bool = False) -> None:
+        super().__init__()
+        self.config = config = config or ModelConfig()
+        d4, d3, d2 = config.feature_dims
+        self.memory_encoder = MemoryEncoder(config.backbone, imagenet_init)
+        self.query_encoder = QueryEncoder(config.backbone, imagenet_init)
+        self.kv_m_r4 = KeyValue(d4, config.key_dim_r4, config.value_dim_r4)
+        self.kv_q_r4 = KeyValue(d4, config.key_dim_r4, config.value_dim_r4)
+        self.kv_m_r3 = KeyValue(d3, config.key_dim_r3, config.value_dim_r3)
+        self.kv_q_r3 = KeyValue(d3, config.key_dim_r3, None)
+        self.kv_m_r2 = KeyValue(d2, config.key_dim_r2, config.value_dim_r2)
+        self.kv_q_r2 = KeyValue(d2, config.key_dim_r2, None)
+        self.read_r4 = KernelGuidedRead()
+        self.read_r3 = TopkGuidedRead("r3", 2)
+        self.read_r2 = TopkGuidedRead("r2", 4)
+        self.decoder = Decoder(
+            2 * config.value_dim_r4,
+            (d3, config.value_dim_r3),
+            (d2, config.value_dim_r2),
+            config.decoder_dim,
+        )
+        self.hook_decoder_logits = HookPoint()  # B x 2 x H x W decoder logits (padded)
+        self.hook_object_probs = HookPoint()  # B x H x W foreground probability per object
+
+    # 1. memory --------------------------------------------------------------------------------------
+    def encode_memory(self, frame: Tensor, masks: Tensor) -> MemoryFeatures:
+        """frame: 1 x 3 x H x W RGB in [0, 1]; masks: B x H x W soft mask of each object (the frame's
+        probabilities of objects 1..B). H, W multiples of 16."""
+        mask = masks.unsqueeze(1)  # B x 1 x H x W
+        others = (masks.sum(dim=0, keepdim=True) - masks).clamp(0, 1).unsqueeze(1)  # B x 1 x H x W
+        r4, r3, r2 = self.memory_encoder(frame, mask, others)
+        k4, v4 = self.kv_m_r4(r4)
+        k3, v3 = self.kv_m_r3(r3)
+        k2, v2 = self.kv_m_r2(r2)
+        return MemoryFeatures(k4, v4, k3, v3, k2, v2)
+
+    # 2. query ---------------------------------------------------------------------------------------
+    def encode_query(self, frame: Tensor) -> QueryFeatures:
+        """frame: 1 x 3 x H x W RGB in [0, 1], H, W multiples of 16."""
+        r4, r3, r2 = self.query_encoder(frame)
+        k4, v4 = self.kv_q_r4(r4)
+        k3, _ = self.kv_q_r3(r3)
+        k2, _ = self.kv_q_r2(r2)
+        return QueryFeatures(k4, v4, k3, k2, r3, r2)
+
+    # 3. read ----------------------------------------------------------------------------------------
+    def read(self, bank: MemoryBank, query: QueryFeatures, config: ReadConfig) -> ReadOut:
+        """Read the memory for the query frame: kernel-guided at r4, then top-k guided at r3, r2."""
+        mk4, mv4 = bank.r4()
+        B = mk4.shape[0]
+        h, w = query.k4.shape[-2:]
+        r4 = self.read_r4(mk4, mv4, query.k4.expand(B, -1, -1, -1), bank.track, config)
+        guidance = guidance_affinity(r4.affinity, h * w)  # B x T'HW x HW
+        k3 = clamp_k(config.k_r3, guidance.shape[1], "r3")
+        indices, _ = ops.topk_guidance(guidance, k3)  # B x HW x k3, best first
+        mk3, mv3 = bank.fine("r3")
+        read3 = self.read_r3(mk3, mv3, query.k3.expand(B, -1, -1, -1), indices)
+        mk2, mv2 = bank.fine("r2")
+        k2 = min(config.k_r2, k3)
+        read2 = self.read_r2(mk2, mv2, query.k2.expand(B, -1, -1, -1), indices[:, :, :k2])
+        return ReadOut(r4.readout, read3, read2, r4.next_track)
+
+    # 4. decode --------------------------------------------------------------------------------------
+    def decode(self, query: QueryFeatures, readout: ReadOut) -> Tensor:
+        """Per-object foreground probabilities B x H x W (padded size) from the read-outs."""
+        B = readout.r4.shape[0]
+        r4 = torch.cat([readout.r4, query.v4.expand(B, -1, -1, -1)], dim=1)  # B x 2Cv x h x w
+        logits = self.decoder(r4, query.f3, readout.r3, query.f2, readout.r2)  # B x 2 x H x W
+        logits = self.hook_decoder_logits(logits)
+        return self.hook_object_probs(torch.softmax(logits, dim=1)[:, 1])

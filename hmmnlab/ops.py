@@ -1,0 +1,286 @@
+"""The maths of an HMMN memory read, as pure tensor functions.
+
+Nothing here holds state or parameters. Notation (as in the paper and ``HMMN_SPEC.md``):
+``B`` objects (a video's objects are processed as a batch), ``C`` channels, ``T`` memory frames,
+``h x w`` the feature grid at one scale, ``HW = h * w``. Positions are flattened row-major
+(``index = y * w + x``); memory positions frame-major (``index = t * HW + y * w + x``).
+Affinity matrices have memory positions as rows and query positions as columns: ``B x (T*HW) x HW``.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+# ----------------------------------------------------------------------------------------------------
+# Padding
+
+
+class Padding(NamedTuple):
+    """Zero padding added around a frame: (left, right, top, bottom) pixels."""
+
+    left: int
+    right: int
+    top: int
+    bottom: int
+
+
+def padding_for(height: int, width: int, multiple: int = 16) -> Padding:
+    """The authors' padding: grow each side to a multiple of ``multiple``, split as evenly as possible
+    (the smaller half on top / on the left)."""
+
+    def split(size: int) -> tuple[int, int]:
+        new = size if size % multiple == 0 else size + (multiple - size % multiple)
+        before = (new - size) // 2
+        return before, new - size - before
+
+    top, bottom = split(height)
+    left, right = split(width)
+    return Padding(left, right, top, bottom)
+
+
+def pad(x: Tensor, padding: Padding) -> Tensor:
+    """Zero-pad the last two dimensions of ``x`` (``... x H x W``)."""
+    if not any(padding):
+        return x
+    return F.pad(x, tuple(padding))
+
+
+def unpad(x: Tensor, padding: Padding) -> Tensor:
+    """Crop what :func:`pad` added from the last two dimensions of ``x``."""
+    left, right, top, bottom = padding
+    height, width = x.shape[-2:]
+    return x[..., top : height - bottom, left : width - right]
+
+
+# ----------------------------------------------------------------------------------------------------
+# Affinity and the Gaussian kernel (r4)
+
+
+def affinity(mk: Tensor, qk: Tensor) -> Tensor:
+    """Scaled dot-product affinity ``S = mk^T qk / sqrt(C)``.
+
+    mk: B x C x T x h x w memory keys; qk: B x C x h x w query keys.
+    Returns B x (T*h*w) x (h*w) logits (rows memory positions, columns query positions).
+    """
+    B, C = mk.shape[:2]
+    mk = mk.reshape(B, C, -1)  # B x C x THW
+    qk = qk.reshape(B, C, -1)  # B x C x HW
+    return torch.bmm(mk.transpose(1, 2), qk) / math.sqrt(C)  # B x THW x HW
+
+
+def grid_coordinates(h: int, w: int, *, device=None) -> tuple[Tensor, Tensor]:
+    """Row (y) and column (x) of every flattened position of an h x w grid, as float32 (HW,)."""
+    index = torch.arange(h * w, device=device)
+    return (index // w).float(), (index % w).float()
+
+
+def window_mask(h: int, w: int, window: int, *, device=None) -> Tensor:
+    """HW x HW bool: True where query position (column) lies in the ``window x window`` square
+    centred on memory position (row), clipped at the borders."""
+    y, x = grid_coordinates(h, w, device=device)
+    radius = window // 2
+    near_y = (y[:, None] - y[None, :]).abs() <= radius
+    near_x = (x[:, None] - x[None, :]).abs() <= radius
+    return near_y & near_x
+
+
+def window_argmax(logits_last: Tensor, h: int, w: int, window: int) -> Tensor:
+    """For every position of the last memory frame, its best-matching query position nearby.
+
+    logits_last: B x HW x HW affinity logits of the last memory frame (frame t-1).
+    Returns B x HW int64: ``idx[b, m]`` = argmax over the query positions inside the window around
+    memory position m. This is the flow from frame t-1 to frame t that centres the Gaussian kernels.
+    """
+    allowed = window_mask(h, w, window, device=logits_last.device)  # HW x HW
+    masked = logits_last.masked_fill(~allowed, float("-inf"))
+    return masked.argmax(dim=2)  # B x HW
+
+
+def gaussian_kernel(centres: Tensor, sigma: Tensor | float, h: int, w: int) -> Tensor:
+    """Gaussian kernel rows over the query grid.
+
+    centres: B x N int64, a query position per row; sigma: a number or an N tensor (per row).
+    Returns B x N x HW: ``g(y, x) = exp(-((x - cx)^2 + (y - cy)^2) / (2 sigma^2))``.
+    """
+    y, x = grid_coordinates(h, w, device=centres.device)  # HW, HW
+    cy = (centres // w).float().unsqueeze(-1)  # B x N x 1
+    cx = (centres % w).float().unsqueeze(-1)  # B x N x 1
+    squared = (x - cx) ** 2 + (y - cy) ** 2  # B x N x HW
+    if isinstance(sigma, Tensor):
+        sigma = sigma.to(squared.dtype).view(1, -1, 1)  # 1 x N x 1
+    return torch.exp(-squared / (2 * sigma**2))
+
+
+class KernelTrack(NamedTuple):
+    """What the r4 kernel computes for one read.
+
+    flow: B x HW, window argmax of each position of frame t-1 in frame t (query positions).
+    centres: B x (T*HW), the query position each memory row's kernel is centred on.
+    sigmas: T, the kernel width of each memory frame (oldest first; the last is ``sigma``).
+    kernel: B x (T*HW) x HW, the Gaussian kernel rows (frame-major, frame 0 first).
+    next_track: B x (T*HW), every memory position mapped to a position of frame t (the query frame);
+        the memory bank keeps the entries of the frames it keeps, for the next read.
+    """
+
+    flow: Tensor
+    centres: Tensor
+    sigmas: Tensor
+    kernel: Tensor
+    next_track: Tensor
+
+
+def temporal_kernel(
+    logits: Tensor,
+    track: Tensor | None,
+    h: int,
+    w: int,
+    *,
+    window: int = 7,
+    sigma: float = 3.0,
+    sigma_growth: float = 0.5,
+    flow_twice: bool = True,
+) -> KernelTrack:
+    """HMMN's kernel with temporal propagation (``HMMN_SPEC.md`` section 5, steps 2-4).
+
+    logits: B x (T*HW) x HW affinity logits. track: B x ((T-1)*HW) int64 mapping every position of the
+    older memory frames (all but the last) to a position of frame t-1, or None when T == 1.
+    Frame t-1's kernel rows (sigma) are centred at its window argmax ``flow``. An older frame k steps
+    back gets ``sigma * (1 + sigma_growth * k)``; its position m is followed to frame t-1 through the
+    track and then to frame t through ``flow``. ``flow_twice=True`` reproduces the authors' code, which
+    applies the newest flow once more (centre ``flow[flow[track[m]]]``); ``flow_twice=False`` is the
+    paper's wording (centre ``flow[track[m]]``).
+    """
+    B, THW, HW = logits.shape
+    T = THW // HW
+    flow = window_argmax(logits[:, -HW:], h, w, window)  # B x HW
+    if T == 1:
+        track_new = flow.new_zeros(B, 0)
+    else:
+        if track is None or track.shape != (B, (T - 1) * HW):
+            found = None if track is None else tuple(track.shape)
+            raise ValueError(f"kernel track must be {(B, (T - 1) * HW)} for {T} memory frames, got {found}")
+        track_new = flow.gather(1, track)  # B x (T-1)HW: older positions -> frame t
+    older_centres = flow.gather(1, track_new) if flow_twice else track_new
+    centres = torch.cat([older_centres, flow], dim=1)  # B x THW
+    steps_back = torch.arange(T - 1, -1, -1, device=logits.device, dtype=torch.float32)  # T
+    sigmas = sigma * (1 + sigma_growth * steps_back)  # T (oldest first)
+    kernel = gaussian_kernel(centres, sigmas.repeat_interleave(HW), h, w)  # B x THW x HW
+    next_track = torch.cat([track_new, flow], dim=1)  # B x THW
+    return KernelTrack(flow, centres, sigmas, kernel, next_track)
+
+
+def kernel_softmax(logits: Tensor, kernel: Tensor | None) -> Tensor:
+    """``P = softmax(S) * G / sum(softmax(S) * G)`` over memory positions (dim 1).
+
+    logits: B x (T*HW) x HW; kernel: same shape, or None for the plain softmax (STM's read).
+    """
+    p = torch.softmax(logits, dim=1)
+    if kernel is None:
+        return p
+    p = p * kernel
+    return p / p.sum(dim=1, keepdim=True)
+
+
+def read_out(mv: Tensor, p: Tensor, h: int, w: int) -> Tensor:
+    """Memory read-out ``R = mv P``. mv: B x Cv x T x h x w; p: B x (T*HW) x HW -> B x Cv x h x w."""
+    B, Cv = mv.shape[:2]
+    return torch.bmm(mv.reshape(B, Cv, -1), p).view(B, Cv, h, w)  # B x Cv x h x w
+
+
+# ----------------------------------------------------------------------------------------------------
+# Top-k guided reads (r3, r2)
+
+
+def topk_guidance(p: Tensor, k: int) -> tuple[Tensor, Tensor]:
+    """The k memory positions with the largest affinity for every query position.
+
+    p: B x N x HW guidance affinity (rows memory positions). Returns (indices, values), each
+    B x HW x k, sorted by decreasing affinity.
+    """
+    values, indices = torch.topk(p.transpose(1, 2), k, dim=2, sorted=True)  # B x HW x k
+    return indices, values
+
+
+def fine_memory_indices(indices: Tensor, h: int, w: int, s: int) -> Tensor:
+    """Expand coarse (r4) memory cells into the fine cells they cover.
+
+    indices: B x HW x k coarse memory positions ``t * HW + y * w + x`` on an h x w grid.
+    Returns B x HW x (k*s*s) positions ``t * (HW s^2) + (s y + dy) * (s w) + (s x + dx)`` on the
+    (s h) x (s w) grid, for dy, dx in 0..s-1 (cell-major: the s*s children of a cell are adjacent).
+    """
+    HW = h * w
+    t, yx = indices // HW, indices % HW
+    y, x = yx // w, yx % w
+    d = torch.arange(s, device=indices.device)
+    fine_y = s * y.unsqueeze(-1) + d  # B x HW x k x s
+    fine_x = s * x.unsqueeze(-1) + d  # B x HW x k x s
+    fine = (t * HW * s * s).unsqueeze(-1).unsqueeze(-1) + fine_y.unsqueeze(-1) * (s * w)
+    fine = fine + fine_x.unsqueeze(-2)  # B x HW x k x s x s
+    return fine.flatten(2)  # B x HW x (k*s*s)
+
+
+def group_by_coarse_cell(x: Tensor, s: int) -> Tensor:
+    """B x C x (s h) x (s w) -> B x HW x (s*s) x C: the fine positions of every coarse cell."""
+    B, C, H, W = x.shape
+    h, w = H // s, W // s
+    x = x.view(B, C, h, s, w, s).permute(0, 2, 4, 3, 5, 1)  # B x h x w x s x s x C
+    return x.reshape(B, h * w, s * s, C)
+
+
+def ungroup_coarse_cells(x: Tensor, h: int, w: int, s: int) -> Tensor:
+    """Inverse of :func:`group_by_coarse_cell`: B x HW x (s*s) x C -> B x C x (s h) x (s w)."""
+    B, _, _, C = x.shape
+    x = x.view(B, h, w, s, s, C).permute(0, 5, 1, 3, 2, 4)  # B x C x h x s x w x s
+    return x.reshape(B, C, h * s, w * s)
+
+
+def gather_positions(x: Tensor, positions: Tensor) -> Tensor:
+    """x: B x C x T x H x W memory; positions: B x N x M flat memory positions -> B x N x M x C."""
+    B, C = x.shape[:2]
+    flat = x.reshape(B, C, -1).transpose(1, 2)  # B x THW x C
+    batch = torch.arange(B, device=x.device).view(B, 1, 1)
+    return flat[batch, positions]  # B x N x M x C
+
+
+def topk_guided_read(
+    mk: Tensor, mv: Tensor, qk: Tensor, indices: Tensor, s: int
+) -> tuple[Tensor, Tensor, Tensor]:
+    """Attend, for every fine query position, only over the memory cells its coarse cell selected.
+
+    mk: B x Ck x T' x (s h) x (s w), mv: B x Cv x T' x (s h) x (s w) fine memory keys and values;
+    qk: B x Ck x (s h) x (s w) fine query keys; indices: B x HW x k coarse memory cells selected for
+    each coarse query cell (h x w grid). Each selected cell stands for its s x s fine cells.
+    Returns (read-out B x Cv x (s h) x (s w), attention B x HW x s*s x k*s*s, fine memory positions
+    B x HW x k*s*s).
+    """
+    Ck = mk.shape[1]
+    h, w = qk.shape[-2] // s, qk.shape[-1] // s
+    positions = fine_memory_indices(indices, h, w, s)  # B x HW x ks^2
+    keys = gather_positions(mk, positions)  # B x HW x ks^2 x Ck
+    values = gather_positions(mv, positions)  # B x HW x ks^2 x Cv
+    queries = group_by_coarse_cell(qk, s)  # B x HW x s^2 x Ck
+    logits = torch.matmul(queries, keys.transpose(2, 3)) / math.sqrt(Ck)  # B x HW x s^2 x ks^2
+    attention = torch.softmax(logits, dim=3)
+    read = torch.matmul(attention, values)  # B x HW x s^2 x Cv
+    return ungroup_coarse_cells(read, h, w, s), attention, positions
+
+
+# ----------------------------------------------------------------------------------------------------
+# Soft aggregation
+
+
+def soft_aggregate(p: Tensor, eps: float = 1e-7) -> Tensor:
+    """Merge per-object foreground probabilities into one distribution over background + objects.
+
+    p: O x H x W, ``p[o]`` = probability that a pixel belongs to object o (from each object's decoder).
+    Background = prod_o (1 - p_o); clamp to [eps, 1 - eps]; ``logit = log(e / (1 - e))``.
+    Returns the (O+1) x H x W logits; ``softmax(logits, dim=0)`` gives the frame's probabilities.
+    """
+    background = torch.prod(1 - p, dim=0, keepdim=True)  # 1 x H x W
+    e = torch.cat([background, p], dim=0).clamp(eps, 1 - eps)  # (O+1) x H x W
+    return torch.log(e / (1 - e))

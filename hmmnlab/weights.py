@@ -1,0 +1,152 @@
+"""Checkpoints: the authors' released HMMN file and hmmnlab's own files.
+
+The authors' file is the ``state_dict()`` of ``nn.DataParallel(HMMN())``: every key starts with
+``module.`` and uses their module names. :data:`AUTHORS_NAMES` is the one table that maps their names
+to ours, one dotted component at a time (e.g. ``module.Encoder_Q.res4.5.bn3.running_mean`` ->
+``query_encoder.layer3.5.bn3.running_mean``). Loading is strict: a missing, unexpected or mis-shaped
+key is an error that names it.
+
+hmmnlab's own checkpoints are a dict ``{"format": "hmmnlab", "model_config": {...}, "state_dict": {...},
+"meta": {...}}`` so that the architecture loads back with the weights.
+"""
+
+from __future__ import annotations
+
+import pickle
+import zipfile
+from pathlib import Path
+
+import torch
+from torch import Tensor
+
+from hmmnlab.config import ModelConfig
+from hmmnlab.model import HMMN
+
+FORMAT = "hmmnlab"
+
+# The authors' module names -> hmmnlab's, per dotted component of a state-dict key.
+AUTHORS_NAMES: dict[str, str] = {
+    "Encoder_M": "memory_encoder",
+    "Encoder_Q": "query_encoder",
+    "res2": "layer1",
+    "res3": "layer2",
+    "res4": "layer3",
+    "KV_M_r4": "kv_m_r4",
+    "KV_Q_r4": "kv_q_r4",
+    "KV_M_r3": "kv_m_r3",
+    "KV_Q_r3": "kv_q_r3",
+    "KV_M_r2": "kv_m_r2",
+    "KV_Q_r2": "kv_q_r2",
+    "Key": "key",
+    "Value": "value",
+    "Decoder": "decoder",
+    "convFM": "conv_fm",
+    "ResMM": "res_mm",
+    "RF3": "refine_r3",
+    "RF2": "refine_r2",
+    "convFS": "conv_fs",
+    "convMemory": "conv_memory",
+    "ResFS": "res_fs",
+}
+HMMNLAB_NAMES = {ours: theirs for theirs, ours in AUTHORS_NAMES.items()}
+
+
+def from_authors_key(key: str) -> str:
+    """``module.Encoder_Q.res4.0.conv1.weight`` -> ``query_encoder.layer3.0.conv1.weight``."""
+    key = key.removeprefix("module.")
+    return ".".join(AUTHORS_NAMES.get(part, part) for part in key.split("."))
+
+
+def to_authors_key(key: str) -> str:
+    """Inverse of :func:`from_authors_key` (with the ``module.`` prefix of the released file)."""
+    return "module." + ".".join(HMMNLAB_NAMES.get(part, part) for part in key.split("."))
+
+
+def _read_file(path: Path) -> object:
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint not found: {path}")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, zipfile.BadZipFile, EOFError, RuntimeError, ValueError) as err:
+        raise ValueError(
+            f"{path} is not a readable PyTorch checkpoint (truncated, corrupted or another kind of "
+            f"file): {str(err).splitlines()[0] if str(err) else type(err).__name__}"
+        ) from err
+
+
+def _is_state_dict(obj: object) -> bool:
+    return (
+        isinstance(obj, dict)
+        and len(obj) > 0
+        and all(isinstance(k, str) and isinstance(v, Tensor) for k, v in obj.items())
+    )
+
+
+def check_state_dict(model: torch.nn.Module, state_dict: dict[str, Tensor], source: str) -> None:
+    """Raise ValueError naming the first missing, unexpected and mis-shaped keys, if any."""
+    expected = model.state_dict()
+    missing = [k for k in expected if k not in state_dict]
+    unexpected = [k for k in state_dict if k not in expected]
+    shapes = [
+        f"{k}: checkpoint {tuple(state_dict[k].shape)}, model {tuple(v.shape)}"
+        for k, v in expected.items()
+        if k in state_dict and state_dict[k].shape != v.shape
+    ]
+    problems = []
+    for label, items in (("missing keys", missing), ("unexpected keys", unexpected),
+                         ("shape mismatches", shapes)):
+        if items:
+            more = f" (and {len(items) - 5} more)" if len(items) > 5 else ""
+            problems.append(f"{len(items)} {label}: {', '.join(items[:5])}{more}")
+    if problems:
+        raise ValueError(f"{source} does not fit the model: " + "; ".join(problems))
+
+
+def load_checkpoint(path: str | Path) -> tuple[dict[str, Tensor], ModelConfig, dict]:
+    """Read a checkpoint file: (state dict in hmmnlab's names, model config, metadata).
+
+    Accepts the authors' released file (keys with or without ``module.``) and hmmnlab checkpoints.
+    Tensors are loaded with ``weights_only=True`` (no code in the file runs).
+    """
+    path = Path(path)
+    obj = _read_file(path)
+    if isinstance(obj, dict) and obj.get("format") == FORMAT:
+        try:
+            config = ModelConfig(**obj["model_config"])
+            state_dict, meta = obj["state_dict"], dict(obj.get("meta", {}))
+        except (KeyError, TypeError) as err:
+            raise ValueError(f"{path} is an hmmnlab checkpoint with a broken header: {err}") from err
+        return state_dict, config, meta
+    if _is_state_dict(obj):
+        state_dict = {from_authors_key(k): v for k, v in obj.items()}
+        return state_dict, ModelConfig(), {"source": "authors' HMMN state dict"}
+    kind = type(obj).__name__
+    keys = list(obj)[:5] if isinstance(obj, dict) else []
+    raise ValueError(
+        f"{path} is not an HMMN checkpoint: expected a state dict of tensors or an hmmnlab "
+        f"checkpoint, found a {kind}" + (f" with keys {keys}" if keys else "")
+    )
+
+
+def load_model(path: str | Path, *, device: str | torch.device = "cpu") -> HMMN:
+    """Build the model a checkpoint describes and load its weights strictly, in eval mode."""
+    state_dict, config, meta = load_checkpoint(path)
+    model = HMMN(config)
+    check_state_dict(model, state_dict, str(path))
+    model.load_state_dict(state_dict, strict=True)
+    model.checkpoint_meta = meta
+    return model.to(device).eval()
+
+
+def save_checkpoint(model: HMMN, path: str | Path, *, meta: dict | None = None) -> None:
+    """Save an hmmnlab checkpoint: weights, the model config and metadata (plain Python values)."""
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    torch.save(
+        {
+            "format": FORMAT,
+            "model_config": model.config.to_dict(),
+            "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+            "meta": dict(meta or {}),
+        },
+        path,
+    )
