@@ -18,6 +18,8 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     subparsers.required = True
     # --- sub-commands (one line each) ---
+    from hmmnlab.segment import register_segment_command; register_segment_command(subparsers)  # noqa: E702, I001
+    from hmmnlab.scoring import register_score_command; register_score_command(subparsers)  # noqa: E702, I001
     return parser
 
 

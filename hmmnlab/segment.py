@@ -1,0 +1,101 @@
+"""``hmmnlab segment``: segment a folder of frames from its first frame's mask."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from hmmnlab.config import ReadConfig
+from hmmnlab.data.frames import FrameFolder
+from hmmnlab.data.palette import read_label_png, write_label_png
+from hmmnlab.inference import propagate, resolve_device
+from hmmnlab.model import HMMN
+from hmmnlab.weights import load_model
+
+
+def check_output_folder(out: Path, frames: Path) -> None:
+    """Refuse an output folder inside (or equal to) the frames folder: outputs would mix with input."""
+    out, frames = out.resolve(), frames.resolve()
+    if out == frames or frames in out.parents:
+        raise ValueError(f"--out {out} lies inside --frames {frames}; choose a folder outside it")
+
+
+def segment_folder(
+    model: HMMN,
+    frames: FrameFolder,
+    first_labels: np.ndarray,
+    out: str | Path,
+    *,
+    read: ReadConfig | None = None,
+    device=None,
+    amp: bool = False,
+    save_probs: str | Path | None = None,
+    progress: bool = True,
+) -> list[Path]:
+    """Segment ``frames`` and write one palette PNG per frame (named by the frames' stems) into
+    ``out``; with ``save_probs`` also an .npz whose ``probs`` is T x (K+1) x H x W float32.
+    Returns the written PNG paths."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    written, probs = [], None
+    results = propagate(model, frames, first_labels, read=read, device=device, amp=amp)
+    for result in tqdm(results, total=len(frames), desc="segment", unit="frame", disable=not progress):
+        path = out / f"{frames.stems[result.index]}.png"
+        write_label_png(path, result.labels.cpu().numpy())
+        written.append(path)
+        if save_probs is not None:
+            if probs is None:
+                probs = np.zeros((len(frames), *result.probs.shape), dtype=np.float32)
+            probs[result.index] = result.probs.float().cpu().numpy()
+    if save_probs is not None:
+        Path(save_probs).parent.mkdir(parents=True, exist_ok=True)
+        np.savez_compressed(save_probs, probs=probs, object_ids=np.array(result.object_ids))
+    return written
+
+
+def run(args: argparse.Namespace) -> int:
+    device = resolve_device(args.device)
+    frames = FrameFolder(args.frames)
+    check_output_folder(Path(args.out), Path(args.frames))
+    labels = read_label_png(args.first_mask)
+    if labels.shape != frames.size:
+        raise ValueError(
+            f"first mask {args.first_mask} is {labels.shape} (H x W) but the frames are {frames.size}"
+        )
+    if not labels.any():
+        raise ValueError(f"first mask {args.first_mask} has no object: every pixel is 0")
+    model = load_model(args.weights, device=device)
+    read = ReadConfig(mem_every=args.mem_every, max_memory_frames=args.max_memory_frames)
+    written = segment_folder(
+        model, frames, labels, args.out, read=read, device=device, amp=args.amp,
+        save_probs=args.save_probs,
+    )
+    print(f"wrote {len(written)} masks to {args.out}")
+    if args.save_probs:
+        print(f"wrote probabilities to {args.save_probs}")
+    return 0
+
+
+def register_segment_command(subparsers) -> None:
+    p = subparsers.add_parser(
+        "segment",
+        help="segment a folder of frames from the first frame's mask",
+        description="Segment a video (a folder of JPEG/PNG frames sorted by name) from the first "
+        "frame's annotation; writes one DAVIS palette PNG per frame.",
+    )
+    p.add_argument("--weights", required=True, help="checkpoint: the authors' HMMN file or hmmnlab's")
+    p.add_argument("--frames", required=True, help="folder of frames (JPEG or PNG)")
+    p.add_argument("--first-mask", required=True,
+                   help="first frame's annotation: palette PNG with labels 0..K, or 0/255 PNG")
+    p.add_argument("--out", required=True, help="output folder for the palette PNGs")
+    p.add_argument("--mem-every", type=int, default=5, help="keep every N-th frame in memory (5)")
+    p.add_argument("--max-memory-frames", type=int, default=None,
+                   help="cap on r4 memory frames for long videos (default: no cap)")
+    p.add_argument("--device", default="cpu", help="cpu or cuda[:N] (default cpu)")
+    p.add_argument("--amp", action="store_true", help="autocast to float16 on CUDA")
+    p.add_argument("--save-probs", default=None, metavar="P.npz",
+                   help="also write the probabilities (array 'probs', T x (K+1) x H x W)")
+    p.set_defaults(func=run)

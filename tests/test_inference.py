@@ -1,0 +1,117 @@
+"""propagate(): the memory schedule, the explicit state, inputs of every kind, small videos."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from hmmnlab import ops
+from hmmnlab.config import ModelConfig, ReadConfig
+from hmmnlab.inference import object_labels, propagate, to_frame_tensor
+from hmmnlab.model import HMMN
+
+TINY = ModelConfig(backbone="resnet18", key_dim_r4=16, value_dim_r4=32, key_dim_r3=16,
+                   value_dim_r3=16, key_dim_r2=8, value_dim_r2=8, decoder_dim=16)
+
+
+@pytest.fixture(scope="module")
+def tiny_model():
+    torch.manual_seed(0)
+    return HMMN(TINY).eval()
+
+
+def video(T=13, H=48, W=64, seed=0):
+    rng = np.random.default_rng(seed)
+    frames = rng.integers(0, 256, size=(T, H, W, 3), dtype=np.uint8)
+    labels = np.zeros((H, W), np.uint8)
+    labels[4:20, 4:30] = 1
+    labels[25:45, 30:60] = 2
+    return frames, labels
+
+
+def test_memory_schedule_is_the_authors(tiny_model):
+    frames, labels = video(T=13)
+    kept = []
+    for r in propagate(tiny_model, frames, labels, mem_every=5):
+        kept.append(list(r.memory.frame_ids))
+    # after step t the kept frames are the multiples of 5 that are <= t - 1
+    assert kept[1] == [0] and kept[5] == [0] and kept[6] == [0, 5] and kept[12] == [0, 5, 10]
+    assert kept[11] == [0, 5, 10]
+
+
+def test_memory_cap_keeps_frame_zero(tiny_model):
+    frames, labels = video(T=13)
+    read = ReadConfig(mem_every=2, max_memory_frames=3)
+    last = None
+    for r in propagate(tiny_model, frames, labels, read=read):
+        assert len(r.memory.frame_ids) <= 2  # plus frame t-1 when reading
+        last = r
+    assert last.memory.frame_ids == [0, 10]
+    hw = last.memory.keys_r4.shape[-2] * last.memory.keys_r4.shape[-1]
+    assert last.memory.track.shape[1] == 2 * hw
+
+
+def test_inputs_of_every_kind_give_the_same_result(tiny_model):
+    frames, labels = video(T=4)
+    as_list = [r.probs for r in propagate(tiny_model, list(frames), labels)]
+    as_float = [r.probs for r in propagate(tiny_model, frames.astype(np.float32) / 255, labels)]
+    lazy = (f for f in frames)
+    as_gen = [r.probs for r in propagate(tiny_model, lazy, labels)]
+    for a, b, c in zip(as_list, as_float, as_gen, strict=True):
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=0)
+        torch.testing.assert_close(a, c, rtol=0, atol=0)
+
+
+def test_labels_that_skip_numbers(tiny_model):
+    frames, labels = video(T=3)
+    skipped = np.where(labels == 2, 5, np.where(labels == 1, 2, 0)).astype(np.uint8)
+    ref = list(propagate(tiny_model, frames, labels))
+    out = list(propagate(tiny_model, frames, skipped))
+    assert out[0].object_ids == (2, 5)
+    for a, b in zip(ref, out, strict=True):
+        torch.testing.assert_close(a.probs, b.probs, rtol=0, atol=0)
+        mapping = torch.tensor([0, 2, 5])
+        torch.testing.assert_close(mapping[a.labels], b.labels)
+
+
+def test_tiny_video_clamps_k_with_a_warning(tiny_model):
+    frames, labels = video(T=3, H=32, W=32)  # 2 x 2 r4 grid: 4 positions < k = 32
+    with pytest.warns(UserWarning, match="top-k at r3: k = 32 but the memory has only 4"):
+        results = list(propagate(tiny_model, frames, labels))
+    assert all(torch.isfinite(r.probs).all() for r in results)
+
+
+def test_empty_first_mask_is_refused(tiny_model):
+    frames, labels = video(T=2)
+    with pytest.raises(ValueError, match="no object"):
+        list(propagate(tiny_model, frames, np.zeros_like(labels)))
+
+
+def test_mask_size_mismatch(tiny_model):
+    frames, _ = video(T=2)
+    with pytest.raises(ValueError, match="first-frame mask is"):
+        list(propagate(tiny_model, frames, np.ones((10, 10), np.uint8)))
+
+
+def test_object_labels_ignores_void():
+    consecutive, ids = object_labels(np.array([[0, 3, 255], [7, 7, 0]]))
+    assert ids == (3, 7)
+    assert consecutive.tolist() == [[0, 1, 0], [2, 2, 0]]
+
+
+def test_frame_conversion():
+    grey = np.full((5, 6), 255, np.uint8)
+    assert to_frame_tensor(grey).shape == (3, 5, 6)
+    rgba = np.zeros((5, 6, 4), np.uint8)
+    assert to_frame_tensor(rgba).shape == (3, 5, 6)
+    with pytest.raises(ValueError, match="expected uint8 or float"):
+        to_frame_tensor(np.zeros((5, 6, 3), np.int32))
+
+
+@pytest.mark.parametrize("size, expected", [((100, 140), (2, 2, 6, 6)), ((101, 153), (3, 4, 5, 6)),
+                                            ((96, 128), (0, 0, 0, 0))])
+def test_padding_is_the_authors(size, expected):
+    assert tuple(ops.padding_for(*size)) == expected
+    x = torch.rand(2, *size)
+    torch.testing.assert_close(ops.unpad(ops.pad(x, ops.padding_for(*size)), ops.padding_for(*size)), x)

@@ -1,0 +1,153 @@
+"""``hmmnlab segment``: the CLI reproduces the fixture, and bad input fails clearly, losing nothing."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from hmmnlab.cli import main
+from hmmnlab.config import ModelConfig
+from hmmnlab.data.palette import read_label_png, write_label_png
+from hmmnlab.model import HMMN
+from hmmnlab.weights import save_checkpoint
+
+TINY = ModelConfig(backbone="resnet18", key_dim_r4=16, value_dim_r4=32, key_dim_r3=16,
+                   value_dim_r3=16, key_dim_r2=8, value_dim_r2=8, decoder_dim=16)
+
+
+def write_video(folder, frames_uint8, suffix=".png"):
+    folder.mkdir(parents=True, exist_ok=True)
+    for t, frame in enumerate(frames_uint8):
+        Image.fromarray(frame).save(folder / f"{t:05d}{suffix}")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def tiny_weights(tmp_path_factory):
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("tiny") / "tiny.pth"
+    save_checkpoint(HMMN(TINY), path)
+    return path
+
+
+@pytest.fixture
+def video(tmp_path):
+    """A 4-frame 40 x 56 video with two objects labelled 2 and 5 in its first mask."""
+    rng = np.random.default_rng(0)
+    frames = rng.integers(0, 256, size=(4, 40, 56, 3), dtype=np.uint8)
+    write_video(tmp_path / "frames", frames)
+    labels = np.zeros((40, 56), np.uint8)
+    labels[5:15, 5:20] = 2
+    labels[20:35, 30:50] = 5
+    write_label_png(tmp_path / "mask.png", labels)
+    return tmp_path
+
+
+def segment(video, weights, *extra, out="out"):
+    return main(["segment", "--weights", str(weights), "--frames", str(video / "frames"),
+                 "--first-mask", str(video / "mask.png"), "--out", str(video / out), *extra])
+
+
+def test_cli_reproduces_the_public_fixture(tmp_path, reference_dir):
+    fixture = np.load(reference_dir / "hmmn_fixture_public.npz")
+    weights = tmp_path / "w.pth"
+    subprocess.run([sys.executable, str(reference_dir / "make_weights.py"),
+                    str(reference_dir / "hmmn_state_dict.tsv"), "1", str(weights)],
+                   check=True, capture_output=True)
+    frames = np.round(fixture["frames"].transpose(0, 2, 3, 1) * 255).astype(np.uint8)
+    write_video(tmp_path / "frames", frames)
+    write_label_png(tmp_path / "mask.png", fixture["label0"])
+    code = segment(tmp_path, weights, "--save-probs", str(tmp_path / "probs.npz"))
+    assert code == 0
+    probs = np.load(tmp_path / "probs.npz")["probs"]
+    assert probs.dtype == np.float32 and probs.shape == fixture["Es"].shape
+    np.testing.assert_allclose(probs, fixture["Es"], atol=1e-4, rtol=0)
+    for t in range(len(frames)):
+        np.testing.assert_array_equal(read_label_png(tmp_path / "out" / f"{t:05d}.png"),
+                                      fixture["pred"][t])
+
+
+def test_labels_keep_their_values_and_stems(video, tiny_weights):
+    assert segment(video, tiny_weights, "--save-probs", str(video / "p.npz")) == 0
+    names = sorted(p.name for p in (video / "out").iterdir())
+    assert names == [f"{t:05d}.png" for t in range(4)]
+    first = read_label_png(video / "out" / "00000.png")
+    np.testing.assert_array_equal(first, read_label_png(video / "mask.png"))
+    for name in names:
+        assert set(np.unique(read_label_png(video / "out" / name))) <= {0, 2, 5}
+    saved = np.load(video / "p.npz")
+    assert saved["probs"].shape == (4, 3, 40, 56)
+    np.testing.assert_array_equal(saved["object_ids"], [2, 5])
+    np.testing.assert_allclose(saved["probs"].sum(axis=1), 1, atol=1e-5)
+
+
+def test_grey_and_rgba_frames_are_converted(tmp_path, tiny_weights):
+    rng = np.random.default_rng(1)
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    Image.fromarray(rng.integers(0, 256, (40, 56), dtype=np.uint8), "L").save(folder / "a.png")
+    Image.fromarray(rng.integers(0, 256, (40, 56, 4), dtype=np.uint8), "RGBA").save(folder / "b.png")
+    Image.fromarray(rng.integers(0, 256, (40, 56, 3), dtype=np.uint8)).save(folder / "c.jpg")
+    mask = np.zeros((40, 56), np.uint8)
+    mask[10:30, 10:30] = 255
+    Image.fromarray(mask, "L").save(tmp_path / "mask.png")  # DAVIS-2016 style 0/255
+    assert segment(tmp_path, tiny_weights) == 0
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.png", "b.png", "c.png"]
+    assert set(np.unique(read_label_png(tmp_path / "out" / "a.png"))) == {0, 1}
+
+
+def expect_error(capsys, code, pattern):
+    assert code == 2
+    err = capsys.readouterr().err
+    assert pattern in err, err
+
+
+def test_missing_frames_folder(video, tiny_weights, capsys):
+    (video / "frames").rename(video / "elsewhere")
+    expect_error(capsys, segment(video, tiny_weights), "frames folder not found")
+    assert not (video / "out").exists()
+
+
+def test_empty_frames_folder(video, tiny_weights, capsys):
+    for p in (video / "frames").iterdir():
+        p.unlink()
+    expect_error(capsys, segment(video, tiny_weights), "holds no")
+
+
+def test_frames_of_different_sizes(video, tiny_weights, capsys):
+    Image.fromarray(np.zeros((30, 56, 3), np.uint8)).save(video / "frames" / "00002.png")
+    expect_error(capsys, segment(video, tiny_weights), "frames differ in size")
+    assert not (video / "out").exists()
+
+
+def test_mask_of_another_size(video, tiny_weights, capsys):
+    write_label_png(video / "mask.png", np.ones((20, 20), np.uint8))
+    expect_error(capsys, segment(video, tiny_weights), "first mask")
+
+
+def test_mask_without_object(video, tiny_weights, capsys):
+    write_label_png(video / "mask.png", np.zeros((40, 56), np.uint8))
+    expect_error(capsys, segment(video, tiny_weights), "has no object")
+
+
+def test_unreadable_frame(video, tiny_weights, capsys):
+    (video / "frames" / "00001.png").write_bytes(b"not an image")
+    expect_error(capsys, segment(video, tiny_weights), "cannot read image")
+
+
+def test_out_inside_frames(video, tiny_weights, capsys):
+    expect_error(capsys, segment(video, tiny_weights, out="frames/out"), "lies inside --frames")
+    assert not (video / "frames" / "out").exists()
+
+
+def test_unknown_device(video, tiny_weights, capsys):
+    expect_error(capsys, segment(video, tiny_weights, "--device", "tpu"), "unknown device")
+
+
+def test_missing_weights(video, capsys):
+    expect_error(capsys, segment(video, video / "nope.pth"), "checkpoint not found")

@@ -1,0 +1,114 @@
+"""Checkpoint loading: the authors' released layout loads strictly; bad files fail clearly."""
+
+from __future__ import annotations
+
+import csv
+
+import pytest
+import torch
+
+from hmmnlab.config import ModelConfig
+from hmmnlab.model import HMMN
+from hmmnlab.weights import (
+    AUTHORS_NAMES,
+    from_authors_key,
+    load_checkpoint,
+    load_model,
+    save_checkpoint,
+    to_authors_key,
+)
+
+
+@pytest.fixture(scope="module")
+def tsv_rows(reference_dir):
+    with open(reference_dir / "hmmn_state_dict.tsv") as f:
+        return [row for row in csv.DictReader(f, delimiter="\t")]
+
+
+def test_model_keys_and_shapes_are_the_released_checkpoints(tsv_rows):
+    """Every key of the authors' file maps to one of ours with the same shape, and vice versa."""
+    ours = HMMN().state_dict()
+    mapped = {from_authors_key(r["key"]): r["shape"] for r in tsv_rows}
+    assert len(tsv_rows) == 572
+    assert set(mapped) == set(ours)
+    for key, shape in mapped.items():
+        expected = () if shape == "scalar" else tuple(int(d) for d in shape.split("x"))
+        assert tuple(ours[key].shape) == expected, key
+    assert all(to_authors_key(from_authors_key(r["key"])) == r["key"] for r in tsv_rows)
+
+
+def test_name_table_is_one_to_one():
+    assert len(set(AUTHORS_NAMES.values())) == len(AUTHORS_NAMES)
+
+
+def test_authors_file_loads_strictly(recipe_weights_file, recipe_state_dict):
+    model = load_model(recipe_weights_file)
+    key = "module.Encoder_Q.res4.5.bn3.running_mean"
+    torch.testing.assert_close(
+        model.query_encoder.layer3[5].bn3.running_mean, recipe_state_dict[key], rtol=0, atol=0
+    )
+    assert not model.training
+
+
+def save_modified(tmp_path, state_dict, name="bad.pth"):
+    path = tmp_path / name
+    torch.save(state_dict, path)
+    return path
+
+
+def test_missing_key_is_named(tmp_path, recipe_state_dict):
+    sd = dict(recipe_state_dict)
+    del sd["module.Decoder.pred2.bias"]
+    with pytest.raises(ValueError, match=r"1 missing keys: decoder\.pred2\.bias"):
+        load_model(save_modified(tmp_path, sd))
+
+
+def test_unexpected_key_is_named(tmp_path, recipe_state_dict):
+    sd = dict(recipe_state_dict)
+    sd["module.Extra.weight"] = torch.zeros(3)
+    with pytest.raises(ValueError, match=r"unexpected keys: Extra\.weight"):
+        load_model(save_modified(tmp_path, sd))
+
+
+def test_wrong_shape_is_named(tmp_path, recipe_state_dict):
+    sd = dict(recipe_state_dict)
+    sd["module.KV_M_r4.Key.bias"] = torch.zeros(64)
+    with pytest.raises(ValueError, match=r"kv_m_r4\.key\.bias: checkpoint \(64,\), model \(128,\)"):
+        load_model(save_modified(tmp_path, sd))
+
+
+def test_truncated_file(tmp_path, recipe_weights_file):
+    data = recipe_weights_file.read_bytes()
+    path = tmp_path / "truncated.pth"
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(ValueError, match="not a readable PyTorch checkpoint"):
+        load_checkpoint(path)
+
+
+def test_not_a_checkpoint(tmp_path):
+    text = tmp_path / "notes.pth"
+    text.write_text("hello")
+    with pytest.raises(ValueError, match="not a readable PyTorch checkpoint"):
+        load_checkpoint(text)
+    other = save_modified(tmp_path, {"epoch": 3}, "other.pth")
+    with pytest.raises(ValueError, match="not an HMMN checkpoint"):
+        load_checkpoint(other)
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(FileNotFoundError, match="checkpoint not found"):
+        load_checkpoint(tmp_path / "nope.pth")
+
+
+def test_hmmnlab_checkpoint_round_trip(tmp_path):
+    config = ModelConfig(backbone="resnet18", key_dim_r4=32, value_dim_r4=64, key_dim_r3=16,
+                         value_dim_r3=32, key_dim_r2=8, value_dim_r2=16, decoder_dim=32)
+    torch.manual_seed(0)
+    model = HMMN(config)
+    path = tmp_path / "small.pth"
+    save_checkpoint(model, path, meta={"note": "test"})
+    loaded = load_model(path)
+    assert loaded.config == config
+    assert loaded.checkpoint_meta == {"note": "test"}
+    for (k, a), (_, b) in zip(model.state_dict().items(), loaded.state_dict().items(), strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=0, msg=k)
