@@ -20,6 +20,7 @@ def build_parser() -> argparse.ArgumentParser:
     # --- sub-commands (one line each) ---
     from hmmnlab.segment import register_segment_command; register_segment_command(subparsers)  # noqa: E702, I001
     from hmmnlab.scoring import register_score_command; register_score_command(subparsers)  # noqa: E702, I001
+    from hmmnlab.data.synthetic import register_samples_command; register_samples_command(subparsers)  # noqa: E501, E702, I001
     return parser
 
 
