@@ -92,6 +92,17 @@ class ReadConfig:
 PRESETS: dict[str, ModelConfig] = {
     # The authors' HMMN (loads their released checkpoint).
     "hmmn": ModelConfig(),
+    # A small model with the same stages, reads and hooks, for CPU teaching (trained by hmmnlab).
+    "demo": ModelConfig(
+        backbone="resnet18",
+        key_dim_r4=64,
+        value_dim_r4=128,
+        key_dim_r3=32,
+        value_dim_r3=64,
+        key_dim_r2=16,
+        value_dim_r2=32,
+        decoder_dim=64,
+    ),
 }
 
 
