@@ -1,0 +1,315 @@
+"""Read a DAVIS dataset folder in its official layout.
+
+The layout (DAVIS 2016 and 2017 share it)::
+
+    <root>/JPEGImages/<resolution>/<sequence>/00000.jpg ...   RGB frames
+    <root>/Annotations/<resolution>/<sequence>/00000.png ...  label maps
+    <root>/ImageSets/2017/<split>.txt                         one sequence name per line (2017)
+    <root>/ImageSets/2016/<split>.txt                         one sequence name per line (2016)
+    <root>/ImageSets/480p/<split>.txt                         DAVIS 2016 release: lines
+                                                              "/JPEGImages/480p/bear/00000.jpg
+                                                               /Annotations/480p/bear/00000.png"
+
+``<resolution>`` is ``480p``, ``Full-Resolution`` or any other folder name (the shared development
+data uses ``240p``).
+
+Masks: DAVIS 2016 has one object per sequence, stored as 0/255 greyscale PNGs; they are read as
+0/1 (any non-zero pixel is the object). DAVIS 2017 stores indexed PNGs: 0 is background, k is object
+k and 255 marks void pixels (object boundaries that are ambiguous); they are read as they are.
+
+Frames are read lazily: a :class:`DavisSequence` holds file paths only and reads a frame when it is
+indexed or iterated, so a long sequence is never held in memory as floats.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from hmmnlab.data.palette import read_label_png
+
+#: Label value of void pixels in DAVIS 2017 annotations.
+VOID_LABEL = 255
+
+YEARS = (2016, 2017)
+
+# How many names an error message lists before it says "... and N more".
+_MAX_LISTED = 5
+
+
+def _listing(names: list[str]) -> str:
+    """``a, b, c`` or ``a, b, c, ... (12 in all)`` for error messages."""
+    shown = ", ".join(names[:_MAX_LISTED])
+    if len(names) > _MAX_LISTED:
+        shown += f", ... ({len(names)} in all)"
+    return shown
+
+
+def _image_size(path: Path) -> tuple[int, int]:
+    """(H, W) of an image file, read from its header only."""
+    try:
+        with Image.open(path) as img:
+            width, height = img.size
+    except OSError as err:
+        raise ValueError(f"cannot read image {path}: {err}") from err
+    return height, width
+
+
+@dataclass(frozen=True)
+class DavisSequence:
+    """One DAVIS sequence: the paths of its frames and annotations; pixels are read on demand.
+
+    ``seq[i]`` and ``seq.frame(i)`` read frame ``i`` as an H x W x 3 uint8 RGB array; iterating over
+    the sequence (or over :meth:`frames`) reads one frame at a time. Annotations are listed
+    separately in ``mask_paths`` because DAVIS test splits annotate only the first frame; in the
+    train and val splits every frame has one, with the same file stem as the frame.
+    """
+
+    name: str
+    year: int
+    frame_paths: tuple[Path, ...]
+    mask_paths: tuple[Path, ...]
+
+    # --- names and sizes -------------------------------------------------------------------------
+
+    @property
+    def frame_names(self) -> tuple[str, ...]:
+        """File stems of the frames, e.g. ``("00000", "00001", ...)``."""
+        return tuple(p.stem for p in self.frame_paths)
+
+    @property
+    def mask_names(self) -> tuple[str, ...]:
+        """File stems of the annotated frames."""
+        return tuple(p.stem for p in self.mask_paths)
+
+    def __len__(self) -> int:
+        """Number of frames."""
+        return len(self.frame_paths)
+
+    @cached_property
+    def size(self) -> tuple[int, int]:
+        """(H, W) of the sequence, taken from the first frame."""
+        return _image_size(self.frame_paths[0])
+
+    def _check_size(self, array: np.ndarray, path: Path) -> np.ndarray:
+        if array.shape[:2] != self.size:
+            raise ValueError(
+                f"sequence {self.name!r}: frames have different sizes: expected H x W = "
+                f"{self.size[0]} x {self.size[1]} (from {self.frame_paths[0].name}), "
+                f"found {array.shape[0]} x {array.shape[1]} in {path}"
+            )
+        return array
+
+    # --- frames ----------------------------------------------------------------------------------
+
+    def frame(self, index: int) -> np.ndarray:
+        """Frame ``index`` as an H x W x 3 uint8 RGB array (read now, not cached)."""
+        path = self.frame_paths[index]
+        try:
+            with Image.open(path) as img:
+                rgb = np.asarray(img.convert("RGB"), dtype=np.uint8)
+        except OSError as err:
+            raise ValueError(f"cannot read frame {path}: {err}") from err
+        return self._check_size(rgb, path)
+
+    def frame_float(self, index: int) -> np.ndarray:
+        """Frame ``index`` as a 3 x H x W float32 array with values in [0, 1] (RGB order)."""
+        rgb = self.frame(index)  # H x W x 3 uint8
+        return np.ascontiguousarray(rgb.transpose(2, 0, 1), dtype=np.float32) / np.float32(255)
+
+    def frames(self, *, as_float: bool = False) -> Iterator[np.ndarray]:
+        """Yield the frames one by one: H x W x 3 uint8, or 3 x H x W float32 in [0, 1]."""
+        read = self.frame_float if as_float else self.frame
+        for index in range(len(self)):
+            yield read(index)
+
+    def __getitem__(self, index: int) -> np.ndarray:
+        return self.frame(index)
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        return self.frames()
+
+    # --- annotations -----------------------------------------------------------------------------
+
+    def mask(self, index: int) -> np.ndarray:
+        """Annotation ``index`` (of ``mask_paths``) as an H x W uint8 label map.
+
+        DAVIS 2016: 0 = background, 1 = the object. DAVIS 2017: 0 = background, k = object k,
+        255 = void.
+        """
+        path = self.mask_paths[index]
+        labels = read_label_png(path, binary=True if self.year == 2016 else None)
+        return self._check_size(labels, path)
+
+    def masks(self) -> np.ndarray:
+        """All annotations stacked as a T x H x W uint8 array of label maps (see :meth:`mask`)."""
+        if not self.mask_paths:
+            raise FileNotFoundError(f"sequence {self.name!r} has no annotation PNGs")
+        return np.stack([self.mask(i) for i in range(len(self.mask_paths))])
+
+    def first_mask(self) -> np.ndarray:
+        """The H x W uint8 label map of the first frame, which gives the objects to track."""
+        if not self.mask_paths or self.mask_paths[0].stem != self.frame_paths[0].stem:
+            found = self.mask_paths[0].name if self.mask_paths else "no annotation at all"
+            raise FileNotFoundError(
+                f"sequence {self.name!r}: expected an annotation for the first frame "
+                f"{self.frame_paths[0].stem}.png, found {found}"
+            )
+        return self.mask(0)
+
+    @cached_property
+    def num_objects(self) -> int:
+        """Number of objects K: the largest label of the first annotation, void excluded.
+
+        This is how the official evaluation counts objects (a label missing in between still
+        counts).
+        """
+        labels = self.first_mask()
+        labels = labels[labels != VOID_LABEL]
+        return int(labels.max()) if labels.size else 0
+
+
+class DavisDataset:
+    """A DAVIS split: the sequence names of ``ImageSets`` and a :class:`DavisSequence` for each.
+
+    Args:
+        root: the dataset folder, which holds ``JPEGImages``, ``Annotations`` and ``ImageSets``.
+        year: 2016 (one object, 0/255 masks) or 2017 (several objects, indexed masks).
+        split: name of the split file, e.g. ``"train"`` or ``"val"``.
+        resolution: folder name under ``JPEGImages`` and ``Annotations``, e.g. ``"480p"``.
+
+    ``dataset.sequences`` lists the names in split-file order and ``dataset[name]`` gives the
+    sequence. Construction reads the split file and lists the sequence folders; no image is read.
+    """
+
+    def __init__(
+        self,
+        root: str | Path,
+        *,
+        year: int | str = 2017,
+        split: str = "val",
+        resolution: str = "480p",
+    ) -> None:
+        self.root = Path(root)
+        self.year = int(year)
+        self.split = split
+        self.resolution = resolution
+        if self.year not in YEARS:
+            raise ValueError(f"year must be one of {YEARS}, found {year!r}")
+        if not self.root.is_dir():
+            raise FileNotFoundError(f"DAVIS root folder not found: {self.root}")
+        self.frame_dir = self.root / "JPEGImages" / resolution
+        self.mask_dir = self.root / "Annotations" / resolution
+        if not self.frame_dir.is_dir():
+            found = sorted(p.name for p in (self.root / "JPEGImages").glob("*") if p.is_dir())
+            raise FileNotFoundError(
+                f"expected the frame folder {self.frame_dir} for resolution {resolution!r}; "
+                f"resolutions found: {_listing(found) or 'none (no JPEGImages folder)'}"
+            )
+        self.split_file = self._find_split_file()
+        self._names = self._read_split_file(self.split_file)
+        self._sequences = {name: self._make_sequence(name) for name in self._names}
+        self._check_sequences()
+
+    # --- split files -----------------------------------------------------------------------------
+
+    def _split_candidates(self) -> list[Path]:
+        sets = self.root / "ImageSets"
+        if self.year == 2017:
+            return [sets / "2017" / f"{self.split}.txt"]
+        # DAVIS 2016: a list of names, or the original release's "image mask" lines.
+        candidates = [
+            sets / "2016" / f"{self.split}.txt",
+            sets / self.resolution / f"{self.split}.txt",
+        ]
+        candidates.append(sets / "480p" / f"{self.split}.txt")
+        return list(dict.fromkeys(candidates))  # drop the duplicate when resolution is 480p
+
+    def _find_split_file(self) -> Path:
+        candidates = self._split_candidates()
+        for path in candidates:
+            if path.is_file():
+                return path
+        available = sorted(
+            str(p.relative_to(self.root)) for p in (self.root / "ImageSets").glob("*/*.txt")
+        )
+        raise FileNotFoundError(
+            f"unknown split {self.split!r} for DAVIS {self.year}: expected "
+            f"{' or '.join(str(p.relative_to(self.root)) for p in candidates)}; "
+            f"split files found: {_listing(available) or 'none'}"
+        )
+
+    @staticmethod
+    def _read_split_file(path: Path) -> list[str]:
+        """Sequence names of a split file, in order, without duplicates.
+
+        A line is either a name (``bear``) or, in the DAVIS 2016 release, an image path and a mask
+        path (``/JPEGImages/480p/bear/00000.jpg /Annotations/480p/bear/00000.png``), whose folder
+        name is the sequence.
+        """
+        names: dict[str, None] = {}  # an ordered set
+        for line_number, line in enumerate(path.read_text().splitlines(), start=1):
+            fields = line.split()
+            if not fields:
+                continue
+            if len(fields) == 1 and "/" not in fields[0]:
+                names[fields[0]] = None
+            elif len(fields) == 2:
+                names[Path(fields[0]).parent.name] = None
+            else:
+                raise ValueError(
+                    f"{path}, line {line_number}: expected a sequence name or "
+                    f"'image_path mask_path', found {line!r}"
+                )
+        if not names:
+            raise ValueError(f"split file {path} lists no sequence")
+        return list(names)
+
+    # --- sequences -------------------------------------------------------------------------------
+
+    def _make_sequence(self, name: str) -> DavisSequence:
+        return DavisSequence(
+            name=name,
+            year=self.year,
+            frame_paths=tuple(sorted((self.frame_dir / name).glob("*.jpg"))),
+            mask_paths=tuple(sorted((self.mask_dir / name).glob("*.png"))),
+        )
+
+    def _check_sequences(self) -> None:
+        missing = [name for name, seq in self._sequences.items() if not seq.frame_paths]
+        if missing:
+            raise FileNotFoundError(
+                f"{len(missing)} sequence(s) listed in {self.split_file} have no frames "
+                f"(expected {self.frame_dir}/<sequence>/*.jpg): {_listing(missing)}"
+            )
+
+    @property
+    def sequences(self) -> list[str]:
+        """Sequence names, in the order of the split file."""
+        return list(self._names)
+
+    def __len__(self) -> int:
+        return len(self._names)
+
+    def __getitem__(self, name: str) -> DavisSequence:
+        try:
+            return self._sequences[name]
+        except KeyError:
+            raise KeyError(
+                f"no sequence {name!r} in DAVIS {self.year} {self.split}; "
+                f"sequences: {_listing(self._names)}"
+            ) from None
+
+    def __iter__(self) -> Iterator[DavisSequence]:
+        return (self._sequences[name] for name in self._names)
+
+    def __repr__(self) -> str:
+        return (
+            f"DavisDataset(root={str(self.root)!r}, year={self.year}, split={self.split!r}, "
+            f"resolution={self.resolution!r}, {len(self)} sequences)"
+        )
