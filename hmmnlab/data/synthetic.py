@@ -890,7 +890,7 @@ def sample_specs() -> tuple[VideoSpec, ...]:
             scale_change=0.5,
             max_rotation=120.0,
             pan=0.2,
-            description="one object that grows (or shrinks) and turns while the camera pans",
+            description="one large object that grows and turns while the camera pans",
         ),
         VideoSpec(
             "trio-crossing",
@@ -1004,8 +1004,10 @@ Regenerate with
 
     python -m hmmnlab.data.synthetic --out data_samples
 
-(or `hmmnlab samples --out data_samples`); `tests/test_synthetic.py` checks that the committed
-files match a fresh regeneration.
+(or `hmmnlab samples --out data_samples`; add `--num-train N` to also write N random training
+videos, listed in `ImageSets/2017/train.txt`). `tests/test_synthetic.py` checks that the
+committed files match a fresh regeneration: masks exactly, JPEG frames (quality {quality}, 4:2:0)
+up to small encoder differences between library versions.
 
 Layout is DAVIS 2017: `JPEGImages/480p/<name>/00000.jpg`, `Annotations/480p/<name>/00000.png`
 (palette PNGs: 0 background, k object k, only the visible part of each object) and
@@ -1021,7 +1023,9 @@ Every object is visible in frame 0.
 def samples_readme(specs: Sequence[VideoSpec]) -> str:
     """The README.md text describing the sample sequences ``specs``."""
     first = specs[0]
-    text = _README_HEADER.format(height=first.height, width=first.width)
+    text = _README_HEADER.format(
+        height=first.height, width=first.width, quality=SAMPLES_JPEG_QUALITY
+    )
     for spec in specs:
         text += f"| `{spec.name}` | {spec.num_frames} | {spec.num_objects} | {spec.description} |\n"
     return text
