@@ -58,7 +58,9 @@ def main() -> None:
     masks = ops.pad(masks, padding)
     bank, read = MemoryBank(), ReadConfig()
     times = {"memorize": [], "segment": []}
-    autocast = torch.autocast("cuda", dtype=torch.float16, enabled=args.amp and device.type == "cuda")
+    autocast = torch.autocast(
+        "cuda", dtype=torch.float16, enabled=args.amp and device.type == "cuda"
+    )
     with torch.inference_mode(), autocast:
         for t in range(1, args.frames + 1):
             synchronize(device)
@@ -79,9 +81,13 @@ def main() -> None:
     memorize = float(np.mean(times["memorize"][skip:]))
     segment = float(np.mean(times["segment"][skip:]))
     total = memorize + segment
-    print(f"device {device}, {torch.get_num_threads()} threads, {H} x {W}, {K} objects, "
-          f"{args.frames} frames (first excluded from the means)")
-    print(f"memorize {memorize:.3f} s/frame, segment {segment:.3f} s/frame, total {total:.3f} s/frame")
+    print(
+        f"device {device}, {torch.get_num_threads()} threads, {H} x {W}, {K} objects, "
+        f"{args.frames} frames (first excluded from the means)"
+    )
+    print(
+        f"memorize {memorize:.3f} s/frame, segment {segment:.3f} s/frame, total {total:.3f} s/frame"
+    )
     if device.type == "cuda":
         peak = torch.cuda.max_memory_allocated(device) / 2**20
         print(f"peak GPU memory allocated: {peak:.0f} MiB")
@@ -89,9 +95,11 @@ def main() -> None:
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         print(f"peak resident memory of the process: {peak:.0f} MiB")
         ref = AUTHORS_CPU_SECONDS
-        print(f"speed-up over the authors' code on the 2-core machine (reference {ref['total']} s): "
-              f"total x{ref['total'] / total:.2f}, segment x{ref['segment'] / segment:.2f}, "
-              f"memorize x{ref['memorize'] / memorize:.2f}")
+        print(
+            f"speed-up over the authors' code on the 2-core machine (reference {ref['total']} s): "
+            f"total x{ref['total'] / total:.2f}, segment x{ref['segment'] / segment:.2f}, "
+            f"memorize x{ref['memorize'] / memorize:.2f}"
+        )
 
 
 if __name__ == "__main__":

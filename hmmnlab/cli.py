@@ -9,6 +9,10 @@ from __future__ import annotations
 import argparse
 import sys
 
+from hmmnlab.data.synthetic import register_samples_command
+from hmmnlab.scoring import register_score_command
+from hmmnlab.segment import register_segment_command
+
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -18,9 +22,9 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     subparsers.required = True
     # --- sub-commands (one line each) ---
-    from hmmnlab.segment import register_segment_command; register_segment_command(subparsers)  # noqa: E702, I001
-    from hmmnlab.scoring import register_score_command; register_score_command(subparsers)  # noqa: E702, I001
-    from hmmnlab.data.synthetic import register_samples_command; register_samples_command(subparsers)  # noqa: E501, E702, I001
+    register_segment_command(subparsers)
+    register_score_command(subparsers)
+    register_samples_command(subparsers)
     return parser
 
 

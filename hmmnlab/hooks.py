@@ -52,7 +52,9 @@ def capture(
     points = {name: hp for name, hp in hook_points(model).items() if accept(name)}
     unknown = set(names_filter) - set(points) if isinstance(names_filter, list | tuple) else set()
     if unknown:
-        raise ValueError(f"unknown hook names {sorted(unknown)}; known: {sorted(hook_points(model))}")
+        raise ValueError(
+            f"unknown hook names {sorted(unknown)}; known: {sorted(hook_points(model))}"
+        )
     cache: dict[str, Tensor] = {}
     handles = []
     for name, hp in points.items():

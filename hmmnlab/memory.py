@@ -89,4 +89,4 @@ class MemoryBank:
         self.frame_ids = [self.frame_ids[i] for i in keep]
         self.keys_r4 = self.keys_r4[:, :, keep]
         self.values_r4 = self.values_r4[:, :, keep]
-        self.track = torch.cat([self.track[:, :index * hw], self.track[:, (index + 1) * hw :]], 1)
+        self.track = torch.cat([self.track[:, : index * hw], self.track[:, (index + 1) * hw :]], 1)

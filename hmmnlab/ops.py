@@ -163,7 +163,9 @@ def temporal_kernel(
     else:
         if track is None or track.shape != (B, (T - 1) * HW):
             found = None if track is None else tuple(track.shape)
-            raise ValueError(f"kernel track must be {(B, (T - 1) * HW)} for {T} memory frames, got {found}")
+            raise ValueError(
+                f"kernel track must be {(B, (T - 1) * HW)} for {T} memory frames, got {found}"
+            )
         track_new = flow.gather(1, track)  # B x (T-1)HW: older positions -> frame t
     older_centres = flow.gather(1, track_new) if flow_twice else track_new
     centres = torch.cat([older_centres, flow], dim=1)  # B x THW

@@ -42,7 +42,9 @@ def segment_folder(
     out.mkdir(parents=True, exist_ok=True)
     written, probs = [], None
     results = propagate(model, frames, first_labels, read=read, device=device, amp=amp)
-    for result in tqdm(results, total=len(frames), desc="segment", unit="frame", disable=not progress):
+    for result in tqdm(
+        results, total=len(frames), desc="segment", unit="frame", disable=not progress
+    ):
         path = out / f"{frames.stems[result.index]}.png"
         write_label_png(path, result.labels.cpu().numpy())
         written.append(path)
@@ -70,7 +72,13 @@ def run(args: argparse.Namespace) -> int:
     model = load_model(args.weights, device=device)
     read = ReadConfig(mem_every=args.mem_every, max_memory_frames=args.max_memory_frames)
     written = segment_folder(
-        model, frames, labels, args.out, read=read, device=device, amp=args.amp,
+        model,
+        frames,
+        labels,
+        args.out,
+        read=read,
+        device=device,
+        amp=args.amp,
         save_probs=args.save_probs,
     )
     print(f"wrote {len(written)} masks to {args.out}")
@@ -86,16 +94,29 @@ def register_segment_command(subparsers) -> None:
         description="Segment a video (a folder of JPEG/PNG frames sorted by name) from the first "
         "frame's annotation; writes one DAVIS palette PNG per frame.",
     )
-    p.add_argument("--weights", required=True, help="checkpoint: the authors' HMMN file or hmmnlab's")
+    p.add_argument(
+        "--weights", required=True, help="checkpoint: the authors' HMMN file or hmmnlab's"
+    )
     p.add_argument("--frames", required=True, help="folder of frames (JPEG or PNG)")
-    p.add_argument("--first-mask", required=True,
-                   help="first frame's annotation: palette PNG with labels 0..K, or 0/255 PNG")
+    p.add_argument(
+        "--first-mask",
+        required=True,
+        help="first frame's annotation: palette PNG with labels 0..K, or 0/255 PNG",
+    )
     p.add_argument("--out", required=True, help="output folder for the palette PNGs")
     p.add_argument("--mem-every", type=int, default=5, help="keep every N-th frame in memory (5)")
-    p.add_argument("--max-memory-frames", type=int, default=None,
-                   help="cap on r4 memory frames for long videos (default: no cap)")
+    p.add_argument(
+        "--max-memory-frames",
+        type=int,
+        default=None,
+        help="cap on r4 memory frames for long videos (default: no cap)",
+    )
     p.add_argument("--device", default="cpu", help="cpu or cuda[:N] (default cpu)")
     p.add_argument("--amp", action="store_true", help="autocast to float16 on CUDA")
-    p.add_argument("--save-probs", default=None, metavar="P.npz",
-                   help="also write the probabilities (array 'probs', T x (K+1) x H x W)")
+    p.add_argument(
+        "--save-probs",
+        default=None,
+        metavar="P.npz",
+        help="also write the probabilities (array 'probs', T x (K+1) x H x W)",
+    )
     p.set_defaults(func=run)

@@ -91,8 +91,11 @@ def check_state_dict(model: torch.nn.Module, state_dict: dict[str, Tensor], sour
         if k in state_dict and state_dict[k].shape != v.shape
     ]
     problems = []
-    for label, items in (("missing keys", missing), ("unexpected keys", unexpected),
-                         ("shape mismatches", shapes)):
+    for label, items in (
+        ("missing keys", missing),
+        ("unexpected keys", unexpected),
+        ("shape mismatches", shapes),
+    ):
         if items:
             more = f" (and {len(items) - 5} more)" if len(items) > 5 else ""
             problems.append(f"{len(items)} {label}: {', '.join(items[:5])}{more}")
@@ -113,7 +116,9 @@ def load_checkpoint(path: str | Path) -> tuple[dict[str, Tensor], ModelConfig, d
             config = ModelConfig(**obj["model_config"])
             state_dict, meta = obj["state_dict"], dict(obj.get("meta", {}))
         except (KeyError, TypeError) as err:
-            raise ValueError(f"{path} is an hmmnlab checkpoint with a broken header: {err}") from err
+            raise ValueError(
+                f"{path} is an hmmnlab checkpoint with a broken header: {err}"
+            ) from err
         return state_dict, config, meta
     if _is_state_dict(obj):
         state_dict = {from_authors_key(k): v for k, v in obj.items()}

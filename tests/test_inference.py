@@ -11,8 +11,16 @@ from hmmnlab.config import ModelConfig, ReadConfig
 from hmmnlab.inference import object_labels, propagate, to_frame_tensor
 from hmmnlab.model import HMMN
 
-TINY = ModelConfig(backbone="resnet18", key_dim_r4=16, value_dim_r4=32, key_dim_r3=16,
-                   value_dim_r3=16, key_dim_r2=8, value_dim_r2=8, decoder_dim=16)
+TINY = ModelConfig(
+    backbone="resnet18",
+    key_dim_r4=16,
+    value_dim_r4=32,
+    key_dim_r3=16,
+    value_dim_r3=16,
+    key_dim_r2=8,
+    value_dim_r2=8,
+    decoder_dim=16,
+)
 
 
 @pytest.fixture(scope="module")
@@ -109,9 +117,13 @@ def test_frame_conversion():
         to_frame_tensor(np.zeros((5, 6, 3), np.int32))
 
 
-@pytest.mark.parametrize("size, expected", [((100, 140), (2, 2, 6, 6)), ((101, 153), (3, 4, 5, 6)),
-                                            ((96, 128), (0, 0, 0, 0))])
+@pytest.mark.parametrize(
+    "size, expected",
+    [((100, 140), (2, 2, 6, 6)), ((101, 153), (3, 4, 5, 6)), ((96, 128), (0, 0, 0, 0))],
+)
 def test_padding_is_the_authors(size, expected):
     assert tuple(ops.padding_for(*size)) == expected
     x = torch.rand(2, *size)
-    torch.testing.assert_close(ops.unpad(ops.pad(x, ops.padding_for(*size)), ops.padding_for(*size)), x)
+    torch.testing.assert_close(
+        ops.unpad(ops.pad(x, ops.padding_for(*size)), ops.padding_for(*size)), x
+    )

@@ -17,10 +17,16 @@ def run_fixture(model, fixture):
     cap_t = int(fixture["cap_t"])
     results, cached = [], None
     with capture(model) as cache:
-        for r in propagate(model, fixture["frames"], fixture["label0"],
-                           mem_every=int(fixture["mem_every"]), device="cpu"):
-            results.append((r.probs.numpy(), r.labels.numpy(),
-                            None if r.logits is None else r.logits.numpy()))
+        for r in propagate(
+            model,
+            fixture["frames"],
+            fixture["label0"],
+            mem_every=int(fixture["mem_every"]),
+            device="cpu",
+        ):
+            results.append(
+                (r.probs.numpy(), r.labels.numpy(), None if r.logits is None else r.logits.numpy())
+            )
             if r.index == cap_t:
                 cached = {k: v.clone() for k, v in cache.items()}
     return results, cached
@@ -49,8 +55,11 @@ def test_output_logits_match(fixture_run):
 
 @pytest.mark.parametrize(
     "hook, key",
-    [("read_r4.hook_logits", "p4_logits"), ("read_r4.hook_kernel", "gauss4"),
-     ("read_r4.hook_affinity", "p4")],
+    [
+        ("read_r4.hook_logits", "p4_logits"),
+        ("read_r4.hook_kernel", "gauss4"),
+        ("read_r4.hook_affinity", "p4"),
+    ],
 )
 def test_r4_intermediates_match(fixture_run, hook, key):
     fixture, _, cache = fixture_run

@@ -16,8 +16,16 @@ from hmmnlab.data.palette import read_label_png, write_label_png
 from hmmnlab.model import HMMN
 from hmmnlab.weights import save_checkpoint
 
-TINY = ModelConfig(backbone="resnet18", key_dim_r4=16, value_dim_r4=32, key_dim_r3=16,
-                   value_dim_r3=16, key_dim_r2=8, value_dim_r2=8, decoder_dim=16)
+TINY = ModelConfig(
+    backbone="resnet18",
+    key_dim_r4=16,
+    value_dim_r4=32,
+    key_dim_r3=16,
+    value_dim_r3=16,
+    key_dim_r2=8,
+    value_dim_r2=8,
+    decoder_dim=16,
+)
 
 
 def write_video(folder, frames_uint8, suffix=".png"):
@@ -49,16 +57,36 @@ def video(tmp_path):
 
 
 def segment(video, weights, *extra, out="out"):
-    return main(["segment", "--weights", str(weights), "--frames", str(video / "frames"),
-                 "--first-mask", str(video / "mask.png"), "--out", str(video / out), *extra])
+    return main(
+        [
+            "segment",
+            "--weights",
+            str(weights),
+            "--frames",
+            str(video / "frames"),
+            "--first-mask",
+            str(video / "mask.png"),
+            "--out",
+            str(video / out),
+            *extra,
+        ]
+    )
 
 
 def test_cli_reproduces_the_public_fixture(tmp_path, reference_dir):
     fixture = np.load(reference_dir / "hmmn_fixture_public.npz")
     weights = tmp_path / "w.pth"
-    subprocess.run([sys.executable, str(reference_dir / "make_weights.py"),
-                    str(reference_dir / "hmmn_state_dict.tsv"), "1", str(weights)],
-                   check=True, capture_output=True)
+    subprocess.run(
+        [
+            sys.executable,
+            str(reference_dir / "make_weights.py"),
+            str(reference_dir / "hmmn_state_dict.tsv"),
+            "1",
+            str(weights),
+        ],
+        check=True,
+        capture_output=True,
+    )
     frames = np.round(fixture["frames"].transpose(0, 2, 3, 1) * 255).astype(np.uint8)
     write_video(tmp_path / "frames", frames)
     write_label_png(tmp_path / "mask.png", fixture["label0"])
@@ -68,8 +96,9 @@ def test_cli_reproduces_the_public_fixture(tmp_path, reference_dir):
     assert probs.dtype == np.float32 and probs.shape == fixture["Es"].shape
     np.testing.assert_allclose(probs, fixture["Es"], atol=1e-4, rtol=0)
     for t in range(len(frames)):
-        np.testing.assert_array_equal(read_label_png(tmp_path / "out" / f"{t:05d}.png"),
-                                      fixture["pred"][t])
+        np.testing.assert_array_equal(
+            read_label_png(tmp_path / "out" / f"{t:05d}.png"), fixture["pred"][t]
+        )
 
 
 def test_labels_keep_their_values_and_stems(video, tiny_weights):
@@ -91,7 +120,9 @@ def test_grey_and_rgba_frames_are_converted(tmp_path, tiny_weights):
     folder = tmp_path / "frames"
     folder.mkdir()
     Image.fromarray(rng.integers(0, 256, (40, 56), dtype=np.uint8), "L").save(folder / "a.png")
-    Image.fromarray(rng.integers(0, 256, (40, 56, 4), dtype=np.uint8), "RGBA").save(folder / "b.png")
+    Image.fromarray(rng.integers(0, 256, (40, 56, 4), dtype=np.uint8), "RGBA").save(
+        folder / "b.png"
+    )
     Image.fromarray(rng.integers(0, 256, (40, 56, 3), dtype=np.uint8)).save(folder / "c.jpg")
     mask = np.zeros((40, 56), np.uint8)
     mask[10:30, 10:30] = 255

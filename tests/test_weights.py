@@ -101,8 +101,16 @@ def test_missing_file(tmp_path):
 
 
 def test_hmmnlab_checkpoint_round_trip(tmp_path):
-    config = ModelConfig(backbone="resnet18", key_dim_r4=32, value_dim_r4=64, key_dim_r3=16,
-                         value_dim_r3=32, key_dim_r2=8, value_dim_r2=16, decoder_dim=32)
+    config = ModelConfig(
+        backbone="resnet18",
+        key_dim_r4=32,
+        value_dim_r4=64,
+        key_dim_r3=16,
+        value_dim_r3=32,
+        key_dim_r2=8,
+        value_dim_r2=16,
+        decoder_dim=32,
+    )
     torch.manual_seed(0)
     model = HMMN(config)
     path = tmp_path / "small.pth"
