@@ -54,6 +54,11 @@ class ReadConfig:
     The defaults are exactly the authors' inference code (``HMMN_SPEC.md``).
     """
 
+    variant: str = "hmmn"  # the r4 read: "hmmn", "hmmn-paper", "kmn" or "stm" (see model/reads.py)
+    fine: str = "topk"  # the r3/r2 reads: "topk" (guided by r4), "dense" (full) or "none" (no read)
+    guidance: str = (
+        "first-last"  # r4 memory frames guiding r3/r2: "first-last" (0 and t-1) or "all"
+    )
     mem_every: int = 5  # every mem_every-th frame is kept in the r4 memory (frame 0 always)
     max_memory_frames: int | None = None  # cap on r4 memory frames (oldest but frame 0 dropped)
     window: int = 7  # side of the window in which frame t-1's positions look for their argmax
@@ -61,8 +66,17 @@ class ReadConfig:
     sigma_growth: float = 0.5  # older frame k steps back: sigma * (1 + sigma_growth * k)
     topk_r3: int = 32  # r4 memory cells selected per r4 query cell to guide the r3 read
     topk_r2: int | None = None  # cells guiding the r2 read; None = max(topk_r3 // 4, 1)
+    dense_max_gib: float = 4.0  # a dense fine read whose affinity needs more memory is refused
 
     def __post_init__(self) -> None:
+        choices = {
+            "variant": ("hmmn", "hmmn-paper", "kmn", "stm"),
+            "fine": ("topk", "dense", "none"),
+            "guidance": ("first-last", "all"),
+        }
+        for name, allowed in choices.items():
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"{name} must be one of {allowed}, got {getattr(self, name)!r}")
         if not isinstance(self.mem_every, int) or self.mem_every < 1:
             raise ValueError(f"mem_every must be an int >= 1, got {self.mem_every!r}")
         if self.max_memory_frames is not None and self.max_memory_frames < 2:

@@ -20,6 +20,17 @@ class HookPoint(nn.Module):
         return x
 
 
+class HookGroup(nn.ModuleDict):
+    """Hook points for several tensors of one stage, e.g. ``encode_query_hooks.k4``."""
+
+    def __init__(self, names: list[str]) -> None:
+        super().__init__({name: HookPoint() for name in names})
+
+    def forward(self, tensors: dict[str, Tensor]) -> dict[str, Tensor]:
+        """Pass every tensor of ``tensors`` through the hook point of its name."""
+        return {name: self[name](x) if name in self else x for name, x in tensors.items()}
+
+
 def hook_points(model: nn.Module) -> dict[str, HookPoint]:
     """All hook points of ``model`` by name (module path), in definition order."""
     return {name: m for name, m in model.named_modules() if isinstance(m, HookPoint)}

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import warnings
-from collections.abc import Iterable, Iterator
+from collections.abc import Container, Iterable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -18,6 +18,7 @@ from torch import Tensor
 
 from hmmnlab import ops
 from hmmnlab.config import ReadConfig
+from hmmnlab.hooks import NamesFilter, capture
 from hmmnlab.memory import MemoryBank
 from hmmnlab.model import HMMN
 
@@ -31,7 +32,9 @@ class FrameResult:
     probs: (K+1) x H x W float32, background then the objects in ``object_ids`` order.
     labels: H x W int64, argmax of ``probs`` written with the original label values.
     logits: (K+1) x H x W soft-aggregation logits (``probs = softmax(logits, 0)``); None for frame 0.
-    All tensors live on the device the model ran on.
+    memory: the video's memory bank after this frame; memory_frames: the r4 memory frames read for
+    this frame, oldest first. trace: hook name -> tensor of this frame, when tracing (see ``trace``
+    of :func:`propagate`). Tensors live on the device the model ran on (traces: see ``trace_to_cpu``).
     """
 
     index: int
@@ -40,6 +43,8 @@ class FrameResult:
     object_ids: tuple[int, ...]
     logits: Tensor | None
     memory: MemoryBank
+    memory_frames: tuple[int, ...] = ()
+    trace: dict[str, Tensor] | None = None
 
 
 def resolve_device(device: str | torch.device | None) -> torch.device:
@@ -114,6 +119,9 @@ def propagate(
     read: ReadConfig | None = None,
     device: str | torch.device | None = None,
     amp: bool = False,
+    trace: NamesFilter | bool = False,
+    trace_frames: Container[int] | None = None,
+    trace_to_cpu: bool = False,
 ) -> Iterator[FrameResult]:
     """Segment a video from its first frame's labels, yielding one :class:`FrameResult` per frame.
 
@@ -121,6 +129,9 @@ def propagate(
     list, a T x H x W x 3 array, a lazy reader), see :func:`to_frame_tensor`. first_labels: H x W
     integer labels of frame 0 (0 background; object ids need not be consecutive; 255 is ignored).
     read: the read configuration (default: the authors'); ``mem_every`` overrides its field.
+    trace: hook names to record per frame (a list, a name, a predicate, or True for all); they come
+    back in ``result.trace`` for the frames in ``trace_frames`` (default: every frame). With tracing
+    off nothing is recorded and nothing extra is computed.
     """
     read = read or ReadConfig()
     if mem_every is not None:
@@ -140,7 +151,12 @@ def propagate(
             f"first-frame mask is {tuple(labels0.shape)} (H x W) but frame 0 is {(height, width)}"
         )
     padding = ops.padding_for(height, width)
-    bank = MemoryBank(mem_every=read.mem_every, max_frames=read.max_memory_frames)
+    bank = MemoryBank(
+        mem_every=read.mem_every,
+        max_frames=read.max_memory_frames,
+        keep_fine=read.guidance == "all",
+    )
+    names = None if trace is True else (trace or None)
     id_values = torch.tensor((0, *ids), device=device)
 
     probs = torch.nn.functional.one_hot(labels0, K + 1).permute(2, 0, 1).float().to(device)
@@ -154,13 +170,20 @@ def propagate(
             )
         frame = ops.pad(frame.to(device).unsqueeze(0), padding)  # 1 x 3 x Hp x Wp
         masks = ops.pad(probs[1:], padding)  # K x Hp x Wp, zero in the padding
-        with torch.inference_mode(), _autocast(device, amp):
+        tracing = trace is not False and (trace_frames is None or t in trace_frames)
+        recorder = (
+            capture(model, names, to_cpu=trace_to_cpu) if tracing else contextlib.nullcontext()
+        )
+        with torch.inference_mode(), _autocast(device, amp), recorder as cache:
             bank.add(t - 1, model.encode_memory(prev_frame, masks))
+            memory_frames = tuple(bank.r4_frame_ids)
             query = model.encode_query(frame)
             readout = model.read(bank, query, read)
             object_probs = model.decode(query, readout).float()  # K x Hp x Wp
             bank.finish_step(readout.next_track)
-            logits = ops.unpad(ops.soft_aggregate(object_probs), padding)  # (K+1) x H x W
+            logits = ops.unpad(model.aggregate(object_probs), padding)  # (K+1) x H x W
             probs = torch.softmax(logits, dim=0)
-        yield FrameResult(t, probs, id_values[probs.argmax(dim=0)], ids, logits, bank)
+        labels = id_values[probs.argmax(dim=0)]
+        traced = dict(cache) if tracing else None
+        yield FrameResult(t, probs, labels, ids, logits, bank, memory_frames, traced)
         prev_frame = frame

@@ -22,7 +22,8 @@ class MemoryBank:
 
     ``frame_ids`` are the frames kept in the r4 memory (oldest first), ``keys_r4`` / ``values_r4``
     their keys B x Ck x T x h x w and values B x Cv x T x h x w. ``first`` is frame 0 at every scale
-    (the r3/r2 memory always holds it). ``last`` is the newest frame (t-1), read at every step and
+    (the r3/r2 memory always holds it; with ``keep_fine`` it holds every kept frame, listed in
+    ``kept_fine``). ``last`` is the newest frame (t-1), read at every step and
     kept afterwards only if ``last_id`` is a multiple of ``mem_every``. ``track`` (B x (T*HW) int64)
     maps every position of the kept r4 frames to its tracked position in frame t-1, for the temporal
     propagation of the Gaussian kernels.
@@ -30,6 +31,7 @@ class MemoryBank:
 
     mem_every: int = 5
     max_frames: int | None = None
+    keep_fine: bool = False  # keep r3/r2 of every kept frame (for top-k guided by all frames)
     frame_ids: list[int] = field(default_factory=list)
     keys_r4: Tensor | None = None
     values_r4: Tensor | None = None
@@ -37,6 +39,7 @@ class MemoryBank:
     last: MemoryFeatures | None = None
     last_id: int | None = None
     track: Tensor | None = None
+    kept_fine: list[MemoryFeatures] = field(default_factory=list)
 
     def add(self, frame_id: int, features: MemoryFeatures) -> None:
         """Make ``features`` (frame ``frame_id``) the newest memory frame (frame t-1)."""
@@ -59,28 +62,35 @@ class MemoryBank:
         return torch.cat([self.keys_r4, last_k], dim=2), torch.cat([self.values_r4, last_v], dim=2)
 
     def fine(self, scale: str) -> tuple[Tensor, Tensor]:
-        """r3 or r2 memory: keys and values B x C x T' x H x W of frame 0 and frame t-1 (T' = 2),
-        or of frame 0 alone at the first step."""
+        """r3 or r2 memory: keys and values B x C x T' x H x W of frame 0 and frame t-1 (T' = 2), or
+        of frame 0 alone at the first step; with ``keep_fine``, of every kept frame and frame t-1."""
         key, value = {"r3": ("k3", "v3"), "r2": ("k2", "v2")}[scale]
-        last_k, last_v = getattr(self.last, key), getattr(self.last, value)
         if self.last_id == 0:
-            return last_k.unsqueeze(2), last_v.unsqueeze(2)
-        first_k, first_v = getattr(self.first, key), getattr(self.first, value)
-        return torch.stack([first_k, last_k], dim=2), torch.stack([first_v, last_v], dim=2)
+            frames = [self.last]
+        elif self.keep_fine:
+            frames = [*self.kept_fine, self.last]
+        else:
+            frames = [self.first, self.last]
+        keys = torch.stack([getattr(f, key) for f in frames], dim=2)
+        values = torch.stack([getattr(f, value) for f in frames], dim=2)
+        return keys, values
 
-    def finish_step(self, next_track: Tensor) -> None:
+    def finish_step(self, next_track: Tensor | None) -> None:
         """After the read of frame t: keep frame t-1 if it is on the schedule, drop it otherwise, and
         keep the track of the frames that stay. next_track: B x (T*HW), every position of the r4
-        memory just read followed to frame t (which becomes the next step's frame t-1)."""
+        memory just read followed to frame t (which becomes the next step's frame t-1), or None
+        when the read's kernel carries nothing over time."""
         hw = self.last.k4.shape[-2] * self.last.k4.shape[-1]
         if self.last_id % self.mem_every == 0:
             self.frame_ids.append(self.last_id)
             self.keys_r4, self.values_r4 = self.r4()
+            if self.keep_fine:
+                self.kept_fine.append(self.last)
             self.track = next_track
             if self.max_frames is not None and len(self.frame_ids) >= self.max_frames:
                 self._drop(1, hw)  # the oldest frame but frame 0; t-1 still needs a place
         else:
-            self.track = next_track[:, :-hw]
+            self.track = None if next_track is None else next_track[:, :-hw]
         self.last, self.last_id = None, None
 
     def _drop(self, index: int, hw: int) -> None:
@@ -89,4 +99,9 @@ class MemoryBank:
         self.frame_ids = [self.frame_ids[i] for i in keep]
         self.keys_r4 = self.keys_r4[:, :, keep]
         self.values_r4 = self.values_r4[:, :, keep]
-        self.track = torch.cat([self.track[:, : index * hw], self.track[:, (index + 1) * hw :]], 1)
+        if self.keep_fine:
+            del self.kept_fine[index]
+        if self.track is not None:
+            self.track = torch.cat(
+                [self.track[:, : index * hw], self.track[:, (index + 1) * hw :]], 1
+            )

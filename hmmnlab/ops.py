@@ -124,14 +124,15 @@ class KernelTrack(NamedTuple):
     sigmas: T, the kernel width of each memory frame (oldest first; the last is ``sigma``).
     kernel: B x (T*HW) x HW, the Gaussian kernel rows (frame-major, frame 0 first).
     next_track: B x (T*HW), every memory position mapped to a position of frame t (the query frame);
-        the memory bank keeps the entries of the frames it keeps, for the next read.
+        the memory bank keeps the entries of the frames it keeps, for the next read (None when the
+        kernel carries nothing over time).
     """
 
     flow: Tensor
     centres: Tensor
     sigmas: Tensor
     kernel: Tensor
-    next_track: Tensor
+    next_track: Tensor | None
 
 
 def temporal_kernel(
@@ -174,6 +175,19 @@ def temporal_kernel(
     kernel = gaussian_kernel(centres, sigmas.repeat_interleave(HW), h, w)  # B x THW x HW
     next_track = torch.cat([track_new, flow], dim=1)  # B x THW
     return KernelTrack(flow, centres, sigmas, kernel, next_track)
+
+
+def kmn_kernel(logits: Tensor, h: int, w: int, *, sigma: float = 7.0) -> KernelTrack:
+    """KMN's kernel (Seong et al., ECCV 2020): every memory row centred at its argmax over *all*
+    query positions, one ``sigma`` for every frame, no window and no temporal propagation.
+
+    logits: B x (T*HW) x HW. ``next_track`` is None: nothing is carried to the next frame.
+    """
+    B, THW, HW = logits.shape
+    centres = logits.argmax(dim=2)  # B x THW
+    sigmas = torch.full((THW // HW,), float(sigma), device=logits.device)
+    kernel = gaussian_kernel(centres, sigma, h, w)  # B x THW x HW
+    return KernelTrack(centres[:, -HW:], centres, sigmas, kernel, None)
 
 
 def kernel_softmax(logits: Tensor, kernel: Tensor | None) -> Tensor:

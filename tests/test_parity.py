@@ -56,9 +56,9 @@ def test_output_logits_match(fixture_run):
 @pytest.mark.parametrize(
     "hook, key",
     [
-        ("read_r4.hook_logits", "p4_logits"),
-        ("read_r4.hook_kernel", "gauss4"),
-        ("read_r4.hook_affinity", "p4"),
+        ("r4.affinity_logits", "p4_logits"),
+        ("r4.kernel", "gauss4"),
+        ("r4.affinity", "p4"),
     ],
 )
 def test_r4_intermediates_match(fixture_run, hook, key):
@@ -70,11 +70,11 @@ def test_r4_intermediates_match(fixture_run, hook, key):
 @pytest.mark.parametrize("scale, key", [("r3", "topk3_indices"), ("r2", "topk2_indices")])
 def test_topk_index_sets_match(fixture_run, scale, key):
     fixture, _, cache = fixture_run
-    ours = np.sort(cache[f"read_{scale}.hook_topk_indices"].numpy(), axis=-1)
+    ours = np.sort(cache[f"{scale}.topk_indices"].numpy(), axis=-1)
     np.testing.assert_array_equal(ours, np.sort(fixture[key], axis=-1))
 
 
 def test_memory_schedule_at_capture(fixture_run):
     fixture, _, cache = fixture_run
     # At frame cap_t the r4 memory held cap_mem_T frames: the kept ones then cap_t - 1.
-    assert cache["read_r4.hook_sigmas"].shape == (int(fixture["cap_mem_T"]),)
+    assert cache["r4.sigmas"].shape == (int(fixture["cap_mem_T"]),)

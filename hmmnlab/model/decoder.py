@@ -5,6 +5,8 @@ from __future__ import annotations
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from hmmnlab.hooks import HookPoint
+
 
 def upsample(x: Tensor, factor: int) -> Tensor:
     """Bilinear upsampling by an integer factor (align_corners=False, as the authors)."""
@@ -50,6 +52,7 @@ class Decoder(nn.Module):
         self.refine_r3 = Refine(*r3_dims, dim)
         self.refine_r2 = Refine(*r2_dims, dim)
         self.pred2 = nn.Conv2d(dim, 2, kernel_size=3, padding=1)
+        self.logits = HookPoint()  # B x 2 x H x W (background, object) logits, padded size
 
     def forward(self, r4: Tensor, f3: Tensor, read3: Tensor, f2: Tensor, read2: Tensor) -> Tensor:
         """r4: B x (Cv+Cq) x h x w (read-out and query value); f3, f2: 1 x C x ... query features;
@@ -57,4 +60,4 @@ class Decoder(nn.Module):
         m4 = self.res_mm(self.conv_fm(r4))  # B x D x h x w
         m3 = self.refine_r3(f3, read3, m4)  # B x D x 2h x 2w
         m2 = self.refine_r2(f2, read2, m3)  # B x D x 4h x 4w
-        return upsample(self.pred2(F.relu(m2)), 4)  # B x 2 x 16h x 16w
+        return self.logits(upsample(self.pred2(F.relu(m2)), 4))  # B x 2 x 16h x 16w

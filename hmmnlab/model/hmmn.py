@@ -20,11 +20,11 @@ from torch import Tensor, nn
 
 from hmmnlab import ops
 from hmmnlab.config import ModelConfig, ReadConfig
-from hmmnlab.hooks import HookPoint
+from hmmnlab.hooks import HookGroup
 from hmmnlab.model.decoder import Decoder
 from hmmnlab.model.encoders import MemoryEncoder, QueryEncoder
 from hmmnlab.model.heads import KeyValue
-from hmmnlab.model.reads import KernelGuidedRead, TopkGuidedRead, clamp_k, guidance_affinity
+from hmmnlab.model.reads import FineRead, KernelGuidedRead, clamp_k, guidance_affinity
 
 if TYPE_CHECKING:
     from hmmnlab.memory import MemoryBank
@@ -79,17 +79,18 @@ class HMMN(nn.Module):
         self.kv_q_r3 = KeyValue(d3, config.key_dim_r3, None)
         self.kv_m_r2 = KeyValue(d2, config.key_dim_r2, config.value_dim_r2)
         self.kv_q_r2 = KeyValue(d2, config.key_dim_r2, None)
-        self.read_r4 = KernelGuidedRead()
-        self.read_r3 = TopkGuidedRead("r3", 2)
-        self.read_r2 = TopkGuidedRead("r2", 4)
+        self.memory_features = HookGroup(["k4", "v4", "k3", "v3", "k2", "v2"])
+        self.query_features = HookGroup(["k4", "v4", "k3", "k2"])
+        self.r4 = KernelGuidedRead()
+        self.r3 = FineRead("r3", 2)
+        self.r2 = FineRead("r2", 4)
         self.decoder = Decoder(
             2 * config.value_dim_r4,
             (d3, config.value_dim_r3),
             (d2, config.value_dim_r2),
             config.decoder_dim,
         )
-        self.hook_decoder_logits = HookPoint()  # B x 2 x H x W decoder logits (padded)
-        self.hook_object_probs = HookPoint()  # B x H x W foreground probability per object
+        self.output = HookGroup(["object_probs", "logits", "probs"])
 
     # 1. memory --------------------------------------------------------------------------------------
     def encode_memory(self, frame: Tensor, masks: Tensor) -> MemoryFeatures:
@@ -98,10 +99,8 @@ class HMMN(nn.Module):
         mask = masks.unsqueeze(1)  # B x 1 x H x W
         others = (masks.sum(dim=0, keepdim=True) - masks).clamp(0, 1).unsqueeze(1)  # B x 1 x H x W
         r4, r3, r2 = self.memory_encoder(frame, mask, others)
-        k4, v4 = self.kv_m_r4(r4)
-        k3, v3 = self.kv_m_r3(r3)
-        k2, v2 = self.kv_m_r2(r2)
-        return MemoryFeatures(k4, v4, k3, v3, k2, v2)
+        features = MemoryFeatures(*self.kv_m_r4(r4), *self.kv_m_r3(r3), *self.kv_m_r2(r2))
+        return MemoryFeatures(**self.memory_features(vars(features)))
 
     # 2. query ---------------------------------------------------------------------------------------
     def encode_query(self, frame: Tensor) -> QueryFeatures:
@@ -110,30 +109,41 @@ class HMMN(nn.Module):
         k4, v4 = self.kv_q_r4(r4)
         k3, _ = self.kv_q_r3(r3)
         k2, _ = self.kv_q_r2(r2)
-        return QueryFeatures(k4, v4, k3, k2, r3, r2)
+        keys = self.query_features({"k4": k4, "v4": v4, "k3": k3, "k2": k2})
+        return QueryFeatures(**keys, f3=r3, f2=r2)
 
     # 3. read ----------------------------------------------------------------------------------------
     def read(self, bank: MemoryBank, query: QueryFeatures, config: ReadConfig) -> ReadOut:
-        """Read the memory for the query frame: kernel-guided at r4, then top-k guided at r3, r2."""
+        """Read the memory for the query frame: the r4 read (``config.variant``), then the r3 and
+        r2 reads (``config.fine``), guided by the r4 affinity."""
         mk4, mv4 = bank.r4()
         B = mk4.shape[0]
         h, w = query.k4.shape[-2:]
-        r4 = self.read_r4(mk4, mv4, query.k4.expand(B, -1, -1, -1), bank.track, config)
-        guidance = guidance_affinity(r4.affinity, h * w)  # B x T'HW x HW
-        k3 = clamp_k(config.k_r3, guidance.shape[1], "r3")
-        indices, _ = ops.topk_guidance(guidance, k3)  # B x HW x k3, best first
+        r4 = self.r4(mk4, mv4, query.k4.expand(B, -1, -1, -1), bank.track, config)
+        indices = k2 = None
+        if config.fine == "topk":
+            guidance = guidance_affinity(r4.affinity, h * w, config.guidance)  # B x T'HW x HW
+            k3 = clamp_k(config.k_r3, guidance.shape[1], "r3")
+            indices, _ = ops.topk_guidance(guidance, k3)  # B x HW x k3, best first
+            k2 = min(config.k_r2, k3)
         mk3, mv3 = bank.fine("r3")
-        read3 = self.read_r3(mk3, mv3, query.k3.expand(B, -1, -1, -1), indices)
+        read3 = self.r3(mk3, mv3, query.k3.expand(B, -1, -1, -1), indices, config)
         mk2, mv2 = bank.fine("r2")
-        k2 = min(config.k_r2, k3)
-        read2 = self.read_r2(mk2, mv2, query.k2.expand(B, -1, -1, -1), indices[:, :, :k2])
+        indices2 = None if indices is None else indices[:, :, :k2]
+        read2 = self.r2(mk2, mv2, query.k2.expand(B, -1, -1, -1), indices2, config)
         return ReadOut(r4.readout, read3, read2, r4.next_track)
 
-    # 4. decode --------------------------------------------------------------------------------------
+    # 4. decode -------------------------------------------------------------------------------------
     def decode(self, query: QueryFeatures, readout: ReadOut) -> Tensor:
         """Per-object foreground probabilities B x H x W (padded size) from the read-outs."""
         B = readout.r4.shape[0]
         r4 = torch.cat([readout.r4, query.v4.expand(B, -1, -1, -1)], dim=1)  # B x 2Cv x h x w
         logits = self.decoder(r4, query.f3, readout.r3, query.f2, readout.r2)  # B x 2 x H x W
-        logits = self.hook_decoder_logits(logits)
-        return self.hook_object_probs(torch.softmax(logits, dim=1)[:, 1])
+        return self.output.object_probs(torch.softmax(logits, dim=1)[:, 1])
+
+    def aggregate(self, object_probs: Tensor) -> Tensor:
+        """Soft aggregation: B x H x W object probabilities -> (B+1) x H x W logits over background
+        and objects (``softmax(logits, 0)`` are the frame's probabilities)."""
+        logits = self.output.logits(ops.soft_aggregate(object_probs))
+        self.output.probs(torch.softmax(logits, dim=0))
+        return logits
