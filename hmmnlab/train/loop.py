@@ -1,0 +1,661 @@
+"""The training loop: STM/HMMN's recipe on clips of 3 frames, with checkpoints, resume and a CSV log.
+
+A step draws ``batch_size`` clips (:mod:`hmmnlab.train.clips`) and runs each exactly as inference
+does (:func:`forward_clip`): frame 0 with its ground-truth mask goes into a
+:class:`~hmmnlab.memory.MemoryBank`, frame 1 is segmented through the kernel-guided r4 read and the
+top-k guided r3/r2 reads, frame 1 with its *predicted* soft probabilities goes into memory, frame 2 is
+segmented. The loss is the cross-entropy of the soft-aggregated outputs of frames 1 and 2
+(:mod:`hmmnlab.train.losses`). Adam, learning rate with a linear warm-up and a cosine decay; the
+encoders' BatchNorm layers stay in eval mode (as the authors train), after an optional calibration of
+their statistics when training from scratch.
+
+Files in ``out``: ``state.pth`` (model, optimizer, step, random states: what ``--resume`` reads),
+``best.pth`` (an hmmnlab checkpoint of the best validation J&F, weights stored as float16),
+``log.csv`` (loss per ``log_every`` steps, validation J and F per held-out set every ``val_every``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import dataclasses
+import math
+import os
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+from tqdm import tqdm
+
+from hmmnlab import ops
+from hmmnlab.config import ModelConfig, ReadConfig, preset
+from hmmnlab.inference import propagate, resolve_device
+from hmmnlab.memory import MemoryBank
+from hmmnlab.metrics import evaluate_semisupervised
+from hmmnlab.model import HMMN
+from hmmnlab.train.clips import (
+    ArrayVideo,
+    Clip,
+    ClipConfig,
+    Video,
+    open_davis,
+    sample_clip,
+    skip_schedule,
+)
+from hmmnlab.train.losses import clip_loss
+from hmmnlab.weights import FORMAT
+
+STATE_FILE = "state.pth"
+BEST_FILE = "best.pth"
+LOG_FILE = "log.csv"
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything a training run depends on besides its data (``--set key=value`` sets a field;
+    ``model.<field>=value`` overrides the architecture preset)."""
+
+    preset: str = "demo"  # ModelConfig preset (hmmnlab.config.PRESETS)
+    steps: int = 20000  # optimizer steps in all (static pre-training included)
+    batch_size: int = 4  # clips per optimizer step (gradients accumulated clip by clip)
+    lr: float = 1e-4  # Adam learning rate after the warm-up
+    lr_min_ratio: float = 0.05  # the cosine decay ends at lr * lr_min_ratio
+    warmup_steps: int = 200  # linear warm-up from 0
+    weight_decay: float = 0.0
+    grad_clip: float | None = 5.0  # max gradient norm (None: no clipping)
+    static_steps: int = 0  # first steps on static clips (3 deformations of one frame)
+    static_prob: float = 0.0  # after those, fraction of static clips mixed into video training
+    skip_start: int = 2  # maximum frame skip at the start of video training
+    skip_end: int = 12  # ... grown linearly to this (STM's curriculum)
+    skip_ramp: float = 0.5  # fraction of the video-training steps over which the skip grows
+    real_fraction: float | None = 0.5  # share of clips from --davis folders (None: by video count)
+    crop_size: int = 192  # square training crops (multiple of 16)
+    max_objects: int = 3  # objects per clip
+    jitter: float = 0.2  # colour jitter strength
+    scale_jitter: float = 0.25  # random resize by a factor in [1 / (1 + s), 1 + s] (0: off)
+    flip: bool = True  # random horizontal flips
+    elastic_alpha: float = 8.0  # static clips: elastic deformation amplitude (pixels)
+    bootstrap: float = 1.0  # < 1: average the loss over the hardest pixels only
+    freeze_bn: bool = True  # encoders' BatchNorm in eval mode (the authors')
+    bn_calibration: int = 32  # from scratch: clips whose frames set the BatchNorm statistics first
+    mem_every: int = 5  # read config used in training (the memory schedule of inference)
+    topk_r3: int = 32
+    log_every: int = 10
+    ckpt_every: int = 100  # steps between state.pth saves
+    val_every: int = 500  # steps between validations (and at the end)
+    val_max_frames: int | None = 30  # frames of each held-out sequence to segment
+    seed: int = 0
+    threads: int | None = None  # torch.set_num_threads (None: leave torch's default)
+
+    def __post_init__(self) -> None:
+        preset(self.preset)  # raises on an unknown name
+        positive = ("steps", "batch_size", "log_every", "ckpt_every", "val_every", "max_objects")
+        for name in positive:
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)!r}")
+        if not 0 <= self.static_steps <= self.steps:
+            raise ValueError(
+                f"static_steps must lie in 0..steps={self.steps}, got {self.static_steps}"
+            )
+        if not 0 < self.bootstrap <= 1:
+            raise ValueError(f"bootstrap must lie in (0, 1], got {self.bootstrap}")
+        if self.lr <= 0:
+            raise ValueError(f"lr must be > 0, got {self.lr}")
+
+    def clip_config(self) -> ClipConfig:
+        return ClipConfig(
+            crop_size=self.crop_size,
+            max_objects=self.max_objects,
+            jitter=self.jitter,
+            scale_range=(1 / (1 + self.scale_jitter), 1 + self.scale_jitter),
+            flip=self.flip,
+            elastic_alpha=self.elastic_alpha,
+        )
+
+    def read_config(self) -> ReadConfig:
+        return ReadConfig(mem_every=self.mem_every, topk_r3=self.topk_r3)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def parse_overrides(
+    overrides: Sequence[str], config: TrainConfig | None = None
+) -> tuple[TrainConfig, dict]:
+    """``["steps=100", "lr=3e-4", "model.decoder_dim=32"]`` -> (TrainConfig, ModelConfig overrides).
+
+    Values are parsed by the field's type; ``none`` gives None where a field allows it."""
+    config = config or TrainConfig()
+    train_fields = {f.name: f for f in dataclasses.fields(TrainConfig)}
+    model_fields = {f.name: f for f in dataclasses.fields(ModelConfig)}
+    train_values, model_values = {}, {}
+    for item in overrides:
+        key, sep, text = item.partition("=")
+        if not sep:
+            raise ValueError(f"--set expects key=value, got {item!r}")
+        key = key.strip().replace("-", "_")
+        if key.startswith("model."):
+            name = key.removeprefix("model.")
+            if name not in model_fields:
+                raise ValueError(f"unknown model field {name!r}; fields: {sorted(model_fields)}")
+            model_values[name] = _parse_value(text, str(model_fields[name].type), name)
+        elif key in train_fields:
+            train_values[key] = _parse_value(text, str(train_fields[key].type), key)
+        else:
+            raise ValueError(f"unknown training setting {key!r}; settings: {sorted(train_fields)}")
+    return dataclasses.replace(config, **train_values), model_values
+
+
+def _parse_value(text: str, kind: str, name: str) -> object:
+    """Parse ``text`` for a field annotated ``kind`` (e.g. ``"int | None"``)."""
+    text = text.strip()
+    if text.lower() == "none":
+        if "None" not in kind:
+            raise ValueError(f"{name} cannot be none")
+        return None
+    if kind.startswith("bool"):
+        if text.lower() not in ("true", "false", "1", "0", "yes", "no"):
+            raise ValueError(f"{name} expects true or false, got {text!r}")
+        return text.lower() in ("true", "1", "yes")
+    try:
+        if kind.startswith("int"):
+            return int(text)
+        if kind.startswith("float"):
+            return float(text)
+    except ValueError:
+        raise ValueError(f"{name} expects a number, got {text!r}") from None
+    return text
+
+
+# --------------------------------------------------------------------------------------------------
+# Model, modes, schedule
+
+
+def build_model(config: TrainConfig, model_overrides: dict | None = None) -> HMMN:
+    """A fresh HMMN of the configured preset (random weights: no ImageNet download)."""
+    model_config = dataclasses.replace(preset(config.preset), **(model_overrides or {}))
+    return HMMN(model_config)
+
+
+def encoder_batchnorms(model: HMMN) -> list[nn.BatchNorm2d]:
+    """The BatchNorm layers of the two encoders."""
+    encoders = (model.memory_encoder, model.query_encoder)
+    return [m for enc in encoders for m in enc.modules() if isinstance(m, nn.BatchNorm2d)]
+
+
+def set_train_mode(model: HMMN, *, freeze_bn: bool = True) -> HMMN:
+    """``model.train()``, then the encoders' BatchNorm layers back to eval (frozen statistics)."""
+    model.train()
+    if freeze_bn:
+        for bn in encoder_batchnorms(model):
+            bn.eval()
+    return model
+
+
+@torch.no_grad()
+def calibrate_batchnorm(model: HMMN, clips: Sequence[Clip], device: torch.device) -> None:
+    """Set the encoders' BatchNorm running statistics to the average over the frames of ``clips``
+    (for a model trained from scratch, whose statistics are still 0 / 1)."""
+    bns = encoder_batchnorms(model)
+    for bn in bns:
+        bn.reset_running_stats()
+        bn.momentum = None  # cumulative average
+        bn.train()
+    for clip in clips:
+        frames = clip.frames.to(device)
+        model.query_encoder(frames)
+        masks = torch.nn.functional.one_hot(clip.labels[0], clip.num_objects + 1)
+        masks = masks.permute(2, 0, 1)[1:].float().to(device)  # K x H x W
+        model.encode_memory(frames[:1], masks)
+    for bn in bns:
+        bn.momentum = 0.1
+        bn.eval()
+
+
+def learning_rate(config: TrainConfig, step: int) -> float:
+    """Linear warm-up over ``warmup_steps``, then a cosine decay to ``lr * lr_min_ratio``."""
+    if step < config.warmup_steps:
+        return config.lr * (step + 1) / config.warmup_steps
+    span = max(config.steps - config.warmup_steps, 1)
+    progress = min((step - config.warmup_steps) / span, 1.0)
+    ratio = config.lr_min_ratio + (1 - config.lr_min_ratio) * 0.5 * (
+        1 + math.cos(math.pi * progress)
+    )
+    return config.lr * ratio
+
+
+def max_skip_at(config: TrainConfig, step: int) -> int:
+    """The curriculum's maximum frame skip at ``step`` (counted from the end of static training)."""
+    video_steps = config.steps - config.static_steps
+    ramp = int(round(config.skip_ramp * video_steps))
+    return skip_schedule(
+        max(step - config.static_steps, 0),
+        start=config.skip_start,
+        end=config.skip_end,
+        ramp_steps=ramp,
+    )
+
+
+# --------------------------------------------------------------------------------------------------
+# The forward pass of a clip
+
+
+def forward_clip(model: HMMN, clip: Clip, read: ReadConfig, device: torch.device) -> list[Tensor]:
+    """Run a clip as :func:`hmmnlab.inference.propagate` runs a video; returns the soft-aggregation
+    logits (K+1) x H x W of frames 1..N-1 (with gradients).
+
+    Frame 0 enters the memory with its ground-truth mask, every later frame with its predicted soft
+    probabilities, so the kernel track, the top-k selection and the memory schedule are the ones the
+    model meets at test time."""
+    frames = clip.frames.to(device)  # N x 3 x H x W
+    height, width = frames.shape[-2:]
+    padding = ops.padding_for(height, width)
+    frames = ops.pad(frames, padding)
+    labels0 = clip.labels[0].to(device)
+    probs = torch.nn.functional.one_hot(labels0, clip.num_objects + 1).permute(2, 0, 1).float()
+    bank = MemoryBank(mem_every=read.mem_every, max_frames=read.max_memory_frames)
+    outputs = []
+    for t in range(1, len(frames)):
+        masks = ops.pad(probs[1:], padding)  # K x Hp x Wp
+        bank.add(t - 1, model.encode_memory(frames[t - 1 : t], masks))
+        query = model.encode_query(frames[t : t + 1])
+        readout = model.read(bank, query, read)
+        object_probs = model.decode(query, readout).float()  # K x Hp x Wp
+        bank.finish_step(readout.next_track)
+        logits = ops.unpad(ops.soft_aggregate(object_probs), padding)  # (K+1) x H x W
+        probs = torch.softmax(logits, dim=0)
+        outputs.append(logits)
+    return outputs
+
+
+# --------------------------------------------------------------------------------------------------
+# Validation
+
+
+def evaluate(
+    model: HMMN,
+    videos: Sequence[Video],
+    *,
+    device: torch.device,
+    max_frames: int | None = None,
+    read: ReadConfig | None = None,
+) -> dict[str, float]:
+    """Mean J, F and J&F over ``videos`` with :func:`~hmmnlab.inference.propagate` (the real
+    inference; the official conventions of :func:`~hmmnlab.metrics.evaluate_semisupervised`)."""
+    js, fs = [], []
+    for video in videos:
+        n = len(video) if max_frames is None else min(len(video), max_frames)
+        frames = [np.array(video.frame(i)) for i in range(n)]  # writable copies for torch
+        gt = np.stack([video.labels(i) for i in range(n)])
+        pred = np.stack(
+            [
+                r.labels.cpu().numpy()
+                for r in propagate(model, frames, gt[0], read=read, device=device)
+            ]
+        ).astype(gt.dtype)
+        scores = evaluate_semisupervised(gt, pred, name=video.name)
+        js.append(float(np.nanmean(scores.j.mean(axis=1))))
+        fs.append(float(np.nanmean(scores.f.mean(axis=1))))
+    j, f = float(np.mean(js)), float(np.mean(fs))
+    return {"J": j, "F": f, "JF": (j + f) / 2}
+
+
+# --------------------------------------------------------------------------------------------------
+# Checkpoints
+
+
+def save_half_checkpoint(model: HMMN, path: str | Path, *, meta: dict | None = None) -> None:
+    """An hmmnlab checkpoint (as :func:`hmmnlab.weights.save_checkpoint`) with floating-point
+    tensors stored as float16; :func:`hmmnlab.weights.load_model` loads it into a float32 model."""
+    state = {
+        k: (v.detach().cpu().half() if v.is_floating_point() else v.detach().cpu())
+        for k, v in model.state_dict().items()
+    }
+    payload = {
+        "format": FORMAT,
+        "model_config": model.config.to_dict(),
+        "state_dict": state,
+        "meta": dict(meta or {}),
+    }
+    _atomic_save(payload, Path(path))
+
+
+def _atomic_save(obj: object, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def save_state(
+    path: Path, model: HMMN, optimizer, step: int, rng: np.random.Generator, extra: dict
+) -> None:
+    """Everything needed to resume: weights, optimizer, step, random states, bookkeeping."""
+    _atomic_save(
+        {
+            "model_config": model.config.to_dict(),
+            "model": model.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "step": step,
+            "numpy_rng": rng.bit_generator.state,
+            "torch_rng": torch.get_rng_state(),
+            **extra,
+        },
+        path,
+    )
+
+
+def load_state(path: Path) -> dict:
+    if not path.is_file():
+        raise FileNotFoundError(f"--resume: no training state at {path}")
+    return torch.load(path, map_location="cpu", weights_only=False)  # our own file
+
+
+# --------------------------------------------------------------------------------------------------
+# The loop
+
+
+@dataclass
+class TrainResult:
+    step: int  # steps done in all
+    losses: list[float]  # loss of every step run by this call
+    best: dict  # best validation scores seen ({} without validation)
+    out: Path
+
+
+def train(
+    config: TrainConfig,
+    videos: Sequence[Video],
+    out: str | Path,
+    *,
+    real_videos: Sequence[Video] = (),
+    val_sets: dict[str, Sequence[Video]] | None = None,
+    model_overrides: dict | None = None,
+    resume: bool = False,
+    device: str | torch.device = "cpu",
+    amp: bool = False,
+    progress: bool = True,
+    stop_after: int | None = None,
+) -> TrainResult:
+    """Train (or resume) a model on ``videos`` (synthetic) and ``real_videos`` (DAVIS folders).
+
+    ``val_sets`` maps a name (e.g. ``"synthetic"``, ``"davis"``) to held-out videos, scored every
+    ``val_every`` steps and at the end. ``stop_after`` ends this call after that many steps (the
+    schedule still runs to ``config.steps``; used by tests of resuming).
+    """
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    device = resolve_device(device)
+    use_amp = amp and device.type == "cuda"
+    if config.threads is not None:
+        torch.set_num_threads(config.threads)
+    groups = [list(g) for g in (videos, real_videos) if len(g)]
+    if not groups:
+        raise ValueError("no training videos: give --synthetic N and/or --davis ROOT")
+    val_sets = {k: list(v) for k, v in (val_sets or {}).items() if len(v)}
+    clip_config, read = config.clip_config(), config.read_config()
+
+    torch.manual_seed(config.seed)  # the initial weights
+    model = build_model(config, model_overrides).to(device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
+    rng = np.random.default_rng([config.seed, 2021])
+    step, best, elapsed = 0, {}, 0.0
+    state_path = out / STATE_FILE
+    if resume:
+        state = load_state(state_path)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        step, best, elapsed = state["step"], state.get("best", {}), state.get("elapsed_s", 0.0)
+        rng.bit_generator.state = state["numpy_rng"]
+        torch.set_rng_state(state["torch_rng"])
+    elif config.freeze_bn and config.bn_calibration > 0:
+        calib = [
+            _draw(groups, config, clip_config, rng, static=False, step=0)
+            for _ in range(config.bn_calibration)
+        ]
+        calibrate_batchnorm(model, calib, device)
+    set_train_mode(model, freeze_bn=config.freeze_bn)
+
+    columns = ["step", "elapsed_s", "lr", "max_skip", "stage", "loss"]
+    columns += [f"{name}_{m}" for name in val_sets for m in ("J", "F", "JF")]
+    log_path = out / LOG_FILE
+    if not (resume and log_path.is_file()):
+        with log_path.open("w", newline="") as fh:
+            csv.writer(fh).writerow(columns)
+
+    def log(row: dict) -> None:
+        with log_path.open("a", newline="") as fh:
+            csv.writer(fh).writerow([_fmt(row.get(c, "")) for c in columns])
+
+    def validate() -> dict:
+        scores = {}
+        for name, vids in val_sets.items():
+            s = evaluate(model, vids, device=device, max_frames=config.val_max_frames, read=read)
+            scores.update({f"{name}_{m}": v for m, v in s.items()})
+        set_train_mode(model, freeze_bn=config.freeze_bn)
+        return scores
+
+    def checkpoint(scores: dict | None = None) -> None:
+        nonlocal best
+        if scores:
+            mean_jf = float(np.mean([v for k, v in scores.items() if k.endswith("_JF")]))
+            if not best or mean_jf > best["mean_JF"]:
+                best = {"step": step, "mean_JF": mean_jf, **scores}
+                meta = {
+                    "step": step,
+                    "train_config": config.to_dict(),
+                    "scores": scores,
+                    "source": "hmmnlab train",
+                }
+                save_half_checkpoint(model, out / BEST_FILE, meta=meta)
+        save_state(
+            state_path,
+            model,
+            optimizer,
+            step,
+            rng,
+            {"best": best, "elapsed_s": elapsed, "train_config": config.to_dict()},
+        )
+
+    end = config.steps if stop_after is None else min(config.steps, step + stop_after)
+    losses, window = [], []
+    bar = tqdm(
+        total=config.steps,
+        initial=step,
+        desc="train",
+        unit="step",
+        disable=not progress,
+        dynamic_ncols=True,
+    )
+    started = time.perf_counter() - elapsed
+    while step < end:
+        lr = learning_rate(config, step)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        static = step < config.static_steps or rng.random() < config.static_prob
+        optimizer.zero_grad(set_to_none=True)
+        total = 0.0
+        for _ in range(config.batch_size):
+            clip = _draw(groups, config, clip_config, rng, static=static, step=step)
+            with torch.autocast("cuda", dtype=torch.float16, enabled=use_amp):
+                logits = forward_clip(model, clip, read, device)
+                loss = clip_loss(
+                    [x.float() for x in logits], clip.labels.to(device), bootstrap=config.bootstrap
+                )
+            scaler.scale(loss / config.batch_size).backward()
+            total += loss.item() / config.batch_size
+        if config.grad_clip is not None:
+            scaler.unscale_(optimizer)
+            torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+        scaler.step(optimizer)
+        scaler.update()
+        step += 1
+        elapsed = time.perf_counter() - started
+        losses.append(total)
+        window.append(total)
+        bar.update(1)
+        bar.set_postfix(loss=f"{np.mean(window):.4f}", skip=max_skip_at(config, step - 1))
+        row = None
+        if step % config.log_every == 0 or step == end:
+            row = {
+                "step": step,
+                "elapsed_s": elapsed,
+                "lr": lr,
+                "max_skip": max_skip_at(config, step - 1),
+                "stage": "static" if step <= config.static_steps else "video",
+                "loss": float(np.mean(window)),
+            }
+            window = []
+        scores = None
+        if val_sets and (step % config.val_every == 0 or step == config.steps):
+            scores = validate()
+            row = {**(row or {"step": step, "elapsed_s": elapsed}), **scores}
+            bar.write(f"step {step}: " + ", ".join(f"{k} {v:.3f}" for k, v in scores.items()))
+        if row is not None:
+            log(row)
+        if scores or step % config.ckpt_every == 0 or step == end:
+            checkpoint(scores)
+    bar.close()
+    return TrainResult(step, losses, best, out)
+
+
+def _draw(groups, config, clip_config, rng, *, static: bool, step: int) -> Clip:
+    """A clip from the synthetic group or the real group (``real_fraction`` of the time)."""
+    if len(groups) == 1:
+        videos = groups[0]
+    elif config.real_fraction is None:
+        videos = groups[0] + groups[1]
+    else:
+        videos = groups[1] if rng.random() < config.real_fraction else groups[0]
+    return sample_clip(
+        videos, static=static, max_skip=max_skip_at(config, step), config=clip_config, rng=rng
+    )
+
+
+def _fmt(value: object) -> object:
+    return f"{value:.6g}" if isinstance(value, float) else value
+
+
+# --------------------------------------------------------------------------------------------------
+# Data for the command line
+
+
+def synthetic_videos(
+    n: int, *, seed: int, prefix: str, cache: str | Path | None = None, split: str = "train"
+) -> list[Video]:
+    """``n`` random synthetic videos (:func:`hmmnlab.data.synthetic.random_specs`), generated in
+    memory, or written once into ``cache`` (DAVIS 2017 layout, split ``split``) and read from it."""
+    from hmmnlab.data.synthetic import generate_video, random_specs, write_davis
+
+    if n <= 0:
+        return []
+    specs = random_specs(n, seed, prefix=prefix)
+    if cache is None:
+        return [
+            ArrayVideo(s.name, *generate_video(s)) for s in tqdm(specs, desc=f"{prefix} videos")
+        ]
+    cache = Path(cache)
+    listed = cache / "ImageSets" / "2017" / f"{split}.txt"
+    names = [s.name for s in specs]
+    if not listed.is_file() or listed.read_text().split() != names:
+        write_davis(cache, specs, split=split)
+    return open_davis(cache, split=split)
+
+
+def davis_videos(roots: Sequence[str], hold_out: Sequence[str]) -> tuple[list[Video], list[Video]]:
+    """The sequences of DAVIS-layout folders, split into (training, held-out by name)."""
+    train_set, held = [], []
+    for root in roots:
+        for video in open_davis(root):
+            (held if video.name in hold_out else train_set).append(video)
+    missing = sorted(set(hold_out) - {v.name for v in held})
+    if missing:
+        raise ValueError(f"--hold-out names no sequence of the --davis folders: {missing}")
+    return train_set, held
+
+
+def run_train_command(args: argparse.Namespace) -> int:
+    config, model_overrides = parse_overrides(args.set or [], TrainConfig(preset=args.preset))
+    hold_out = [s for s in (args.hold_out or "").split(",") if s]
+    real, real_val = davis_videos(args.davis or [], hold_out)
+    cache = args.synthetic_cache
+    synth = synthetic_videos(args.synthetic, seed=config.seed, prefix="train", cache=cache)
+    synth_val = synthetic_videos(
+        args.synthetic_val, seed=config.seed + 1, prefix="val", cache=cache, split="val"
+    )
+    print(
+        f"training on {len(synth)} synthetic + {len(real)} DAVIS videos; held out: "
+        f"{len(synth_val)} synthetic, {len(real_val)} DAVIS ({', '.join(hold_out) or 'none'})"
+    )
+    result = train(
+        config,
+        synth,
+        args.out,
+        real_videos=real,
+        val_sets={"synthetic": synth_val, "davis": real_val},
+        model_overrides=model_overrides,
+        resume=args.resume,
+        device=args.device,
+        amp=args.amp,
+        progress=not args.no_progress,
+    )
+    print(f"done: {result.step} steps; best {result.best or 'n/a'}; files in {result.out}")
+    return 0
+
+
+def register_train_command(subparsers) -> argparse.ArgumentParser:
+    p = subparsers.add_parser(
+        "train",
+        help="train an HMMN model (STM/HMMN recipe) on synthetic and DAVIS-layout videos",
+        description="Train HMMN on 3-frame clips. Example: hmmnlab train --synthetic 200 "
+        "--davis ../shared/data/davis2016-train-240p --hold-out bear,bmx-bumps,boat "
+        "--preset demo --set steps=5000 --out runs/demo",
+    )
+    p.add_argument("--out", required=True, help="folder for state.pth, best.pth and log.csv")
+    p.add_argument(
+        "--synthetic", type=int, default=0, metavar="N", help="N random synthetic training videos"
+    )
+    p.add_argument(
+        "--synthetic-val",
+        type=int,
+        default=3,
+        metavar="N",
+        help="N held-out synthetic videos for validation (default 3)",
+    )
+    p.add_argument(
+        "--synthetic-cache",
+        default=None,
+        metavar="DIR",
+        help="write the synthetic videos here once (DAVIS layout) instead of in memory",
+    )
+    p.add_argument(
+        "--davis",
+        action="append",
+        metavar="ROOT",
+        help="a DAVIS-layout folder of training sequences (repeatable)",
+    )
+    p.add_argument(
+        "--hold-out",
+        default="",
+        metavar="SEQ,SEQ",
+        help="DAVIS sequences kept out of training and used for validation",
+    )
+    p.add_argument("--preset", default="demo", help="model preset (default demo)")
+    p.add_argument(
+        "--set",
+        action="append",
+        metavar="KEY=VALUE",
+        help="override a training setting (e.g. steps=2000, lr=2e-4, crop_size=160, "
+        "batch_size=2) or model.<field>",
+    )
+    p.add_argument("--resume", action="store_true", help="continue from OUT/state.pth")
+    p.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
+    p.add_argument("--amp", action="store_true", help="float16 autocast (CUDA only)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=run_train_command)
+    return p

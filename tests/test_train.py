@@ -1,0 +1,215 @@
+"""Training: clips, loss, a few CPU steps that overfit one clip, checkpoint/resume, BatchNorm mode."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from hmmnlab.data.synthetic import VideoSpec, generate_video
+from hmmnlab.train.clips import (
+    ArrayVideo,
+    ClipConfig,
+    deformed_clip,
+    sample_indices,
+    skip_schedule,
+    video_clip,
+)
+from hmmnlab.train.loop import (
+    BEST_FILE,
+    LOG_FILE,
+    STATE_FILE,
+    TrainConfig,
+    build_model,
+    encoder_batchnorms,
+    forward_clip,
+    parse_overrides,
+    set_train_mode,
+    train,
+)
+from hmmnlab.train.losses import aggregated_cross_entropy
+from hmmnlab.weights import load_model
+
+SIZE = 64
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """One torch thread: several threads on a busy 2-core machine are many times slower."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def make_video(num_objects: int, width: int) -> ArrayVideo:
+    spec = VideoSpec(
+        "tiny",
+        seed=7,
+        num_frames=3,
+        height=SIZE,
+        width=width,
+        num_objects=num_objects,
+        object_size=0.3,
+        occlusion=False,
+    )
+    frames, labels = generate_video(spec)
+    return ArrayVideo("tiny", frames, labels)
+
+
+@pytest.fixture(scope="module")
+def tiny_video() -> ArrayVideo:
+    """A 3-frame 64 x 64 synthetic video of one object: with crop 64, skip 0 and no augmentation,
+    every training clip is this video."""
+    return make_video(1, SIZE)
+
+
+@pytest.fixture(scope="module")
+def two_objects() -> ArrayVideo:
+    return make_video(2, 96)
+
+
+def tiny_config(**changes) -> TrainConfig:
+    """The same clip every step (skip 0 on a 3-frame video, no augmentation), small model."""
+    base = dict(
+        steps=30,
+        batch_size=1,
+        lr=1e-3,
+        warmup_steps=1,
+        lr_min_ratio=1.0,
+        crop_size=SIZE,
+        scale_jitter=0.0,
+        flip=False,
+        jitter=0.0,
+        max_objects=1,
+        skip_start=0,
+        skip_end=0,
+        bn_calibration=2,
+        log_every=5,
+        ckpt_every=5,
+        val_every=1000,
+        topk_r3=8,
+        seed=3,
+    )
+    return TrainConfig(**{**base, **changes})
+
+
+SMALL_MODEL = dict(
+    key_dim_r4=16,
+    value_dim_r4=32,
+    key_dim_r3=8,
+    value_dim_r3=16,
+    key_dim_r2=8,
+    value_dim_r2=8,
+    decoder_dim=16,
+)
+
+
+def test_sample_indices_and_curriculum():
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        idx = sample_indices(10, 4, 3, rng)
+        gaps = np.diff(idx)
+        assert idx[0] >= 0 and idx[-1] < 10 and (gaps >= 1).all() and (gaps <= 5).all()
+    assert sample_indices(3, 20, 3, rng) == [0, 1, 2]
+    assert skip_schedule(0, start=2, end=12, ramp_steps=100) == 2
+    assert skip_schedule(50, start=2, end=12, ramp_steps=100) == 7
+    assert skip_schedule(500, start=2, end=12, ramp_steps=100) == 12
+
+
+def test_clips_have_renumbered_objects(two_objects):
+    rng = np.random.default_rng(1)
+    config = ClipConfig(crop_size=48, max_objects=3, min_object_pixels=20)
+    for make in (
+        lambda: video_clip(two_objects, 2, config, rng),
+        lambda: deformed_clip(two_objects, config, rng),
+    ):
+        clip = make()
+        assert clip.frames.shape == (3, 3, 48, 48) and clip.labels.shape == (3, 48, 48)
+        assert 0.0 <= clip.frames.min() and clip.frames.max() <= 1.0
+        present = set(torch.unique(clip.labels[0]).tolist()) - {0}
+        assert present == set(range(1, clip.num_objects + 1))
+        assert int(clip.labels.max()) <= clip.num_objects
+
+
+def test_loss_is_cross_entropy_of_softmax():
+    logits = torch.randn(3, 4, 5)
+    labels = torch.randint(0, 3, (4, 5))
+    expected = -torch.log_softmax(logits, 0).gather(0, labels[None]).mean()
+    assert torch.allclose(aggregated_cross_entropy(logits, labels), expected)
+    with pytest.raises(ValueError, match="labels"):
+        aggregated_cross_entropy(logits, labels + 3)
+
+
+def test_batchnorm_stays_in_eval_mode():
+    model = set_train_mode(build_model(TrainConfig(), SMALL_MODEL))
+    assert model.training and model.decoder.training
+    bns = encoder_batchnorms(model)
+    assert len(bns) > 10 and not any(bn.training for bn in bns)
+
+
+def test_forward_clip_matches_inference_shapes(tiny_video):
+    config = tiny_config()
+    model = set_train_mode(build_model(config, SMALL_MODEL))
+    clip = video_clip(tiny_video, 0, config.clip_config(), np.random.default_rng(0))
+    logits = forward_clip(model, clip, config.read_config(), torch.device("cpu"))
+    assert [tuple(x.shape) for x in logits] == [(clip.num_objects + 1, SIZE, SIZE)] * 2
+    logits[-1].sum().backward()  # frame 2's output reaches the memory encoder through frame 1
+    assert model.memory_encoder.conv1_m.weight.grad.abs().sum() > 0
+
+
+def test_overfits_one_clip_and_resumes(tiny_video, tmp_path):
+    torch.manual_seed(0)
+    config = tiny_config()
+    result = train(
+        config,
+        [tiny_video],
+        tmp_path / "a",
+        model_overrides=SMALL_MODEL,
+        val_sets={"tiny": [tiny_video]},
+        progress=False,
+    )
+    first, last = np.mean(result.losses[:5]), np.mean(result.losses[-5:])
+    assert last < 0.3 * first, f"loss did not go down: first steps {first:.4f}, last {last:.4f}"
+    assert (tmp_path / "a" / LOG_FILE).read_text().splitlines()[0].startswith("step,")
+    assert (tmp_path / "a" / STATE_FILE).is_file()
+    model = load_model(tmp_path / "a" / BEST_FILE)  # float16 on disk, float32 model
+    assert next(model.parameters()).dtype == torch.float32
+
+    # 6 steps in one go == 3 steps, then resume for 3 more
+    config = tiny_config(steps=6, ckpt_every=100)
+    straight = train(
+        config, [tiny_video], tmp_path / "b", model_overrides=SMALL_MODEL, progress=False
+    )
+    train(
+        config,
+        [tiny_video],
+        tmp_path / "c",
+        model_overrides=SMALL_MODEL,
+        progress=False,
+        stop_after=3,
+    )
+    resumed = train(
+        config,
+        [tiny_video],
+        tmp_path / "c",
+        model_overrides=SMALL_MODEL,
+        progress=False,
+        resume=True,
+    )
+    assert resumed.step == 6
+    assert resumed.losses == pytest.approx(straight.losses[3:], rel=1e-5)
+    a = torch.load(tmp_path / "b" / STATE_FILE, weights_only=False)["model"]
+    b = torch.load(tmp_path / "c" / STATE_FILE, weights_only=False)["model"]
+    for key in a:
+        assert torch.allclose(a[key].float(), b[key].float(), atol=1e-6), key
+
+
+def test_parse_overrides():
+    config, model = parse_overrides(
+        ["steps=12", "lr=3e-4", "grad_clip=none", "flip=false", "model.decoder_dim=32"]
+    )
+    assert (config.steps, config.lr, config.grad_clip, config.flip) == (12, 3e-4, None, False)
+    assert model == {"decoder_dim": 32}
+    with pytest.raises(ValueError, match="unknown training setting"):
+        parse_overrides(["stepz=1"])
