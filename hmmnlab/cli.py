@@ -12,6 +12,7 @@ import sys
 from hmmnlab.data.synthetic import register_samples_command
 from hmmnlab.scoring import register_score_command
 from hmmnlab.segment import register_segment_command
+from hmmnlab.train.loop import register_train_command
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -25,6 +26,7 @@ def build_parser() -> argparse.ArgumentParser:
     register_segment_command(subparsers)
     register_score_command(subparsers)
     register_samples_command(subparsers)
+    register_train_command(subparsers)
     return parser
 
 
