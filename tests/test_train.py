@@ -198,6 +198,7 @@ def test_overfits_one_clip_and_resumes(tiny_video, tmp_path):
         resume=True,
     )
     assert resumed.step == 6
+    assert (tmp_path / "b" / BEST_FILE).is_file()  # no validation: the final weights
     assert resumed.losses == pytest.approx(straight.losses[3:], rel=1e-5)
     a = torch.load(tmp_path / "b" / STATE_FILE, weights_only=False)["model"]
     b = torch.load(tmp_path / "c" / STATE_FILE, weights_only=False)["model"]

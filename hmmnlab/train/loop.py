@@ -10,7 +10,8 @@ encoders' BatchNorm layers stay in eval mode (as the authors train), after an op
 their statistics when training from scratch.
 
 Files in ``out``: ``state.pth`` (model, optimizer, step, random states: what ``--resume`` reads),
-``best.pth`` (an hmmnlab checkpoint of the best validation J&F, weights stored as float16),
+``best.pth`` (an hmmnlab checkpoint of the best validation J&F, or of the last step without
+validation; weights stored as float16),
 ``log.csv`` (loss per ``log_every`` steps, validation J and F per held-out set every ``val_every``).
 """
 
@@ -453,6 +454,9 @@ def train(
                     "source": "hmmnlab train",
                 }
                 save_half_checkpoint(model, out / BEST_FILE, meta=meta)
+        elif not val_sets and step == config.steps:  # no validation: the final weights
+            meta = {"step": step, "train_config": config.to_dict(), "source": "hmmnlab train"}
+            save_half_checkpoint(model, out / BEST_FILE, meta=meta)
         save_state(
             state_path,
             model,
