@@ -12,6 +12,7 @@ import sys
 from hmmnlab.data.synthetic import register_samples_command
 from hmmnlab.scoring import register_score_command
 from hmmnlab.segment import register_segment_command
+from hmmnlab.trace import register_trace_command
 from hmmnlab.train.loop import register_train_command
 
 
@@ -24,6 +25,7 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers.required = True
     # --- sub-commands (one line each) ---
     register_segment_command(subparsers)
+    register_trace_command(subparsers)
     register_score_command(subparsers)
     register_samples_command(subparsers)
     register_train_command(subparsers)

@@ -13,6 +13,7 @@ from hmmnlab.data.frames import FrameFolder
 from hmmnlab.data.palette import read_label_png, write_label_png
 from hmmnlab.inference import propagate, resolve_device
 from hmmnlab.model import HMMN
+from hmmnlab.model.reads import read_variant
 from hmmnlab.weights import load_model
 
 
@@ -58,10 +59,72 @@ def segment_folder(
     return written
 
 
-def run(args: argparse.Namespace) -> int:
+def parse_read_params(items: list[str] | None) -> dict:
+    """``["sigma=7", "fine=dense", "topk_r2=none"]`` -> {"sigma": 7, "fine": "dense", "topk_r2": None}."""
+    params = {}
+    for item in items or []:
+        key, sep, text = item.partition("=")
+        if not sep:
+            raise ValueError(f"--read expects key=value, got {item!r}")
+        value: object = text
+        if text.lower() == "none":
+            value = None
+        else:
+            for cast in (int, float):
+                try:
+                    value = cast(text)
+                    break
+                except ValueError:
+                    pass
+        params[key.strip().replace("-", "_")] = value
+    return params
+
+
+def add_video_arguments(p: argparse.ArgumentParser) -> None:
+    """The options every command that runs the model on one video shares."""
+    p.add_argument(
+        "--weights", required=True, help="checkpoint: the authors' HMMN file or hmmnlab's"
+    )
+    p.add_argument("--frames", required=True, help="folder of frames (JPEG or PNG)")
+    p.add_argument(
+        "--first-mask",
+        required=True,
+        help="first frame's annotation: palette PNG with labels 0..K, or 0/255 PNG",
+    )
+    p.add_argument("--mem-every", type=int, default=5, help="keep every N-th frame in memory (5)")
+    p.add_argument(
+        "--max-memory-frames",
+        type=int,
+        default=None,
+        help="cap on r4 memory frames for long videos (default: no cap)",
+    )
+    p.add_argument(
+        "--variant",
+        default="hmmn",
+        help="memory read variant: hmmn (default), hmmn-paper, kmn or stm",
+    )
+    p.add_argument(
+        "--read",
+        action="append",
+        metavar="KEY=VALUE",
+        help="read parameter, repeatable (e.g. sigma=7, fine=dense, topk_r3=16, guidance=all)",
+    )
+    p.add_argument("--device", default="cpu", help="cpu or cuda[:N] (default cpu)")
+    p.add_argument("--amp", action="store_true", help="autocast to float16 on CUDA")
+
+
+def load_video_inputs(args: argparse.Namespace, *, out: Path | None = None):
+    """Check a video command's inputs before any work: (model, frames, first labels, read, device)."""
     device = resolve_device(args.device)
+    read = read_variant(
+        args.variant,
+        mem_every=args.mem_every,
+        max_memory_frames=args.max_memory_frames,
+        **parse_read_params(args.read),
+    )
     frames = FrameFolder(args.frames)
-    check_output_folder(Path(args.out), Path(args.frames))
+    if out is not None:
+        check_output_folder(out, Path(args.frames))
     labels = read_label_png(args.first_mask)
     if labels.shape != frames.size:
         raise ValueError(
@@ -70,7 +133,11 @@ def run(args: argparse.Namespace) -> int:
     if not labels.any():
         raise ValueError(f"first mask {args.first_mask} has no object: every pixel is 0")
     model = load_model(args.weights, device=device)
-    read = ReadConfig(mem_every=args.mem_every, max_memory_frames=args.max_memory_frames)
+    return model, frames, labels, read, device
+
+
+def run(args: argparse.Namespace) -> int:
+    model, frames, labels, read, device = load_video_inputs(args, out=Path(args.out))
     written = segment_folder(
         model,
         frames,
@@ -94,25 +161,8 @@ def register_segment_command(subparsers) -> None:
         description="Segment a video (a folder of JPEG/PNG frames sorted by name) from the first "
         "frame's annotation; writes one DAVIS palette PNG per frame.",
     )
-    p.add_argument(
-        "--weights", required=True, help="checkpoint: the authors' HMMN file or hmmnlab's"
-    )
-    p.add_argument("--frames", required=True, help="folder of frames (JPEG or PNG)")
-    p.add_argument(
-        "--first-mask",
-        required=True,
-        help="first frame's annotation: palette PNG with labels 0..K, or 0/255 PNG",
-    )
+    add_video_arguments(p)
     p.add_argument("--out", required=True, help="output folder for the palette PNGs")
-    p.add_argument("--mem-every", type=int, default=5, help="keep every N-th frame in memory (5)")
-    p.add_argument(
-        "--max-memory-frames",
-        type=int,
-        default=None,
-        help="cap on r4 memory frames for long videos (default: no cap)",
-    )
-    p.add_argument("--device", default="cpu", help="cpu or cuda[:N] (default cpu)")
-    p.add_argument("--amp", action="store_true", help="autocast to float16 on CUDA")
     p.add_argument(
         "--save-probs",
         default=None,

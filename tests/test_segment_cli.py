@@ -182,3 +182,46 @@ def test_unknown_device(video, tiny_weights, capsys):
 
 def test_missing_weights(video, capsys):
     expect_error(capsys, segment(video, video / "nope.pth"), "checkpoint not found")
+
+
+def test_trace_cli_reproduces_the_public_fixture_intermediates(tmp_path, reference_dir):
+    fixture = np.load(reference_dir / "hmmn_fixture_public.npz")
+    weights = tmp_path / "w.pth"
+    subprocess.run(
+        [
+            sys.executable,
+            str(reference_dir / "make_weights.py"),
+            str(reference_dir / "hmmn_state_dict.tsv"),
+            "1",
+            str(weights),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    frames = np.round(fixture["frames"].transpose(0, 2, 3, 1) * 255).astype(np.uint8)
+    write_video(tmp_path / "frames", frames)
+    write_label_png(tmp_path / "mask.png", fixture["label0"])
+    cap_t = int(fixture["cap_t"])
+    code = main(
+        ["trace", "--weights", str(weights), "--frames", str(tmp_path / "frames"),
+         "--first-mask", str(tmp_path / "mask.png"), "--frame", str(cap_t),
+         "--out", str(tmp_path / "trace.npz"), "--mem-every", str(int(fixture["mem_every"]))]
+    )  # fmt: skip
+    assert code == 0
+    trace = np.load(tmp_path / "trace.npz")
+    for ours, theirs in [
+        ("r4.affinity_logits", "p4_logits"),
+        ("r4.kernel", "gauss4"),
+        ("r4.affinity", "p4"),
+    ]:
+        np.testing.assert_allclose(trace[ours], fixture[theirs], atol=1e-4, rtol=0, err_msg=ours)
+    for ours, theirs in [
+        ("r3.topk_indices", "topk3_indices"),
+        ("r2.topk_indices", "topk2_indices"),
+    ]:
+        np.testing.assert_array_equal(
+            np.sort(trace[ours], axis=-1), np.sort(fixture[theirs], axis=-1), err_msg=ours
+        )
+    np.testing.assert_array_equal(trace["memory_frames"], [0, 5, 7])
+    assert trace["r3.topk_coords"].shape == (*fixture["topk3_indices"].shape, 3)
+    assert set(np.unique(trace["r3.topk_coords"][..., 0])) <= {0, 7}
