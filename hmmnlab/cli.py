@@ -10,6 +10,7 @@ import argparse
 import sys
 
 from hmmnlab.data.synthetic import register_samples_command
+from hmmnlab.evaluate import register_eval_command
 from hmmnlab.scoring import register_score_command
 from hmmnlab.segment import register_segment_command
 from hmmnlab.trace import register_trace_command
@@ -27,6 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
     register_segment_command(subparsers)
     register_trace_command(subparsers)
     register_score_command(subparsers)
+    register_eval_command(subparsers)
     register_samples_command(subparsers)
     register_train_command(subparsers)
     return parser

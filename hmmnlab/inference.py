@@ -68,7 +68,7 @@ def to_frame_tensor(frame, *, index: int = 0) -> Tensor:
     Accepts H x W x 3 (RGB) / H x W x 4 (RGBA, alpha dropped) / H x W (grey) uint8 arrays, float
     arrays already in [0, 1] (H x W x C or C x H x W), or tensors of the same layouts.
     """
-    x = frame if isinstance(frame, Tensor) else torch.from_numpy(np.ascontiguousarray(frame))
+    x = frame if isinstance(frame, Tensor) else torch.tensor(np.asarray(frame))  # a copy
     if x.dtype == torch.uint8:
         x = x.float() / 255
     elif x.is_floating_point():
