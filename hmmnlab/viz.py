@@ -1,11 +1,23 @@
-"""Pictures: overlays of label maps on frames (and, later, figures from traces)."""
+"""Pictures: overlays of label maps on frames, and figures from traces (see below)."""
 
 from __future__ import annotations
 
+import io
+import numbers
+from collections.abc import Mapping
+
 import cv2
 import numpy as np
+import torch
+from matplotlib import colormaps
+from matplotlib.figure import Figure
+from matplotlib.patches import Rectangle
+from torch import Tensor
 
+from hmmnlab import ops
+from hmmnlab.config import ReadConfig
 from hmmnlab.data.palette import davis_palette
+from hmmnlab.trace import guidance_frames
 
 
 def overlay(frame: np.ndarray, labels: np.ndarray, *, alpha: float = 0.5) -> np.ndarray:
@@ -22,3 +34,541 @@ def overlay(frame: np.ndarray, labels: np.ndarray, *, alpha: float = 0.5) -> np.
     boundary = (edges > 0) & objects
     out[boundary] = colours[boundary]
     return out
+
+
+# ----------------------------------------------------------------------------------------------------
+# Figures from traces
+#
+# Every function below takes a trace (the ``cache`` dict of :func:`hmmnlab.trace.run_with_cache`:
+# hook name -> tensor, see the table in :mod:`hmmnlab.trace`) plus plain arrays (frames as H x W x 3
+# images, the memory frame indices of ``FrameResult.memory_frames``), and returns a matplotlib
+# ``Figure`` built without pyplot (no global state, nothing shown: display it, ``savefig`` it, or let
+# a notebook render it). Objects are indexed 0..B-1 in the trace's order (``FrameResult.object_ids``).
+#
+# Coordinates: the network works on the frame padded to a multiple of 16 (:func:`hmmnlab.ops.padding_for`).
+# An r4 cell ``(y, x)`` of the padded grid covers the padded pixels ``[16 y, 16 y + 16) x [16 x, 16 x +
+# 16)``, i.e. the frame pixels shifted by the top / left padding; an r3 (r2) cell covers 8 (4) pixels.
+
+STAGES = {
+    "logits": ("r4.affinity_logits", "raw affinity S = mk^T qk / sqrt(C)"),
+    "kernel": ("r4.kernel", "Gaussian kernel G"),
+    "affinity": ("r4.affinity", "affinity after the kernel: softmax(S) G / sum"),
+}
+SCALES = {"r4": 1, "r3": 2, "r2": 4}  # fine cells per r4 cell along each axis
+R4_STRIDE = 16
+
+
+def require(cache: Mapping[str, Tensor], *names: str) -> None:
+    """Raise a ValueError naming the hook points missing from ``cache`` and listing what it has."""
+    missing = [name for name in names if name not in cache]
+    if missing:
+        raise ValueError(
+            f"the trace has no {', '.join(missing)}; it has: {', '.join(sorted(cache)) or 'nothing'}"
+            " (trace them with run_with_cache(..., names_filter=None), and a read variant that "
+            "computes them)"
+        )
+
+
+def check_object(cache: Mapping[str, Tensor], name: str, obj: int) -> None:
+    """``obj`` must index the objects (first dimension) of ``cache[name]``."""
+    count = cache[name].shape[0]
+    if not isinstance(obj, numbers.Integral) or not 0 <= obj < count:
+        raise ValueError(f"obj must be an object index in 0..{count - 1} (the trace has {count} "
+                         f"objects), got {obj!r}")  # fmt: skip
+
+
+def r4_grid(cache: Mapping[str, Tensor]) -> tuple[int, int]:
+    """(h, w) of the padded r4 grid of a trace."""
+    for name in ("query_features.k4", "memory_features.k4", "r4.readout"):
+        if name in cache:
+            return tuple(cache[name].shape[-2:])
+    for name in ("output.probs", "decoder.logits", "output.object_probs"):
+        if name in cache:
+            height, width = cache[name].shape[-2:]
+            return height // R4_STRIDE, width // R4_STRIDE
+    raise ValueError(
+        "cannot tell the r4 grid of this trace: it has none of query_features.k4, "
+        f"memory_features.k4, r4.readout, output.probs; it has: {', '.join(sorted(cache))}"
+    )
+
+
+def check_query(query_yx, grid: tuple[int, int]) -> tuple[int, int]:
+    """``query_yx`` as a (y, x) pair of ints inside the r4 grid ``(h, w)``."""
+    try:
+        y, x = (int(v) for v in query_yx)
+    except (TypeError, ValueError):
+        raise ValueError(f"query_yx must be an r4 cell (y, x), got {query_yx!r}") from None
+    h, w = grid
+    if not (0 <= y < h and 0 <= x < w):
+        raise ValueError(
+            f"query cell (y, x) = ({y}, {x}) is outside the r4 grid of {h} x {w} cells "
+            f"(y in 0..{h - 1}, x in 0..{w - 1}; the padded frame is {16 * h} x {16 * w} pixels)"
+        )
+    return y, x
+
+
+def pixel_to_cell(py: float, px: float, size: tuple[int, int], *, scale: str = "r4"):
+    """The (y, x) cell of the padded grid at ``scale`` holding frame pixel (py, px); ``size`` is the
+    unpadded frame's (H, W)."""
+    padding = ops.padding_for(*size)
+    stride = R4_STRIDE // SCALES[scale]
+    return int((py + padding.top) // stride), int((px + padding.left) // stride)
+
+
+def cell_box(y: int, x: int, size: tuple[int, int], *, scale: str = "r4") -> tuple[float, ...]:
+    """(top, left, bottom, right) frame pixels of cell (y, x) of the padded grid at ``scale``
+    (the box may reach into the padding, outside the frame)."""
+    padding = ops.padding_for(*size)
+    stride = R4_STRIDE // SCALES[scale]
+    top, left = stride * y - padding.top, stride * x - padding.left
+    return top, left, top + stride, left + stride
+
+
+def grid_extent(size: tuple[int, int]) -> tuple[float, float, float, float]:
+    """The imshow ``extent`` (left, right, bottom, top) that lays a padded-grid map over the frame."""
+    left, right, top, bottom = ops.padding_for(*size)
+    height, width = size
+    return (-left, width + right, height + bottom, -top)
+
+
+def frame_image(frames, index: int) -> np.ndarray:
+    """Frame ``index`` of ``frames`` (a list, a T x H x W x 3 array or a DavisSequence) as an
+    H x W x 3 array for imshow."""
+    try:
+        count = len(frames)
+    except TypeError:
+        count = None
+    if count is not None and not 0 <= index < count:
+        raise ValueError(f"frames has {count} frames but frame {index} is needed")
+    image = np.asarray(frames[index])
+    if image.ndim == 3 and image.shape[0] == 3 and image.shape[-1] != 3:
+        image = image.transpose(1, 2, 0)  # 3 x H x W -> H x W x 3
+    if image.ndim != 3 or image.shape[-1] != 3:
+        raise ValueError(f"frame {index}: expected an H x W x 3 image, got shape {image.shape}")
+    return image
+
+
+def _figure(rows: int, cols: int, *, width: float = 3.2, height: float = 2.4, title: str = ""):
+    fig = Figure(
+        figsize=(width * cols, height * rows + (0.4 if title else 0)), layout="constrained"
+    )
+    axes = np.atleast_2d(fig.subplots(rows, cols, squeeze=False))
+    if title:
+        fig.suptitle(title)
+    return fig, axes
+
+
+def _show_frame(ax, image: np.ndarray, title: str) -> None:
+    ax.imshow(image, extent=(0, image.shape[1], image.shape[0], 0))
+    ax.set_xlim(0, image.shape[1])
+    ax.set_ylim(image.shape[0], 0)
+    ax.set_title(title, fontsize=9)
+    ax.set_xticks([])
+    ax.set_yticks([])
+
+
+def _draw_box(ax, box, *, color="white", style="-", width=1.5, fill=None, alpha=1.0) -> None:
+    top, left, bottom, right = box
+    ax.add_patch(
+        Rectangle(
+            (left, top),
+            right - left,
+            bottom - top,
+            fill=fill is not None,
+            facecolor=fill,
+            edgecolor=color if fill is None else "none",
+            linestyle=style,
+            linewidth=width,
+            alpha=alpha,
+        )
+    )
+
+
+def _memory_row_blocks(cache: Mapping[str, Tensor], name: str, memory_frames) -> int:
+    """Number of memory frames in the rows of ``cache[name]`` (B x THW x ...), checked against
+    ``memory_frames``."""
+    h, w = r4_grid(cache)
+    rows = cache[name].shape[1]
+    if rows != len(memory_frames) * h * w:
+        raise ValueError(
+            f"{name} has {rows} memory rows = {rows / (h * w):g} frames of {h} x {w}, but "
+            f"memory_frames lists {len(memory_frames)} frames {tuple(memory_frames)}"
+        )
+    return len(memory_frames)
+
+
+def affinity_rows(cache: Mapping[str, Tensor], query_yx, *, obj: int = 0, stage: str = "affinity"):
+    """The r4 ``stage`` ("logits", "kernel" or "affinity") for one query cell: T x h x w numpy,
+    one map per memory frame (oldest first) over the memory frame's padded r4 grid."""
+    if stage not in STAGES:
+        raise ValueError(f"stage must be one of {sorted(STAGES)}, got {stage!r}")
+    name = STAGES[stage][0]
+    require(cache, name)
+    check_object(cache, name, obj)
+    h, w = r4_grid(cache)
+    y, x = check_query(query_yx, (h, w))
+    column = cache[name][obj, :, y * w + x].float()  # THW
+    return column.reshape(-1, h, w).numpy()  # T x h x w
+
+
+def affinity_maps(
+    cache: Mapping[str, Tensor],
+    frames,
+    memory_frames,
+    query_yx,
+    *,
+    obj: int = 0,
+    stage: str = "affinity",
+    query_frame: int | None = None,
+    alpha: float = 0.6,
+) -> Figure:
+    """For one query r4 cell, the r4 ``stage`` over every memory frame, drawn on the memory frame.
+
+    stage: "logits" (the raw affinity S), "kernel" (the Gaussian kernel G of every memory position,
+    evaluated at the query cell) or "affinity" (softmax(S) G renormalised over all memory positions:
+    the weights of the read-out). frames: the video's frames (indexable by frame index);
+    memory_frames: ``FrameResult.memory_frames``; query_frame: the traced frame's index, to add a
+    first panel with the query cell. A white dashed box marks the query cell's position on every
+    memory frame. One panel per memory frame (plus the query panel), titled with the frame index.
+    """
+    rows = affinity_rows(cache, query_yx, obj=obj, stage=stage)  # T x h x w
+    _memory_row_blocks(cache, STAGES[stage][0], memory_frames)
+    y, x = check_query(query_yx, r4_grid(cache))
+    sigmas = cache.get("r4.sigmas")
+    panels = len(memory_frames) + (query_frame is not None)
+    fig, axes = _figure(1, panels, title=f"{STAGES[stage][1]}; object {obj}, query cell ({y}, {x})")
+    axes = axes[0]
+    if query_frame is not None:
+        image = frame_image(frames, query_frame)
+        _show_frame(axes[0], image, f"query: frame {query_frame}")
+        _draw_box(axes[0], cell_box(y, x, image.shape[:2]), color="cyan", width=2)
+        axes = axes[1:]
+    vmin, vmax = (float(rows.min()), float(rows.max())) if stage == "logits" else (0.0, None)
+    vmax = vmax if vmax is not None else max(float(rows.max()), 1e-12)
+    for t, (ax, frame_index) in enumerate(zip(axes, memory_frames, strict=True)):
+        image = frame_image(frames, frame_index)
+        title = f"memory: frame {frame_index}"
+        if stage == "affinity":
+            title += f", mass {rows[t].sum():.2f}"
+        elif stage == "kernel" and sigmas is not None:
+            title += f", sigma {float(sigmas[t]):.1f}"
+        else:
+            title += f", max {rows[t].max():.2f}"
+        _show_frame(ax, image, title)
+        heat = ax.imshow(
+            rows[t],
+            extent=grid_extent(image.shape[:2]),
+            cmap="inferno",
+            vmin=vmin,
+            vmax=vmax,
+            alpha=alpha,
+            interpolation="nearest",
+        )
+        _draw_box(ax, cell_box(y, x, image.shape[:2]), color="white", style="--")
+    fig.colorbar(heat, ax=list(axes), shrink=0.8, label=stage)
+    return fig
+
+
+def kernel_sigmas(cache: Mapping[str, Tensor], memory_frames=None) -> Figure:
+    """The Gaussian kernel width of every memory frame (left) and the kernel profiles
+    ``exp(-d^2 / 2 sigma^2)`` against the distance d in r4 cells (right)."""
+    require(cache, "r4.sigmas")
+    sigmas = cache["r4.sigmas"].float().numpy()
+    labels = [str(f) for f in memory_frames] if memory_frames is not None else None
+    if labels is not None and len(labels) != len(sigmas):
+        raise ValueError(
+            f"r4.sigmas has {len(sigmas)} frames but memory_frames lists {len(labels)}"
+        )
+    labels = labels or [f"memory {i}" for i in range(len(sigmas))]
+    fig, axes = _figure(1, 2, width=4.0, height=2.8, title="Gaussian kernel width per memory frame")
+    bars, profiles = axes[0]
+    bars.bar(labels, sigmas, color="tab:orange")
+    bars.set_xlabel("memory frame")
+    bars.set_ylabel("sigma (r4 cells)")
+    bars.set_title("sigma grows for older frames", fontsize=9)
+    distance = np.linspace(0, 3 * float(sigmas.max()), 200)
+    for label, sigma in zip(labels, sigmas, strict=True):
+        profiles.plot(distance, np.exp(-(distance**2) / (2 * sigma**2)), label=f"frame {label}")
+    profiles.set_xlabel("distance to the kernel centre (r4 cells)")
+    profiles.set_ylabel("G")
+    profiles.set_title("kernel profiles", fontsize=9)
+    profiles.legend(fontsize=8)
+    return fig
+
+
+def flow_arrows(
+    cache: Mapping[str, Tensor],
+    frames,
+    query_frame: int,
+    *,
+    obj: int = 0,
+    query_yx=None,
+    step: int = 1,
+) -> Figure:
+    """The window argmax (``r4.flow``): an arrow from every r4 cell of frame t-1 to the cell of the
+    query frame it matches best inside the window, drawn on the query frame (every ``step``-th cell;
+    red: the cells of frame t-1 whose kernel is centred on ``query_yx``, when given)."""
+    require(cache, "r4.flow")
+    check_object(cache, "r4.flow", obj)
+    h, w = r4_grid(cache)
+    image = frame_image(frames, query_frame)
+    size = image.shape[:2]
+    flow = cache["r4.flow"][obj].numpy()  # HW: query position of each position of frame t-1
+    source = np.arange(h * w)
+    padding = ops.padding_for(*size)
+    sy = (source // w) * R4_STRIDE + 8 - padding.top
+    sx = (source % w) * R4_STRIDE + 8 - padding.left
+    ty = (flow // w) * R4_STRIDE + 8 - padding.top
+    tx = (flow % w) * R4_STRIDE + 8 - padding.left
+    keep = ((source // w) % step == 0) & ((source % w) % step == 0)
+    fig, axes = _figure(1, 1, width=6.0, height=3.8, title=f"window argmax: frame t-1 -> frame "
+                        f"{query_frame}, object {obj}")  # fmt: skip
+    ax = axes[0, 0]
+    _show_frame(ax, image, "arrow: r4 cell of frame t-1 -> best match in the window")
+    ax.quiver(sx[keep], sy[keep], (tx - sx)[keep], (ty - sy)[keep], color="yellow",
+              angles="xy", scale_units="xy", scale=1, width=0.003)  # fmt: skip
+    ax.scatter(sx[keep], sy[keep], s=3, color="yellow")
+    if query_yx is not None:
+        y, x = check_query(query_yx, (h, w))
+        hits = flow == y * w + x
+        ax.quiver(sx[hits], sy[hits], (tx - sx)[hits], (ty - sy)[hits], color="red",
+                  angles="xy", scale_units="xy", scale=1, width=0.005)  # fmt: skip
+        _draw_box(ax, cell_box(y, x, size), color="cyan", width=2)
+    return fig
+
+
+def _guidance(cache, memory_frames, scale: str, read) -> tuple[str, list[int]]:
+    if scale not in ("r3", "r2"):
+        raise ValueError(f"scale must be 'r3' or 'r2', got {scale!r}")
+    name = f"{scale}.topk_indices"
+    require(cache, name)
+    return name, guidance_frames(tuple(memory_frames), read or ReadConfig())
+
+
+def topk_table(
+    cache: Mapping[str, Tensor],
+    memory_frames,
+    query_yx,
+    *,
+    obj: int = 0,
+    scale: str = "r3",
+    read: ReadConfig | None = None,
+):
+    """The r4 memory cells selected for one query r4 cell at ``scale``, best first, as a
+    DataFrame: rank, memory frame, r4 cell (y, x), the r4 affinity after the kernel at that cell
+    (when traced) and the mean attention the query's fine cells give to the cell's children."""
+    import pandas as pd
+
+    name, frames = _guidance(cache, memory_frames, scale, read)
+    check_object(cache, name, obj)
+    h, w = r4_grid(cache)
+    y, x = check_query(query_yx, (h, w))
+    q = y * w + x
+    rows = cache[name][obj, q].numpy()  # k rows of the guidance affinity
+    if rows.max(initial=0) >= len(frames) * h * w:
+        raise ValueError(
+            f"{name} selects row {rows.max()} but the guidance frames {frames} have only "
+            f"{len(frames) * h * w} rows: is `read` the configuration the trace was made with?"
+        )
+    frame = np.asarray(frames)[rows // (h * w)]
+    table = pd.DataFrame(
+        {
+            "rank": np.arange(1, len(rows) + 1),
+            "frame": frame,
+            "y": (rows % (h * w)) // w,
+            "x": rows % w,
+        }  # fmt: skip
+    )
+    if "r4.affinity" in cache:
+        memory_rows = [list(memory_frames).index(f) * h * w for f in frame]
+        memory_rows = np.asarray(memory_rows) + rows % (h * w)
+        table["r4 affinity"] = cache["r4.affinity"][obj, memory_rows, q].numpy()
+    attention = f"{scale}.attention"
+    if attention in cache and cache[attention].ndim == 4:
+        s2 = SCALES[scale] ** 2
+        weights = cache[attention][obj, q].float().mean(0).reshape(len(rows), s2)  # k x s^2
+        table[f"{scale} attention"] = weights.sum(1).numpy()
+    return table
+
+
+def topk_on_memory(
+    cache: Mapping[str, Tensor],
+    frames,
+    memory_frames,
+    query_yx,
+    *,
+    obj: int = 0,
+    scale: str = "r3",
+    query_frame: int | None = None,
+    read: ReadConfig | None = None,
+) -> Figure:
+    """The top-k guidance of one query r4 cell at ``scale`` drawn on the memory frames it reads.
+
+    Selected r4 cells: outlines coloured by rank (bright = best); their r3 (2 x 2) or r2 (4 x 4)
+    children: squares shaded by the mean attention the query cell's fine cells give them (when
+    ``{scale}.attention`` is traced). Panels: the query frame with the query cell (when
+    ``query_frame`` is given), then each guidance frame (frame 0 and frame t-1 by default; ``read``:
+    the ReadConfig of the trace, for ``guidance="all"``).
+    """
+    table = topk_table(cache, memory_frames, query_yx, obj=obj, scale=scale, read=read)
+    _, guide = _guidance(cache, memory_frames, scale, read)
+    y, x = check_query(query_yx, r4_grid(cache))
+    s = SCALES[scale]
+    panels = len(guide) + (query_frame is not None)
+    title = f"top-{len(table)} r4 cells guiding {scale}; object {obj}, query cell ({y}, {x})"
+    fig, axes = _figure(1, panels, width=3.6, height=2.6, title=title)
+    axes = axes[0]
+    if query_frame is not None:
+        image = frame_image(frames, query_frame)
+        _show_frame(axes[0], image, f"query: frame {query_frame}")
+        _draw_box(axes[0], cell_box(y, x, image.shape[:2]), color="cyan", width=2)
+        for dy in range(s):
+            for dx in range(s):
+                child = cell_box(s * y + dy, s * x + dx, image.shape[:2], scale=scale)
+                _draw_box(axes[0], child, color="cyan", width=0.5)
+        axes = axes[1:]
+    attention = f"{scale} attention"
+    weights = None
+    if attention in table:
+        weights = cache[f"{scale}.attention"][obj, y * r4_grid(cache)[1] + x].float().mean(0)
+        weights = weights.reshape(len(table), s * s).numpy()  # k x s^2, cell-major children
+        top = max(float(weights.max()), 1e-12)
+    ranks = colormaps["viridis_r"](np.linspace(0, 1, max(len(table), 2)))
+    for ax, frame_index in zip(axes, guide, strict=True):
+        image = frame_image(frames, frame_index)
+        size = image.shape[:2]
+        chosen = table[table["frame"] == frame_index]
+        _show_frame(ax, image, f"memory: frame {frame_index}, {len(chosen)} cells")
+        for i, row in chosen.iterrows():
+            cy, cx = int(row["y"]), int(row["x"])
+            if weights is not None:
+                for child in range(s * s):
+                    dy, dx = divmod(child, s)
+                    box = cell_box(s * cy + dy, s * cx + dx, size, scale=scale)
+                    _draw_box(ax, box, fill="red", alpha=float(weights[i, child]) / top * 0.9)
+            _draw_box(ax, cell_box(cy, cx, size), color=ranks[i], width=1.2)
+        _draw_box(ax, cell_box(y, x, size), color="white", style="--")
+    return fig
+
+
+def decoder_output(cache: Mapping[str, Tensor], frame: np.ndarray, *, obj: int = 0) -> Figure:
+    """The decoder's foreground probability of object ``obj``, its probability after soft
+    aggregation with the other objects, and the frame's labels (argmax) over the frame."""
+    require(cache, "decoder.logits", "output.probs")
+    check_object(cache, "decoder.logits", obj)
+    image = np.asarray(frame)
+    padding = ops.padding_for(*image.shape[:2])
+    decoder = torch.softmax(cache["decoder.logits"][obj].float(), dim=0)[1]  # Hp x Wp
+    decoder = ops.unpad(decoder, padding).numpy()
+    probs = ops.unpad(cache["output.probs"].float(), padding)  # (B+1) x H x W
+    if probs.shape[-2:] != image.shape[:2]:
+        raise ValueError(
+            f"the trace's output is {tuple(probs.shape[-2:])} once unpadded but the frame is "
+            f"{image.shape[:2]}: is it the traced frame?"
+        )
+    fig, axes = _figure(1, 3, title=f"decoder output, object {obj}")
+    axes = axes[0]
+    for ax, data, title in (
+        (axes[0], decoder, "decoder: P(object | pixel)"),
+        (axes[1], probs[obj + 1].numpy(), "after soft aggregation"),
+    ):
+        ax.imshow(data, cmap="magma", vmin=0, vmax=1)
+        ax.set_title(title, fontsize=9)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    labels = probs.argmax(dim=0).numpy()
+    _show_frame(axes[2], overlay(image.astype(np.uint8), labels), "labels (argmax)")
+    return fig
+
+
+def pca_rgb(maps: list[np.ndarray]) -> list[np.ndarray]:
+    """Project C x h x w feature maps (same C) on their 3 joint principal components, scaled to
+    [0, 1] per component: a list of h x w x 3 images."""
+    flat = np.concatenate([m.reshape(m.shape[0], -1).T for m in maps])  # N x C
+    flat = flat - flat.mean(0)
+    _, _, vt = np.linalg.svd(flat, full_matrices=False)
+    comps = vt[:3]
+    if comps.shape[0] < 3:
+        comps = np.concatenate([comps, np.zeros((3 - comps.shape[0], flat.shape[1]))])
+    projected = flat @ comps.T  # N x 3
+    low, high = projected.min(0), projected.max(0)
+    projected = (projected - low) / np.where(high > low, high - low, 1)
+    out, start = [], 0
+    for m in maps:
+        n = m.shape[1] * m.shape[2]
+        out.append(projected[start : start + n].reshape(m.shape[1], m.shape[2], 3))
+        start += n
+    return out
+
+
+def features_pca(
+    cache: Mapping[str, Tensor],
+    names,
+    *,
+    obj: int = 0,
+    images: list[np.ndarray] | None = None,
+) -> Figure:
+    """Feature maps (hook names, each B x C x h x w or 1 x C x h x w) as RGB images of their first
+    3 principal components; maps with the same number of channels share one PCA, so equal colours
+    mean similar features. ``images``: one frame per name, under its map (laid over the padded
+    grid)."""
+    names = list(names)
+    require(cache, *names)
+    if images is not None and len(images) != len(names):
+        raise ValueError(f"images must give one frame per name ({len(names)}), got {len(images)}")
+    maps = []
+    for name in names:
+        tensor = cache[name]
+        if tensor.ndim != 4:
+            raise ValueError(f"{name} is {tuple(tensor.shape)}, not a B x C x h x w feature map")
+        if tensor.shape[0] > 1:
+            check_object(cache, name, obj)
+        maps.append(tensor[obj if tensor.shape[0] > 1 else 0].float().numpy())
+    rgb: list = [None] * len(maps)
+    for channels in {m.shape[0] for m in maps}:
+        group = [i for i, m in enumerate(maps) if m.shape[0] == channels]
+        for i, picture in zip(group, pca_rgb([maps[i] for i in group]), strict=True):
+            rgb[i] = picture
+    title = f"first 3 principal components as RGB, object {obj}"
+    fig, axes = _figure(1, len(names), title=title)
+    for ax, name, picture, i in zip(axes[0], names, rgb, range(len(names)), strict=True):
+        if images is not None:
+            image = np.asarray(images[i])
+            _show_frame(ax, image, name)
+            ax.imshow(
+                picture, extent=grid_extent(image.shape[:2]), interpolation="nearest", alpha=0.8
+            )
+        else:
+            ax.imshow(picture, interpolation="nearest")
+            ax.set_title(name, fontsize=9)
+            ax.set_xticks([])
+            ax.set_yticks([])
+    return fig
+
+
+def keys_pca(cache, *, scale: str = "r4", obj: int = 0, images=None) -> Figure:
+    """Memory key (frame t-1) and query key at ``scale`` in one PCA (see :func:`features_pca`);
+    ``images``: (frame t-1, query frame)."""
+    if scale not in SCALES:
+        raise ValueError(f"scale must be one of {sorted(SCALES)}, got {scale!r}")
+    n = scale[1]
+    return features_pca(
+        cache, [f"memory_features.k{n}", f"query_features.k{n}"], obj=obj, images=images
+    )
+
+
+def values_pca(cache, *, obj: int = 0, images=None) -> Figure:
+    """Memory value (frame t-1) and query value at r4 (see :func:`features_pca`)."""
+    return features_pca(cache, ["memory_features.v4", "query_features.v4"], obj=obj, images=images)
+
+
+def readouts_pca(cache, *, obj: int = 0) -> Figure:
+    """The memory read-outs at r4, r3 and r2 as PCA RGB images (one PCA per scale)."""
+    return features_pca(cache, ["r4.readout", "r3.readout", "r2.readout"], obj=obj)
+
+
+def figure_png(fig: Figure, *, dpi: int = 80) -> bytes:
+    """A figure rendered to PNG bytes (for an ipywidgets.Image)."""
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=dpi)
+    return buffer.getvalue()
