@@ -21,6 +21,43 @@ def require(path: Path, what: str) -> Path:
 
 
 @pytest.fixture(scope="session")
+def tiny_config():
+    """A small random HMMN (ResNet-18 encoders, few channels) for fast tests that need no weights."""
+    from hmmnlab.config import ModelConfig
+
+    return ModelConfig(
+        backbone="resnet18",
+        key_dim_r4=16,
+        value_dim_r4=32,
+        key_dim_r3=16,
+        value_dim_r3=16,
+        key_dim_r2=8,
+        value_dim_r2=8,
+        decoder_dim=16,
+    )
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tiny_config):
+    import torch
+
+    from hmmnlab.model import HMMN
+
+    torch.manual_seed(0)
+    return HMMN(tiny_config).eval()
+
+
+@pytest.fixture(scope="session")
+def tiny_weights(tiny_model, tmp_path_factory) -> Path:
+    """``tiny_model`` saved as an hmmnlab checkpoint."""
+    from hmmnlab.weights import save_checkpoint
+
+    path = tmp_path_factory.mktemp("tiny") / "tiny.pth"
+    save_checkpoint(tiny_model, path)
+    return path
+
+
+@pytest.fixture(scope="session")
 def reference_dir() -> Path:
     return require(REFERENCE, "the authors' reference fixtures")
 

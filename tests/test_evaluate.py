@@ -4,35 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-import pytest
-import torch
 
 from hmmnlab.cli import main
-from hmmnlab.config import ModelConfig
 from hmmnlab.data.palette import read_label_png
-from hmmnlab.model import HMMN
 from hmmnlab.viz import overlay
-from hmmnlab.weights import save_checkpoint
 
 REPO_SAMPLES = "data_samples"
-TINY = ModelConfig(
-    backbone="resnet18",
-    key_dim_r4=16,
-    value_dim_r4=32,
-    key_dim_r3=16,
-    value_dim_r3=16,
-    key_dim_r2=8,
-    value_dim_r2=8,
-    decoder_dim=16,
-)
-
-
-@pytest.fixture(scope="module")
-def tiny_weights(tmp_path_factory):
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("tiny") / "tiny.pth"
-    save_checkpoint(HMMN(TINY), path)
-    return path
 
 
 def run_eval(weights, out, *extra):

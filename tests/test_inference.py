@@ -7,26 +7,8 @@ import pytest
 import torch
 
 from hmmnlab import ops
-from hmmnlab.config import ModelConfig, ReadConfig
+from hmmnlab.config import ReadConfig
 from hmmnlab.inference import object_labels, propagate, to_frame_tensor
-from hmmnlab.model import HMMN
-
-TINY = ModelConfig(
-    backbone="resnet18",
-    key_dim_r4=16,
-    value_dim_r4=32,
-    key_dim_r3=16,
-    value_dim_r3=16,
-    key_dim_r2=8,
-    value_dim_r2=8,
-    decoder_dim=16,
-)
-
-
-@pytest.fixture(scope="module")
-def tiny_model():
-    torch.manual_seed(0)
-    return HMMN(TINY).eval()
 
 
 def video(T=13, H=48, W=64, seed=0):

@@ -7,25 +7,10 @@ import sys
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
 from hmmnlab.cli import main
-from hmmnlab.config import ModelConfig
 from hmmnlab.data.palette import read_label_png, write_label_png
-from hmmnlab.model import HMMN
-from hmmnlab.weights import save_checkpoint
-
-TINY = ModelConfig(
-    backbone="resnet18",
-    key_dim_r4=16,
-    value_dim_r4=32,
-    key_dim_r3=16,
-    value_dim_r3=16,
-    key_dim_r2=8,
-    value_dim_r2=8,
-    decoder_dim=16,
-)
 
 
 def write_video(folder, frames_uint8, suffix=".png"):
@@ -35,12 +20,18 @@ def write_video(folder, frames_uint8, suffix=".png"):
     return folder
 
 
-@pytest.fixture(scope="module")
-def tiny_weights(tmp_path_factory):
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("tiny") / "tiny.pth"
-    save_checkpoint(HMMN(TINY), path)
-    return path
+def public_fixture_as_files(tmp_path, reference_dir):
+    """The public fixture's video as PNG frames and a palette first mask in ``tmp_path``, and recipe
+    weights seed 1 saved by ``make_weights.py``. Returns (fixture arrays, weights path)."""
+    fixture = np.load(reference_dir / "hmmn_fixture_public.npz")
+    weights = tmp_path / "w.pth"
+    make_weights = [sys.executable, str(reference_dir / "make_weights.py")]
+    tsv = str(reference_dir / "hmmn_state_dict.tsv")
+    subprocess.run([*make_weights, tsv, "1", str(weights)], check=True, capture_output=True)
+    frames = np.round(fixture["frames"].transpose(0, 2, 3, 1) * 255).astype(np.uint8)
+    write_video(tmp_path / "frames", frames)
+    write_label_png(tmp_path / "mask.png", fixture["label0"])
+    return fixture, weights
 
 
 @pytest.fixture
@@ -74,28 +65,13 @@ def segment(video, weights, *extra, out="out"):
 
 
 def test_cli_reproduces_the_public_fixture(tmp_path, reference_dir):
-    fixture = np.load(reference_dir / "hmmn_fixture_public.npz")
-    weights = tmp_path / "w.pth"
-    subprocess.run(
-        [
-            sys.executable,
-            str(reference_dir / "make_weights.py"),
-            str(reference_dir / "hmmn_state_dict.tsv"),
-            "1",
-            str(weights),
-        ],
-        check=True,
-        capture_output=True,
-    )
-    frames = np.round(fixture["frames"].transpose(0, 2, 3, 1) * 255).astype(np.uint8)
-    write_video(tmp_path / "frames", frames)
-    write_label_png(tmp_path / "mask.png", fixture["label0"])
+    fixture, weights = public_fixture_as_files(tmp_path, reference_dir)
     code = segment(tmp_path, weights, "--save-probs", str(tmp_path / "probs.npz"))
     assert code == 0
     probs = np.load(tmp_path / "probs.npz")["probs"]
     assert probs.dtype == np.float32 and probs.shape == fixture["Es"].shape
     np.testing.assert_allclose(probs, fixture["Es"], atol=1e-4, rtol=0)
-    for t in range(len(frames)):
+    for t in range(len(fixture["Es"])):
         np.testing.assert_array_equal(
             read_label_png(tmp_path / "out" / f"{t:05d}.png"), fixture["pred"][t]
         )
@@ -185,22 +161,7 @@ def test_missing_weights(video, capsys):
 
 
 def test_trace_cli_reproduces_the_public_fixture_intermediates(tmp_path, reference_dir):
-    fixture = np.load(reference_dir / "hmmn_fixture_public.npz")
-    weights = tmp_path / "w.pth"
-    subprocess.run(
-        [
-            sys.executable,
-            str(reference_dir / "make_weights.py"),
-            str(reference_dir / "hmmn_state_dict.tsv"),
-            "1",
-            str(weights),
-        ],
-        check=True,
-        capture_output=True,
-    )
-    frames = np.round(fixture["frames"].transpose(0, 2, 3, 1) * 255).astype(np.uint8)
-    write_video(tmp_path / "frames", frames)
-    write_label_png(tmp_path / "mask.png", fixture["label0"])
+    fixture, weights = public_fixture_as_files(tmp_path, reference_dir)
     cap_t = int(fixture["cap_t"])
     code = main(
         ["trace", "--weights", str(weights), "--frames", str(tmp_path / "frames"),

@@ -8,29 +8,17 @@ import numpy as np
 import pytest
 import torch
 
-from hmmnlab.config import ModelConfig, ReadConfig
+from hmmnlab.config import ReadConfig
 from hmmnlab.hooks import hook_points
 from hmmnlab.inference import propagate
 from hmmnlab.model import HMMN
 from hmmnlab.model.reads import FINE_READS, KERNELS, read_variant, register_kernel
 from hmmnlab.trace import run_with_cache, topk_coordinates
 
-TINY = ModelConfig(
-    backbone="resnet18",
-    key_dim_r4=16,
-    value_dim_r4=32,
-    key_dim_r3=16,
-    value_dim_r3=16,
-    key_dim_r2=8,
-    value_dim_r2=8,
-    decoder_dim=16,
-)
 
-
-@pytest.fixture(scope="module")
-def model():
-    torch.manual_seed(0)
-    return HMMN(TINY).eval()
+@pytest.fixture
+def model(tiny_model):
+    return tiny_model
 
 
 @pytest.fixture(scope="module")
@@ -154,10 +142,10 @@ def test_topk_coordinates():
     assert coords.tolist() == [[[[0, 0, 0], [0, 1, 2], [9, 1, 1]]]]
 
 
-def test_every_hook_point_is_documented():
+def test_every_hook_point_is_documented(tiny_config):
     import hmmnlab.trace
 
     doc = hmmnlab.trace.__doc__
-    for name in hook_points(HMMN(TINY)):
+    for name in hook_points(HMMN(tiny_config)):
         head = name.rsplit(".", 1)[0]
         assert name in doc or (head in doc), name
