@@ -239,16 +239,17 @@ def styled(df: pd.DataFrame, *, all_params: bool = False):
 
 
 def plot(df: pd.DataFrame, *, kind: str = "bar"):
-    """A matplotlib Figure of an ablation table: ``"bar"`` (J&F per read, best highlighted,
+    """A matplotlib Figure (built without pyplot) of an ablation table: ``"bar"`` (J&F per read, best highlighted,
     refused reads marked) or ``"scatter"`` (J&F against seconds per frame)."""
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
 
     if kind not in ("bar", "scatter"):
         raise ValueError(f"kind must be 'bar' or 'scatter', got {kind!r}")
     scores = df["J&F"].to_numpy(dtype=float)
     best = np.nanargmax(scores) if np.isfinite(scores).any() else -1
     if kind == "bar":
-        fig, ax = plt.subplots(figsize=(max(4.0, 0.55 * len(df) + 1.5), 3.2), layout="constrained")
+        fig = Figure(figsize=(max(4.0, 0.55 * len(df) + 1.5), 3.2), layout="constrained")
+        ax = fig.subplots()
         colours = ["#1a7f37" if i == best else "#4c72b0" for i in range(len(df))]
         ax.bar(range(len(df)), np.nan_to_num(scores), color=colours)
         for i, value in enumerate(scores):
@@ -260,7 +261,8 @@ def plot(df: pd.DataFrame, *, kind: str = "bar"):
         ax.set_ylim(0, min(1.0, np.nanmax(np.append(scores, 0.1)) * 1.15 + 0.02))
         ax.set_title("Memory reads, same weights")
         return fig
-    fig, ax = plt.subplots(figsize=(5, 3.6), layout="constrained")
+    fig = Figure(figsize=(5, 3.6), layout="constrained")
+    ax = fig.subplots()
     ok = np.isfinite(scores)
     seconds = df["Seconds/frame"].to_numpy(dtype=float)
     ax.scatter(seconds[ok], scores[ok], color="#4c72b0")

@@ -11,6 +11,7 @@ import sys
 
 from hmmnlab.data.synthetic import register_samples_command
 from hmmnlab.evaluate import register_eval_command
+from hmmnlab.report import register_demo_command
 from hmmnlab.scoring import register_score_command
 from hmmnlab.segment import register_segment_command
 from hmmnlab.trace import register_trace_command
@@ -31,6 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
     register_eval_command(subparsers)
     register_samples_command(subparsers)
     register_train_command(subparsers)
+    register_demo_command(subparsers)
     return parser
 
 
