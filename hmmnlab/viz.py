@@ -486,8 +486,8 @@ def pca_rgb(maps: list[np.ndarray]) -> list[np.ndarray]:
     [0, 1] per component: a list of h x w x 3 images."""
     flat = np.concatenate([m.reshape(m.shape[0], -1).T for m in maps])  # N x C
     flat = flat - flat.mean(0)
-    _, _, vt = np.linalg.svd(flat, full_matrices=False)
-    comps = vt[:3]
+    _, vectors = np.linalg.eigh(flat.T @ flat)  # C x C covariance: ascending eigenvalues
+    comps = vectors[:, ::-1][:, :3].T  # 3 x C principal directions
     if comps.shape[0] < 3:
         comps = np.concatenate([comps, np.zeros((3 - comps.shape[0], flat.shape[1]))])
     projected = flat @ comps.T  # N x 3
