@@ -231,6 +231,8 @@ class TopkInspector:
         """Redraw every figure and the table for the current choices."""
         name, t, obj, scale = self.video.value, self.frame.value, self.obj.value, self.scale.value
         frames, _ = self.video_frames(name)
+        if (name, t) not in self.traces:
+            self.status.value = html.escape(f"{name}: tracing frames 1..{t} (once) ...")
         trace = self.current
         q = self.query_yx
         image = frames[t].copy()
