@@ -126,6 +126,10 @@ def _load(weights, device):
 
     if isinstance(weights, HMMN):
         return weights
+    if weights is None:
+        from hmmnlab.lesson import demo_weights
+
+        return load_model(demo_weights(), device=device)
     path = repo_path(weights)
     if not path.is_file():
         raise FileNotFoundError(
@@ -137,7 +141,7 @@ def _load(weights, device):
 
 def run(
     davis_root: str | Path = "data_samples",
-    weights=DEMO_WEIGHTS,
+    weights=None,
     *,
     variants: Grid | None = None,
     year: int = 2017,
@@ -151,7 +155,8 @@ def run(
     """Evaluate every read of ``variants`` (default :func:`default_grid`) and return the ablation
     table, one row per read (see the module docstring for its columns).
 
-    weights: a checkpoint path or an already loaded :class:`~hmmnlab.model.HMMN`.
+    weights: a checkpoint path or an already loaded :class:`~hmmnlab.model.HMMN`; None: the demo
+    weights (``$HMMNLAB_DEMO_WEIGHTS`` if set, else :data:`DEMO_WEIGHTS`).
     out: where each read's masks and CSVs go, ``out/<label>/`` (default ``out/ablation``); runs
     resume from what is there. overlays: also write overlay frames and MP4s per read.
     """

@@ -6,8 +6,9 @@ ablation (the table, its CSV and a plot); and the *twins* case, two identical ob
 only by their motion, read by ``stm`` (no kernel) and ``hmmn`` (temporal kernel).
 
 The report is self-contained (figures are embedded as base64 PNG, tables as HTML). The helpers
-used to build it (:func:`frame_scores`, :func:`worst_frames`, :func:`overlay_panels`,
-:func:`filmstrip`) are the ones the notebooks call.
+used to build it (:func:`frame_scores`, :func:`worst_frames`, :func:`frames_against_truth`,
+:func:`overlay_panels`, :func:`filmstrip`, :func:`compare_reads`, :func:`animate`) are the ones the
+notebooks call.
 """
 
 from __future__ import annotations
@@ -99,6 +100,45 @@ def filmstrip(sequence, pred_dir, *, count: int = 6):
         for i in indices
     ]  # fmt: skip
     return overlay_panels(panels, columns=min(len(panels), 3))
+
+
+def frames_against_truth(
+    davis_root, pred_dir, frames: pd.DataFrame, *, year: int = 2017, split: str = "val"
+):
+    """Ground truth and prediction side by side (one row of panels per row of ``frames``, a table
+    with ``sequence`` and ``frame`` columns such as :func:`worst_frames` returns)."""
+    from hmmnlab.data.davis import DavisDataset
+
+    dataset = DavisDataset(ablation.repo_path(davis_root), year=year, split=split)
+    panels = []
+    for _, row in frames.iterrows():
+        seq, t = dataset[row["sequence"]], int(row["frame"])
+        score = f", J&F {row['J&F']:.2f}" if "J&F" in row else ""
+        panels.append((f"{seq.name} {t}: ground truth", seq.frame(t), seq.mask(t)))
+        panels.append((f"prediction{score}", seq.frame(t), predicted_labels(pred_dir, seq, t)))
+    return overlay_panels(panels, columns=4)
+
+
+def animate(images: list[np.ndarray], *, fps: float = 6.0, width: float = 6.0) -> str:
+    """A JavaScript player (play, pause, frame slider) for H x W x 3 images, as an HTML string:
+    ``IPython.display.HTML(animate(images))`` in a notebook; it plays without a running kernel."""
+    from matplotlib.animation import FuncAnimation
+    from matplotlib.figure import Figure
+
+    if not images:
+        raise ValueError("animate needs at least one image")
+    height = width * images[0].shape[0] / images[0].shape[1]
+    fig = Figure(figsize=(width, height))
+    ax = fig.add_axes((0, 0, 1, 1))
+    ax.axis("off")
+    shown = ax.imshow(images[0])
+
+    def draw(t):
+        shown.set_data(images[t])
+        return (shown,)
+
+    movie = FuncAnimation(fig, draw, frames=len(images), interval=1000 / fps, blit=True)
+    return movie.to_jshtml(default_mode="loop")
 
 
 def compare_reads(davis_root, folders: dict[str, Path], sequence: str, **kwargs) -> pd.DataFrame:
@@ -196,7 +236,7 @@ class Report:
 def demo(
     out: str | Path = "out/demo",
     *,
-    weights=ablation.DEMO_WEIGHTS,
+    weights=None,
     davis_root: str | Path = "data_samples",
     device: str = "cpu",
     full: bool = False,
@@ -205,7 +245,8 @@ def demo(
     progress: bool = True,
 ) -> Path:
     """Build the demo report into ``out`` (``report.html``, ``ablation.csv`` and the run folders)
-    and return the report's path.
+    and return the report's path. weights: a checkpoint path or a model; None: the demo weights
+    (``$HMMNLAB_DEMO_WEIGHTS`` if set, else ``data_samples/weights/demo.pth``).
 
     full: the full read grid (:func:`hmmnlab.ablation.default_grid`) on every sequence of the split
     instead of the quick grid on the twins (slow on a CPU). frames: cut the videos to their first
@@ -235,9 +276,12 @@ def demo(
             raise ValueError(
                 f"the demo's read grid needs a read labelled {needed!r}: {list(reads)}"
             )
+    weights_name = "the demo weights" if weights is None else str(weights)
+    if not isinstance(weights, (str, Path, type(None))):
+        weights_name = "a model passed in"
     report = Report("hmmnlab demo: HMMN video object segmentation, explained and ablated")
     report.text(
-        f"Weights: <code>{html.escape(str(weights if isinstance(weights, (str, Path)) else 'a model'))}"
+        f"Weights: <code>{html.escape(weights_name)}"
         f"</code>; data: <code>{html.escape(str(root))}</code>"
         + (f" (first {frames} frames)" if frames else "")
         + f"; device: {device}. Every number below was measured by this run.",
@@ -372,7 +416,11 @@ def register_demo_command(subparsers) -> None:
         "ablation.csv to --out. A few minutes on a CPU (--full: the full grid, much longer).",
     )
     p.add_argument("--out", default="out/demo", help="output folder (default out/demo)")
-    p.add_argument("--weights", default=ablation.DEMO_WEIGHTS, help="checkpoint (default: demo)")
+    p.add_argument(
+        "--weights",
+        default=None,
+        help="checkpoint (default: $HMMNLAB_DEMO_WEIGHTS, else data_samples/weights/demo.pth)",
+    )
     p.add_argument(
         "--davis", default="data_samples", help="DAVIS 2017-layout root with the samples"
     )
