@@ -108,9 +108,9 @@ class TopkInspector:
                 widgets.HTML("<b>Gaussian kernel</b>"),
                 self.kernel_image,
                 widgets.HTML("<b>Top-k guidance</b>"),
-                self.topk_image,
-                self.table,
-            ]
+                widgets.HBox([self.topk_image, self.table]),
+            ],
+            layout=widgets.Layout(align_items="flex-start"),  # images at their own size
         )
         self._load_video(sequence, frame)
         self.video.observe(self._on_video, names="value")

@@ -1,0 +1,195 @@
+"""The top-k inspector in a real browser: Voila serves a notebook with the inspector on localhost,
+headless Chromium (Debian's ``chromium`` and ``chromium-driver``) clicks a query position on the query
+frame, and the affinity figure on screen changes.
+
+Skips with a reason when Chromium, its driver, Selenium or Voila is absent (``apt-get install chromium
+chromium-driver``, ``pip install selenium voila``): they are not dependencies of hmmnlab.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from hmmnlab.config import ModelConfig
+from hmmnlab.data.palette import write_label_png
+from hmmnlab.model import HMMN
+from hmmnlab.weights import save_checkpoint
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
+SIZE = (60, 75)  # padded 64 x 80: r4 grid 4 x 5 (padding top 2, left 2)
+WAIT_S = 180
+
+pytestmark = [
+    pytest.mark.skipif(
+        CHROMIUM is None, reason="chromium is not installed (apt-get install chromium)"
+    ),
+    pytest.mark.skipif(
+        not Path(CHROMEDRIVER).exists(),
+        reason="chromedriver is not installed (apt-get install chromium-driver)",
+    ),
+]
+
+
+def write_davis(root: Path, num_frames: int = 4) -> None:
+    rng = np.random.default_rng(0)
+    background = rng.integers(0, 256, size=(*SIZE, 3), dtype=np.uint8)
+    patch = rng.integers(0, 256, size=(16, 16, 3), dtype=np.uint8)
+    for t in range(num_frames):
+        frame = background.copy()
+        frame[18:34, 6 + 4 * t : 22 + 4 * t] = patch
+        path = root / "JPEGImages" / "480p" / "pair" / f"{t:05d}.jpg"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(frame).save(path, quality=95)
+        labels = np.zeros(SIZE, np.uint8)
+        labels[18:34, 6 + 4 * t : 22 + 4 * t] = 1
+        labels[40:56, 48:68] = 2
+        write_label_png(root / "Annotations" / "480p" / "pair" / f"{t:05d}.png", labels)
+    (root / "ImageSets" / "2017").mkdir(parents=True)
+    (root / "ImageSets" / "2017" / "val.txt").write_text("pair\n")
+
+
+def write_notebook(path: Path, root: Path, weights: Path) -> None:
+    source = (
+        "from hmmnlab.widgets import topk_inspector\n"
+        f"inspector = topk_inspector({str(root)!r}, weights={str(weights)!r}, num_frames=4)\n"
+        "inspector"
+    )
+    notebook = {
+        "cells": [
+            {
+                "cell_type": "code",
+                "execution_count": None,
+                "metadata": {},
+                "outputs": [],
+                "source": source,
+            }  # fmt: skip
+        ],
+        "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3"}},
+        "nbformat": 4,
+        "nbformat_minor": 5,
+    }
+    path.write_text(json.dumps(notebook))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(condition, what: str, timeout: float = WAIT_S):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        try:
+            value = condition()
+        except Exception:  # the page is still loading
+            value = None
+        if value:
+            return value
+        time.sleep(0.5)
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+@pytest.fixture()
+def served(tmp_path):
+    """Voila serving a notebook that shows the inspector of a tiny random model."""
+    pytest.importorskip("voila", reason="voila is not installed (pip install voila)")
+    root = tmp_path / "davis"
+    write_davis(root)
+    torch.manual_seed(0)
+    model = HMMN(ModelConfig(backbone="resnet18", key_dim_r4=16, value_dim_r4=32, key_dim_r3=16,
+                             value_dim_r3=16, key_dim_r2=8, value_dim_r2=8, decoder_dim=16))  # fmt: skip
+    save_checkpoint(model, tmp_path / "tiny.pth")
+    write_notebook(tmp_path / "app.ipynb", root, tmp_path / "tiny.pth")
+    port = free_port()
+    log = open(tmp_path / "voila.log", "w")  # noqa: SIM115 (closed below)
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "voila",
+            "app.ipynb",
+            "--no-browser",
+            f"--port={port}",
+            "--Voila.ip=127.0.0.1",
+        ],  # fmt: skip
+        cwd=tmp_path,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env={**os.environ, "PYTHONWARNINGS": "ignore"},
+    )
+    try:
+        wait_for(lambda: socket.create_connection(("127.0.0.1", port), 1).close() or True,
+                 "voila to listen", 60)  # fmt: skip
+        yield f"http://127.0.0.1:{port}/", tmp_path
+    finally:
+        server.terminate()
+        try:
+            server.wait(10)
+        except subprocess.TimeoutExpired:
+            server.kill()
+        log.close()
+
+
+@pytest.fixture()
+def browser(tmp_path):
+    webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed")
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                 "--disable-dev-shm-usage", "--window-size=1400,2200",
+                 f"--user-data-dir={tmp_path / 'chromium'}"):  # fmt: skip
+        options.add_argument(flag)
+    driver = webdriver.Chrome(options=options, service=webdriver.ChromeService(CHROMEDRIVER))
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+def test_click_on_the_query_frame_updates_the_figures(served, browser):
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.by import By
+
+    url, tmp_path = served
+    browser.get(url)
+
+    def images():
+        found = browser.find_elements(By.CSS_SELECTOR, "img.widget-image")
+        return found if len(found) >= 4 else None
+
+    def status() -> str:
+        return " ".join(e.text for e in browser.find_elements(By.CSS_SELECTOR, ".widget-html"))
+
+    try:
+        query, affinity = wait_for(images, "the inspector's images")[:2]
+        wait_for(lambda: "(y, x) = (2, 2)" in status(), "the initial query cell (2, 2)")
+        before = np.asarray(Image.open(io.BytesIO(affinity.screenshot_as_png)).convert("RGB"))
+        width, height = query.size["width"], query.size["height"]
+        # frame pixel (5, 5) -> padded (7, 7) -> r4 cell (0, 0); offsets are from the centre
+        x = 5 * width / SIZE[1] - width / 2
+        y = 5 * height / SIZE[0] - height / 2
+        ActionChains(browser).move_to_element_with_offset(query, int(x), int(y)).click().perform()
+        wait_for(lambda: "(y, x) = (0, 0)" in status(), "the clicked query cell (0, 0)", 60)
+        affinity = wait_for(images, "the images after the click")[1]
+        after = np.asarray(Image.open(io.BytesIO(affinity.screenshot_as_png)).convert("RGB"))
+    finally:
+        browser.save_screenshot(str(tmp_path / "page.png"))
+    assert before.shape == after.shape and before.size > 0
+    changed = np.abs(before.astype(int) - after.astype(int)).max(axis=2) > 30
+    assert changed.mean() > 0.01, "the affinity figure on screen did not change"
