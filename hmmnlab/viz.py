@@ -483,9 +483,11 @@ def decoder_output(cache: Mapping[str, Tensor], frame: np.ndarray, *, obj: int =
 
 def pca_rgb(maps: list[np.ndarray]) -> list[np.ndarray]:
     """Project C x h x w feature maps (same C) on their 3 joint principal components, scaled to
-    [0, 1] per component: a list of h x w x 3 images."""
-    flat = np.concatenate([m.reshape(m.shape[0], -1).T for m in maps])  # N x C
-    flat = flat - flat.mean(0)
+    [0, 1] per component: a list of h x w x 3 images. Each map is centred on its own mean first, so
+    a constant offset between maps (e.g. memory vs query keys) does not take the first component."""
+    flat = np.concatenate(
+        [(m.reshape(m.shape[0], -1).T - m.reshape(m.shape[0], -1).mean(1)) for m in maps]
+    )  # N x C
     _, vectors = np.linalg.eigh(flat.T @ flat)  # C x C covariance: ascending eigenvalues
     comps = vectors[:, ::-1][:, :3].T  # 3 x C principal directions
     if comps.shape[0] < 3:

@@ -5,27 +5,14 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 from matplotlib.image import AxesImage
 
 from hmmnlab import viz
-from hmmnlab.config import ModelConfig
-from hmmnlab.model import HMMN
 from hmmnlab.trace import run_with_cache
 
 # frame 1 reads one memory frame of 20 r4 cells: fewer than k = 32 (a warning, on the way to frame 7)
 pytestmark = pytest.mark.filterwarnings("ignore:top-k at r3")
 
-TINY = ModelConfig(
-    backbone="resnet18",
-    key_dim_r4=16,
-    value_dim_r4=32,
-    key_dim_r3=16,
-    value_dim_r3=16,
-    key_dim_r2=8,
-    value_dim_r2=8,
-    decoder_dim=16,
-)
 FRAME = 7  # memory frames (0, 5, 6)
 SIZE = (60, 75)  # padded to 64 x 80: top 2, bottom 2, left 2, right 3; r4 grid 4 x 5
 
@@ -48,9 +35,9 @@ def make_clip(num_frames: int = 8, size=SIZE, seed: int = 0):
 
 
 @pytest.fixture(scope="module")
-def model():
-    torch.manual_seed(0)
-    return HMMN(TINY).eval()
+def model(tiny_model):
+    """The tiny random HMMN of conftest.py."""
+    return tiny_model
 
 
 @pytest.fixture(scope="module")

@@ -7,26 +7,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
 from hmmnlab import viz
-from hmmnlab.config import ModelConfig
 from hmmnlab.data.davis import DavisDataset
 from hmmnlab.data.palette import write_label_png
-from hmmnlab.model import HMMN
 from hmmnlab.widgets import TopkInspector, topk_inspector
 
-TINY = ModelConfig(
-    backbone="resnet18",
-    key_dim_r4=16,
-    value_dim_r4=32,
-    key_dim_r3=16,
-    value_dim_r3=16,
-    key_dim_r2=8,
-    value_dim_r2=8,
-    decoder_dim=16,
-)
 SIZE = (60, 75)  # padded 64 x 80: r4 grid 4 x 5, padding top 2, left 2
 NUM_FRAMES = 7  # frame 6 reads memory frames (0, 5)
 
@@ -64,9 +51,9 @@ def root(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def model():
-    torch.manual_seed(0)
-    return HMMN(TINY).eval()
+def model(tiny_model):
+    """The tiny random HMMN of conftest.py."""
+    return tiny_model
 
 
 @pytest.fixture(scope="module")
