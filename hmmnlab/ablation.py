@@ -227,7 +227,8 @@ def styled(df: pd.DataFrame, *, all_params: bool = False):
     ``all_params``."""
     params = list(ReadConfig().to_dict()) if all_params else varying_columns(df)
     shown = df[["label", *params, *RESULT_COLUMNS]]
-    formats = {c: "{:.3f}" for c in ("J&F", "J", "F")}
+    formats = {c: "{:g}" for c in params if pd.api.types.is_float_dtype(shown[c])}
+    formats.update({c: "{:.3f}" for c in ("J&F", "J", "F")})
     formats.update({"Seconds/frame": "{:.3f}", "Peak memory (MiB)": "{:.0f}"})
     refused = shown["J&F"].isna()
 

@@ -55,11 +55,17 @@ def frame_scores(
     return df
 
 
-def worst_frames(scores: pd.DataFrame, n: int = 4) -> pd.DataFrame:
+def worst_frames(
+    scores: pd.DataFrame, n: int = 4, *, one_per_sequence: bool = True
+) -> pd.DataFrame:
     """The ``n`` frames with the lowest J&F averaged over their objects (from
-    :func:`frame_scores` tables, concatenated for several sequences)."""
+    :func:`frame_scores` tables, concatenated for several sequences); by default at most one
+    frame per sequence, so that different failures show."""
     per_frame = scores.groupby(["sequence", "frame"], as_index=False)[["J", "F", "J&F"]].mean()
-    return per_frame.nsmallest(n, "J&F").reset_index(drop=True)
+    per_frame = per_frame.sort_values("J&F", kind="stable")
+    if one_per_sequence:
+        per_frame = per_frame.drop_duplicates("sequence")
+    return per_frame.head(n).reset_index(drop=True)
 
 
 def overlay_panels(panels: list[tuple[str, np.ndarray, np.ndarray]], *, columns: int = 4):
@@ -309,7 +315,9 @@ def demo(
         model, sequence, sequence.first_mask(), frame=t, read=reads["hmmn"], device=device
     )
     obj = 0  # the first object
-    query = query_cell_on_object(result.labels.cpu().numpy(), result.object_ids[obj])
+    # the query cell: on the object in the annotation (the samples annotate every frame)
+    truth = sequence.mask(t) if t < len(sequence.mask_paths) else result.labels.cpu().numpy()
+    query = query_cell_on_object(truth, result.object_ids[obj])
     report.heading(f"2. One memory read, explained (frame {t}, object {result.object_ids[obj]})")
     report.text(
         f"For one r4 cell of frame {t} (cyan box, on object {result.object_ids[obj]}), where does "
@@ -339,7 +347,7 @@ def demo(
     report.text(
         f"Sequences: {', '.join(sequences or dataset.sequences)}. Columns: the read parameters "
         "that vary, J&amp;F, J and F (DAVIS means over objects), seconds per frame and peak memory "
-        f"on {device}. Best J&amp;F in green; the full table with every parameter is "
+        f"on {device} (timings depend on what else the machine is doing). Best J&amp;F in green; the full table with every parameter is "
         f"<code>{out / 'ablation.csv'}</code>."
     )
     report.table(ablation.styled(table))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 
+import numpy as np
 import pandas as pd
 import pytest
 import torch
@@ -59,3 +60,25 @@ def test_demo_missing_weights_is_a_clear_error(tmp_path, capsys):
     )
     assert code == 2
     assert "weights not found" in capsys.readouterr().err
+
+
+def test_report_helpers_on_perfect_predictions(tmp_path):
+    from hmmnlab import ablation, report
+
+    root = ablation.short_davis("data_samples", tmp_path / "davis", frames=4,
+                                sequences=["twins", "solo-blob"])  # fmt: skip
+    predictions = root / "Annotations" / "480p"  # the ground truth as a prediction
+    scores = pd.concat([report.frame_scores(root, predictions, s) for s in ("twins", "solo-blob")])
+    assert len(scores) == 2 * 2 + 1 * 2  # scored frames 1, 2; twins has 2 objects
+    assert (scores["J"] == 1).all() and (scores["J&F"] == 1).all()
+    worst = report.worst_frames(scores, n=5)
+    assert sorted(worst["sequence"]) == ["solo-blob", "twins"]  # one per sequence
+    assert len(report.worst_frames(scores, n=5, one_per_sequence=False)) == 4
+    fig = report.frames_against_truth(root, predictions, worst)
+    assert len([ax for ax in fig.axes if ax.images]) == 4
+    per_frame = report.compare_reads(root, {"a": predictions, "b": predictions}, "twins")
+    assert list(per_frame.columns) == ["a", "b"] and list(per_frame.index) == [1, 2]
+    assert report.compare_plot(per_frame).axes
+    frames = [np.zeros((8, 12, 3), np.uint8), np.full((8, 12, 3), 255, np.uint8)]
+    assert "<script" in report.animate(frames)
+    assert report.query_cell_on_object(np.pad(np.ones((16, 16), int), ((40, 0), (64, 0)))) == (3, 4)
