@@ -477,7 +477,9 @@ def decoder_output(cache: Mapping[str, Tensor], frame: np.ndarray, *, obj: int =
         ax.set_xticks([])
         ax.set_yticks([])
     labels = probs.argmax(dim=0).numpy()
-    _show_frame(axes[2], overlay(image.astype(np.uint8), labels), "labels (argmax)")
+    if image.dtype != np.uint8:  # float frames in [0, 1]
+        image = (np.clip(image, 0, 1) * 255).astype(np.uint8)
+    _show_frame(axes[2], overlay(image, labels), "labels (argmax)")
     return fig
 
 

@@ -164,6 +164,7 @@ def test_decoder_output_is_unpadded(traced, clip):
     for ax in fig.axes:
         assert images_of(ax)[0].shape[:2] == SIZE
     np.testing.assert_allclose(images_of(fig.axes[1])[0], result.probs[2].numpy(), atol=1e-6)
+    assert len(viz.decoder_output(cache, clip[0][FRAME] / 255.0).axes) == 3  # float frames too
 
 
 def test_pca_figures(traced, clip):
