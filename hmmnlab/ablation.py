@@ -70,13 +70,16 @@ def short_davis(
     out: str | Path,
     *,
     frames: int,
+    start: int = 0,
     sequences: list[str] | None = None,
     year: int = 2017,
     split: str = "val",
     resolution: str = "480p",
 ) -> Path:
-    """Copy the first ``frames`` frames and masks of a split's sequences into a new DAVIS-layout
-    folder ``out`` (same split name) and return it: a quick version of a benchmark."""
+    """Copy ``frames`` frames and masks from frame ``start`` on of a split's sequences into a new
+    DAVIS-layout folder ``out`` (same split name) and return it: a quick version of a benchmark.
+    With ``start > 0`` the mask of frame ``start`` becomes the given first mask (every frame of a
+    sequence must then be annotated, as in the samples)."""
     from hmmnlab.data.davis import DavisDataset
 
     if frames < 3:
@@ -89,13 +92,20 @@ def short_davis(
     out = Path(out)
     for name in names:
         sequence = dataset[name]
+        if start and sequence.mask_names != sequence.frame_names:
+            raise ValueError(
+                f"start={start} needs a mask for every frame, but {name} annotates "
+                f"{len(sequence.mask_names)} of {len(sequence)} frames"
+            )
+        if start + 3 > len(sequence):
+            raise ValueError(f"{name} has {len(sequence)} frames: too few to start at {start}")
         for kind, paths in (
             ("JPEGImages", sequence.frame_paths),
             ("Annotations", sequence.mask_paths),
         ):
             folder = out / kind / resolution / name
             folder.mkdir(parents=True, exist_ok=True)
-            for path in paths[:frames]:
+            for path in paths[start : start + frames]:
                 if not (folder / path.name).is_file():
                     shutil.copyfile(path, folder / path.name)
     split_file = out / "ImageSets" / str(year) / f"{split}.txt"

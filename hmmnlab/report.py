@@ -304,7 +304,8 @@ def demo(
     report.text(
         "Frame 0's mask is given; every later frame is segmented by reading the memory of past "
         "frames (the HMMN read). Overlays of evenly spaced frames (colours: objects; frame 0 is the "
-        f"annotation). Overlay frames and an MP4 are in <code>{out / 'segment' / 'overlays'}</code>."
+        "annotation). Overlay frames and an MP4 are in "
+        f"<code>{html.escape(str(out / 'segment' / 'overlays'))}</code>."
     )
     report.figure(filmstrip(sequence, out / "segment"))
     report.table(per_sequence_df)
@@ -348,7 +349,7 @@ def demo(
         f"Sequences: {', '.join(sequences or dataset.sequences)}. Columns: the read parameters "
         "that vary, J&amp;F, J and F (DAVIS means over objects), seconds per frame and peak memory "
         f"on {device} (timings depend on what else the machine is doing). Best J&amp;F in green; the full table with every parameter is "
-        f"<code>{out / 'ablation.csv'}</code>."
+        f"<code>{html.escape(str(out / 'ablation.csv'))}</code>."
     )
     report.table(ablation.styled(table))
     report.figure(ablation.plot(table))

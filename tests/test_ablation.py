@@ -62,6 +62,13 @@ def test_short_davis_cuts_every_sequence(short_root):
     dataset = DavisDataset(short_root, year=2017, split="val")
     assert dataset.sequences == ["twins"]
     assert len(dataset["twins"]) == 4 and len(dataset["twins"].mask_paths) == 4
+    later = ablation.short_davis("data_samples", short_root.parent / "later", frames=5, start=8,
+                                 sequences=["twins"])  # fmt: skip
+    sequence = DavisDataset(later, year=2017, split="val")["twins"]
+    assert sequence.frame_names == ("00008", "00009", "00010", "00011", "00012")
+    assert sequence.mask_names == sequence.frame_names
+    with pytest.raises(ValueError, match="too few"):
+        ablation.short_davis("data_samples", short_root.parent / "x", frames=5, start=28)
     with pytest.raises(ValueError, match="frames must be >= 3"):
         ablation.short_davis("data_samples", short_root, frames=2)
 
