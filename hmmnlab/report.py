@@ -29,6 +29,9 @@ from hmmnlab.model.reads import read_variant
 SEGMENT_SEQUENCE = "trio-crossing"
 TWINS_SEQUENCE = "twins"
 TRACE_FRAME = 10  # the frame whose memory read is explained (or the last frame of a short video)
+DEMO_FRAMES = (
+    20  # `hmmnlab demo` cuts the videos to their first 20 frames (the twins cross at 12-14)
+)
 
 # ----------------------------------------------------------------------------------------------------
 # Helpers shared with the notebooks
@@ -271,6 +274,7 @@ def demo(
     device = resolve_device(device)
     model = ablation._load(weights, device)
     root = ablation.repo_path(davis_root)
+    frames = frames or None  # 0: whole videos
     if frames is not None:
         names = None if full else [SEGMENT_SEQUENCE, TWINS_SEQUENCE]
         root = ablation.short_davis(root, out / f"data-{frames}", frames=frames, sequences=names)
@@ -406,10 +410,10 @@ def demo(
 
 def run(args: argparse.Namespace) -> int:
     grid = None
-    frames = args.frames
+    frames = args.frames if args.frames is not None else (None if args.full else DEMO_FRAMES)
     if args.quick:  # for tests: two reads on 4 frames
         grid = [("stm", read_variant("stm")), ("hmmn", read_variant("hmmn"))]
-        frames = frames or 4
+        frames = args.frames or 4
     path = demo(args.out, weights=args.weights, davis_root=args.davis, device=args.device,
                 full=args.full, frames=frames, grid=grid, progress=not args.quiet)  # fmt: skip
     print(f"wrote {path}")
@@ -435,7 +439,12 @@ def register_demo_command(subparsers) -> None:
     )
     p.add_argument("--device", default="cpu")
     p.add_argument("--full", action="store_true", help="the full read grid on every sequence")
-    p.add_argument("--frames", type=int, default=None, help=argparse.SUPPRESS)
+    p.add_argument(
+        "--frames",
+        type=int,
+        default=None,
+        help=f"use the first N frames of each video (default {DEMO_FRAMES}; 0 or --full: all)",
+    )
     p.add_argument("--quick", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=run)
