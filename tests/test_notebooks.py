@@ -18,6 +18,7 @@ NOTEBOOKS = sorted(path.name for path in (REPO / "notebooks").glob("*.ipynb"))
 LIMIT_S = 120
 # notebooks that must show at least this many figures / rendered HTML outputs
 MIN_IMAGES = {
+    "01_memory_read_step_by_step.ipynb": 10,  # a figure per stage of the read
     "03_davis_evaluation.ipynb": 2,
     "04_read_ablations.ipynb": 2,
     "05_classroom_demo.ipynb": 4,
