@@ -24,6 +24,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from hmmnlab.data.davis import listing
+
 if TYPE_CHECKING:
     import numpy as np
     import pandas as pd
@@ -43,16 +45,6 @@ PER_SEQUENCE_CSV = "per-sequence_results.csv"
 
 #: The official toolkit writes its CSVs with three decimals.
 OFFICIAL_FLOAT_FORMAT = "%.3f"
-
-_MAX_LISTED = 5
-
-
-def _listing(names: list[str]) -> str:
-    shown = ", ".join(names[:_MAX_LISTED])
-    if len(names) > _MAX_LISTED:
-        shown += f", ... ({len(names)} in all)"
-    return shown
-
 
 # --- one sequence --------------------------------------------------------------------------------
 
@@ -201,8 +193,8 @@ def score(
     unknown = [name for name in names if name not in dataset.sequences]
     if unknown:
         raise ValueError(
-            f"sequence(s) not in DAVIS {dataset.year} {split}: {_listing(unknown)}; "
-            f"the split has: {_listing(dataset.sequences)}"
+            f"sequence(s) not in DAVIS {dataset.year} {split}: {listing(unknown)}; "
+            f"the split has: {listing(dataset.sequences)}"
         )
     if not names:
         raise ValueError("expected at least one sequence to score, found none")
@@ -214,7 +206,7 @@ def score(
         missing = [path for seq in selected for path in missing_predictions(seq, pred_dir)]
         if missing:
             raise FileNotFoundError(
-                f"{len(missing)} prediction PNG(s) missing in {pred_dir}: {_listing(missing)} "
+                f"{len(missing)} prediction PNG(s) missing in {pred_dir}: {listing(missing)} "
                 f"(allow_missing=True / --allow-missing counts them as empty masks)"
             )
     scores = _score_all(

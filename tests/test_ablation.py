@@ -6,31 +6,17 @@ from __future__ import annotations
 import matplotlib
 import numpy as np
 import pytest
-import torch
 
 from hmmnlab import ablation
-from hmmnlab.config import ModelConfig, ReadConfig
-from hmmnlab.model import HMMN
+from hmmnlab.config import ReadConfig
 from hmmnlab.model.reads import read_variant
 
 matplotlib.use("Agg")
 
-TINY = ModelConfig(
-    backbone="resnet18",
-    key_dim_r4=16,
-    value_dim_r4=32,
-    key_dim_r3=16,
-    value_dim_r3=16,
-    key_dim_r2=8,
-    value_dim_r2=8,
-    decoder_dim=16,
-)
-
 
 @pytest.fixture(scope="module")
-def model():
-    torch.manual_seed(0)
-    return HMMN(TINY).eval()
+def model(tiny_model):
+    return tiny_model
 
 
 @pytest.fixture(scope="module")

@@ -8,31 +8,13 @@ import re
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 
 from hmmnlab.cli import main
-from hmmnlab.config import ModelConfig
-from hmmnlab.model import HMMN
-from hmmnlab.weights import save_checkpoint
-
-TINY = ModelConfig(
-    backbone="resnet18",
-    key_dim_r4=16,
-    value_dim_r4=32,
-    key_dim_r3=16,
-    value_dim_r3=16,
-    key_dim_r2=8,
-    value_dim_r2=8,
-    decoder_dim=16,
-)
 
 
 @pytest.fixture(scope="module")
-def weights(tmp_path_factory):
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("tiny") / "tiny.pth"
-    save_checkpoint(HMMN(TINY), path)
-    return path
+def weights(tiny_weights):
+    return tiny_weights
 
 
 def test_demo_writes_a_self_contained_report(tmp_path, weights, capsys):

@@ -31,6 +31,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from hmmnlab.data.frames import image_size
 from hmmnlab.data.palette import read_label_png
 
 #: Label value of void pixels in DAVIS 2017 annotations.
@@ -39,25 +40,15 @@ VOID_LABEL = 255
 YEARS = (2016, 2017)
 
 # How many names an error message lists before it says "... and N more".
-_MAX_LISTED = 5
+MAX_LISTED = 5
 
 
-def _listing(names: list[str]) -> str:
+def listing(names: list[str]) -> str:
     """``a, b, c`` or ``a, b, c, ... (12 in all)`` for error messages."""
-    shown = ", ".join(names[:_MAX_LISTED])
-    if len(names) > _MAX_LISTED:
+    shown = ", ".join(names[:MAX_LISTED])
+    if len(names) > MAX_LISTED:
         shown += f", ... ({len(names)} in all)"
     return shown
-
-
-def _image_size(path: Path) -> tuple[int, int]:
-    """(H, W) of an image file, read from its header only."""
-    try:
-        with Image.open(path) as img:
-            width, height = img.size
-    except OSError as err:
-        raise ValueError(f"cannot read image {path}: {err}") from err
-    return height, width
 
 
 @dataclass(frozen=True)
@@ -94,7 +85,7 @@ class DavisSequence:
     @cached_property
     def size(self) -> tuple[int, int]:
         """(H, W) of the sequence, taken from the first frame."""
-        return _image_size(self.frame_paths[0])
+        return image_size(self.frame_paths[0])
 
     def _check_size(self, array: np.ndarray, path: Path) -> np.ndarray:
         if array.shape[:2] != self.size:
@@ -209,7 +200,7 @@ class DavisDataset:
             found = sorted(p.name for p in (self.root / "JPEGImages").glob("*") if p.is_dir())
             raise FileNotFoundError(
                 f"expected the frame folder {self.frame_dir} for resolution {resolution!r}; "
-                f"resolutions found: {_listing(found) or 'none (no JPEGImages folder)'}"
+                f"resolutions found: {listing(found) or 'none (no JPEGImages folder)'}"
             )
         self.split_file = self._find_split_file()
         self._names = self._read_split_file(self.split_file)
@@ -241,7 +232,7 @@ class DavisDataset:
         raise FileNotFoundError(
             f"unknown split {self.split!r} for DAVIS {self.year}: expected "
             f"{' or '.join(str(p.relative_to(self.root)) for p in candidates)}; "
-            f"split files found: {_listing(available) or 'none'}"
+            f"split files found: {listing(available) or 'none'}"
         )
 
     @staticmethod
@@ -285,7 +276,7 @@ class DavisDataset:
         if missing:
             raise FileNotFoundError(
                 f"{len(missing)} sequence(s) listed in {self.split_file} have no frames "
-                f"(expected {self.frame_dir}/<sequence>/*.jpg): {_listing(missing)}"
+                f"(expected {self.frame_dir}/<sequence>/*.jpg): {listing(missing)}"
             )
 
     @property
@@ -302,7 +293,7 @@ class DavisDataset:
         except KeyError:
             raise KeyError(
                 f"no sequence {name!r} in DAVIS {self.year} {self.split}; "
-                f"sequences: {_listing(self._names)}"
+                f"sequences: {listing(self._names)}"
             ) from None
 
     def __iter__(self) -> Iterator[DavisSequence]:
