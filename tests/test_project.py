@@ -57,11 +57,12 @@ def test_readme_has_two_quick_start_commands_and_ci_runs_the_test_one():
     assert f"\t{demo}\n" in makefile and f"\t{tests}\n" in makefile
 
 
-def test_demo_command_files_exist():
+def test_demo_command_uses_bundled_files():
     demo, _ = readme_commands()
-    for flag in ("--frames", "--first-mask"):
-        path = demo.split(flag, 1)[1].split()[0]
-        assert (REPO / path).exists(), path
+    assert demo.endswith("hmmnlab demo")
+    assert (REPO / "data_samples" / "ImageSets" / "2017" / "val.txt").is_file()
+    weights = REPO / "data_samples" / "weights" / "demo.pth"
+    assert weights.is_file() and weights.stat().st_size <= 15 * 2**20
 
 
 @pytest.mark.skipif(
