@@ -21,6 +21,12 @@ def require(path: Path, what: str) -> Path:
 
 
 @pytest.fixture(scope="session")
+def shared_davis() -> Path:
+    """Real DAVIS 2016 training data at 240p (../shared/data)."""
+    return require(DAVIS_240P, "the real DAVIS files of ../shared/data")
+
+
+@pytest.fixture(scope="session")
 def tiny_config():
     """A small random HMMN (ResNet-18 encoders, few channels) for fast tests that need no weights."""
     from hmmnlab.config import ModelConfig

@@ -12,21 +12,6 @@ from PIL import Image
 from hmmnlab.data.davis import DavisDataset, DavisSequence
 from hmmnlab.data.palette import write_label_png
 
-SHARED_DAVIS = (
-    Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "davis2016-train-240p"
-)
-
-
-@pytest.fixture(scope="module")
-def shared_davis() -> Path:
-    if not SHARED_DAVIS.is_dir():
-        pytest.skip(
-            f"{SHARED_DAVIS.resolve()} is absent: the real DAVIS files are only in the developers' "
-            "checkout (../shared/data)"
-        )
-    return SHARED_DAVIS
-
-
 # --- builders of tiny DAVIS folders ---------------------------------------------------------------
 
 

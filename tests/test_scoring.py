@@ -24,19 +24,8 @@ from hmmnlab.scoring import (
 )
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED_DAVIS = REPO / ".." / "shared" / "data" / "davis2016-train-240p"
 REFERENCE = REPO / ".." / "shared" / "reference"
 SEQUENCES = ["dog-agility", "rollerblade"]  # the two shortest sequences: 25 and 35 frames
-
-
-@pytest.fixture(scope="module")
-def shared_davis() -> Path:
-    if not SHARED_DAVIS.is_dir():
-        pytest.skip(
-            f"{SHARED_DAVIS.resolve()} is absent: the real DAVIS files are only in the developers' "
-            "checkout (../shared/data)"
-        )
-    return SHARED_DAVIS
 
 
 def main(argv: list[str]) -> int:
