@@ -7,7 +7,6 @@ import csv
 import pytest
 import torch
 
-from hmmnlab.config import ModelConfig
 from hmmnlab.model import HMMN
 from hmmnlab.weights import (
     AUTHORS_NAMES,
@@ -100,17 +99,8 @@ def test_missing_file(tmp_path):
         load_checkpoint(tmp_path / "nope.pth")
 
 
-def test_hmmnlab_checkpoint_round_trip(tmp_path):
-    config = ModelConfig(
-        backbone="resnet18",
-        key_dim_r4=32,
-        value_dim_r4=64,
-        key_dim_r3=16,
-        value_dim_r3=32,
-        key_dim_r2=8,
-        value_dim_r2=16,
-        decoder_dim=32,
-    )
+def test_hmmnlab_checkpoint_round_trip(tmp_path, tiny_config):
+    config = tiny_config
     torch.manual_seed(0)
     model = HMMN(config)
     path = tmp_path / "small.pth"

@@ -58,22 +58,23 @@ def register_kernel(name: str) -> Callable[[KernelFn], KernelFn]:
     return decorate
 
 
-@register_kernel("hmmn")
-def hmmn_kernel(logits, track, h, w, config):
-    """The authors' temporal kernel (``HMMN_SPEC.md`` section 5)."""
+def _temporal(logits, track, h, w, config, *, flow_twice: bool):
     return ops.temporal_kernel(
         logits, track, h, w, window=config.window, sigma=config.sigma,
-        sigma_growth=config.sigma_growth, flow_twice=True,
+        sigma_growth=config.sigma_growth, flow_twice=flow_twice,
     )  # fmt: skip
+
+
+@register_kernel("hmmn")
+def hmmn_kernel(logits, track, h, w, config):
+    """The authors' temporal kernel (``HMMN_SPEC.md`` section 5): newest flow applied twice."""
+    return _temporal(logits, track, h, w, config, flow_twice=True)
 
 
 @register_kernel("hmmn-paper")
 def hmmn_paper_kernel(logits, track, h, w, config):
     """Temporal propagation as in the paper: older positions followed by the newest flow once."""
-    return ops.temporal_kernel(
-        logits, track, h, w, window=config.window, sigma=config.sigma,
-        sigma_growth=config.sigma_growth, flow_twice=False,
-    )  # fmt: skip
+    return _temporal(logits, track, h, w, config, flow_twice=False)
 
 
 @register_kernel("kmn")
