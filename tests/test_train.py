@@ -28,7 +28,7 @@ from hmmnlab.train.loop import (
     train,
 )
 from hmmnlab.train.losses import aggregated_cross_entropy
-from hmmnlab.weights import load_model
+from hmmnlab.weights import load_model, save_checkpoint
 
 SIZE = 64
 
@@ -42,11 +42,11 @@ def one_thread():
     torch.set_num_threads(threads)
 
 
-def make_video(num_objects: int, width: int) -> ArrayVideo:
+def make_video(num_objects: int, width: int, num_frames: int = 3) -> ArrayVideo:
     spec = VideoSpec(
         "tiny",
         seed=7,
-        num_frames=3,
+        num_frames=num_frames,
         height=SIZE,
         width=width,
         num_objects=num_objects,
@@ -156,6 +156,44 @@ def test_forward_clip_matches_inference_shapes(tiny_video):
     assert [tuple(x.shape) for x in logits] == [(clip.num_objects + 1, SIZE, SIZE)] * 2
     logits[-1].sum().backward()  # frame 2's output reaches the memory encoder through frame 1
     assert model.memory_encoder.conv1_m.weight.grad.abs().sum() > 0
+
+
+def test_longer_clips_predict_every_later_frame():
+    config = tiny_config(clip_frames=4, mem_every=1)
+    model = set_train_mode(build_model(config, SMALL_MODEL))
+    video = make_video(1, SIZE, num_frames=4)
+    clip = video_clip(video, 0, config.clip_config(), np.random.default_rng(0))
+    assert clip.frames.shape[0] == 4
+    logits = forward_clip(model, clip, config.read_config(), torch.device("cpu"))
+    assert len(logits) == 3
+
+
+def test_init_starts_from_a_checkpoint(tiny_video, tmp_path):
+    config = tiny_config(steps=1, lr=1e-30, grad_clip=None)
+    source = build_model(config, SMALL_MODEL)
+    save_checkpoint(source, tmp_path / "init.pth")
+    train(
+        config,
+        [tiny_video],
+        tmp_path / "run",
+        model_overrides=SMALL_MODEL,
+        init=tmp_path / "init.pth",
+        progress=False,
+    )
+    trained = torch.load(tmp_path / "run" / STATE_FILE, weights_only=False)["model"]
+    for key, value in source.state_dict().items():  # no calibration, a step of lr 1e-30
+        assert torch.allclose(trained[key].float(), value.float(), atol=1e-6), key
+    other = build_model(config, {**SMALL_MODEL, "decoder_dim": 8})
+    save_checkpoint(other, tmp_path / "other.pth")
+    with pytest.raises(ValueError, match="does not fit the model"):
+        train(
+            config,
+            [tiny_video],
+            tmp_path / "run2",
+            model_overrides=SMALL_MODEL,
+            init=tmp_path / "other.pth",
+            progress=False,
+        )
 
 
 def test_overfits_one_clip_and_resumes(tiny_video, tmp_path):

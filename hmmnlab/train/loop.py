@@ -48,7 +48,7 @@ from hmmnlab.train.clips import (
     skip_schedule,
 )
 from hmmnlab.train.losses import clip_loss
-from hmmnlab.weights import FORMAT
+from hmmnlab.weights import FORMAT, check_state_dict, load_checkpoint
 
 STATE_FILE = "state.pth"
 BEST_FILE = "best.pth"
@@ -75,6 +75,7 @@ class TrainConfig:
     skip_ramp: float = 0.5  # fraction of the video-training steps over which the skip grows
     real_fraction: float | None = 0.5  # share of clips from --davis folders (None: by video count)
     crop_size: int = 192  # square training crops (multiple of 16)
+    clip_frames: int = 3  # frames per clip (STM's 3; longer clips train recovery from own errors)
     max_objects: int = 3  # objects per clip
     jitter: float = 0.2  # colour jitter strength
     scale_jitter: float = 0.25  # random resize by a factor in [1 / (1 + s), 1 + s] (0: off)
@@ -109,6 +110,7 @@ class TrainConfig:
 
     def clip_config(self) -> ClipConfig:
         return ClipConfig(
+            num_frames=self.clip_frames,
             crop_size=self.crop_size,
             max_objects=self.max_objects,
             jitter=self.jitter,
@@ -376,6 +378,7 @@ def train(
     real_videos: Sequence[Video] = (),
     val_sets: dict[str, Sequence[Video]] | None = None,
     model_overrides: dict | None = None,
+    init: str | Path | None = None,
     resume: bool = False,
     device: str | torch.device = "cpu",
     amp: bool = False,
@@ -386,7 +389,9 @@ def train(
 
     ``val_sets`` maps a name (e.g. ``"synthetic"``, ``"davis"``) to held-out videos, scored every
     ``val_every`` steps and at the end. ``stop_after`` ends this call after that many steps (the
-    schedule still runs to ``config.steps``; used by tests of resuming).
+    schedule still runs to ``config.steps``; used by tests of resuming). ``init`` starts from the
+    weights of an hmmnlab checkpoint of the same architecture (fine-tuning: no BatchNorm
+    calibration, a fresh optimizer and schedule); ``resume`` takes precedence over it.
     """
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -414,6 +419,10 @@ def train(
         step, best, elapsed = state["step"], state.get("best", {}), state.get("elapsed_s", 0.0)
         rng.bit_generator.state = state["numpy_rng"]
         torch.set_rng_state(state["torch_rng"])
+    elif init is not None:
+        state_dict, _, _ = load_checkpoint(init)
+        check_state_dict(model, state_dict, str(init))
+        model.load_state_dict({k: v.float() for k, v in state_dict.items()}, strict=True)
     elif config.freeze_bn and config.bn_calibration > 0:
         calib = [
             _draw(groups, config, clip_config, rng, static=False, step=0)
@@ -452,6 +461,7 @@ def train(
                     "train_config": config.to_dict(),
                     "scores": scores,
                     "source": "hmmnlab train",
+                    "init": None if init is None else str(init),
                 }
                 save_half_checkpoint(model, out / BEST_FILE, meta=meta)
         elif not val_sets and step == config.steps:  # no validation: the final weights
@@ -603,6 +613,7 @@ def run_train_command(args: argparse.Namespace) -> int:
         real_videos=real,
         val_sets={"synthetic": synth_val, "davis": real_val},
         model_overrides=model_overrides,
+        init=args.init,
         resume=args.resume,
         device=args.device,
         amp=args.amp,
@@ -616,7 +627,7 @@ def register_train_command(subparsers) -> argparse.ArgumentParser:
     p = subparsers.add_parser(
         "train",
         help="train an HMMN model (STM/HMMN recipe) on synthetic and DAVIS-layout videos",
-        description="Train HMMN on 3-frame clips. Example: hmmnlab train --synthetic 200 "
+        description="Train HMMN on short clips (3 frames by default). Example: hmmnlab train --synthetic 200 "
         "--davis ../shared/data/davis2016-train-240p --hold-out bear,bmx-bumps,boat "
         "--preset demo --set steps=5000 --out runs/demo",
     )
@@ -656,6 +667,13 @@ def register_train_command(subparsers) -> argparse.ArgumentParser:
         metavar="KEY=VALUE",
         help="override a training setting (e.g. steps=2000, lr=2e-4, crop_size=160, "
         "batch_size=2) or model.<field>",
+    )
+    p.add_argument(
+        "--init",
+        default=None,
+        metavar="CKPT",
+        help="start from the weights of this hmmnlab checkpoint (same architecture) instead of "
+        "random ones",
     )
     p.add_argument("--resume", action="store_true", help="continue from OUT/state.pth")
     p.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
