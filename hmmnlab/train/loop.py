@@ -12,7 +12,8 @@ their statistics when training from scratch.
 Files in ``out``: ``state.pth`` (model, optimizer, step, random states: what ``--resume`` reads),
 ``best.pth`` (an hmmnlab checkpoint of the best validation J&F, or of the last step without
 validation; weights stored as float16),
-``log.csv`` (loss per ``log_every`` steps, validation J and F per held-out set every ``val_every``).
+``log.csv`` (loss per ``log_every`` steps, validation J and F per held-out set every ``val_every``,
+with the default :class:`~hmmnlab.config.ReadConfig`: the read users run).
 """
 
 from __future__ import annotations
@@ -84,7 +85,7 @@ class TrainConfig:
     bootstrap: float = 1.0  # < 1: average the loss over the hardest pixels only
     freeze_bn: bool = True  # encoders' BatchNorm in eval mode (the authors')
     bn_calibration: int = 32  # from scratch: clips whose frames set the BatchNorm statistics first
-    mem_every: int = 5  # read config used in training (the memory schedule of inference)
+    mem_every: int = 5  # read config of the training clips (validation uses ReadConfig's defaults)
     topk_r3: int = 32
     log_every: int = 10
     ckpt_every: int = 100  # steps between state.pth saves
@@ -445,7 +446,8 @@ def train(
     def validate() -> dict:
         scores = {}
         for name, vids in val_sets.items():
-            s = evaluate(model, vids, device=device, max_frames=config.val_max_frames, read=read)
+            # the read users run (ReadConfig's defaults), whatever the clips were trained with
+            s = evaluate(model, vids, device=device, max_frames=config.val_max_frames)
             scores.update({f"{name}_{m}": v for m, v in s.items()})
         set_train_mode(model, freeze_bn=config.freeze_bn)
         return scores
