@@ -183,6 +183,28 @@ def test_init_starts_from_a_checkpoint(tiny_video, tmp_path):
     trained = torch.load(tmp_path / "run" / STATE_FILE, weights_only=False)["model"]
     for key, value in source.state_dict().items():  # no calibration, a step of lr 1e-30
         assert torch.allclose(trained[key].float(), value.float(), atol=1e-6), key
+    # ... and from that run's full-precision state.pth
+    train(
+        config,
+        [tiny_video],
+        tmp_path / "again",
+        model_overrides=SMALL_MODEL,
+        init=tmp_path / "run" / STATE_FILE,
+        progress=False,
+    )
+    again = torch.load(tmp_path / "again" / STATE_FILE, weights_only=False)["model"]
+    for key, value in source.state_dict().items():
+        assert torch.allclose(again[key].float(), value.float(), atol=1e-6), key
+    (tmp_path / "junk.pth").write_bytes(b"not a checkpoint")
+    with pytest.raises(ValueError, match="not a readable PyTorch checkpoint"):
+        train(
+            config,
+            [tiny_video],
+            tmp_path / "run3",
+            model_overrides=SMALL_MODEL,
+            init=tmp_path / "junk.pth",
+            progress=False,
+        )
     other = build_model(config, {**SMALL_MODEL, "decoder_dim": 8})
     save_checkpoint(other, tmp_path / "other.pth")
     with pytest.raises(ValueError, match="does not fit the model"):

@@ -359,6 +359,22 @@ def load_state(path: Path) -> dict:
     return torch.load(path, map_location="cpu", weights_only=False)  # our own file
 
 
+def initial_weights(path: str | Path) -> dict[str, Tensor]:
+    """The weights ``--init`` starts from: an hmmnlab checkpoint, or the ``state.pth`` of an earlier
+    training run (full precision; it is unpickled, so only give it your own runs' files)."""
+    try:
+        state_dict, _, _ = load_checkpoint(path)
+        return state_dict
+    except ValueError as err:
+        try:
+            state = load_state(Path(path))
+        except Exception:
+            raise err from None
+        if not (isinstance(state, dict) and "model" in state and "step" in state):
+            raise err from None
+        return state["model"]
+
+
 # --------------------------------------------------------------------------------------------------
 # The loop
 
@@ -421,7 +437,7 @@ def train(
         rng.bit_generator.state = state["numpy_rng"]
         torch.set_rng_state(state["torch_rng"])
     elif init is not None:
-        state_dict, _, _ = load_checkpoint(init)
+        state_dict = initial_weights(init)
         check_state_dict(model, state_dict, str(init))
         model.load_state_dict({k: v.float() for k, v in state_dict.items()}, strict=True)
     elif config.freeze_bn and config.bn_calibration > 0:
@@ -674,8 +690,8 @@ def register_train_command(subparsers) -> argparse.ArgumentParser:
         "--init",
         default=None,
         metavar="CKPT",
-        help="start from the weights of this hmmnlab checkpoint (same architecture) instead of "
-        "random ones",
+        help="start from the weights of this hmmnlab checkpoint or training state.pth (same "
+        "architecture) instead of random ones",
     )
     p.add_argument("--resume", action="store_true", help="continue from OUT/state.pth")
     p.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
