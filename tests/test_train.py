@@ -172,50 +172,30 @@ def test_init_starts_from_a_checkpoint(tiny_video, tmp_path):
     config = tiny_config(steps=1, lr=1e-30, grad_clip=None)
     source = build_model(config, SMALL_MODEL)
     save_checkpoint(source, tmp_path / "init.pth")
-    train(
-        config,
-        [tiny_video],
-        tmp_path / "run",
-        model_overrides=SMALL_MODEL,
-        init=tmp_path / "init.pth",
-        progress=False,
-    )
-    trained = torch.load(tmp_path / "run" / STATE_FILE, weights_only=False)["model"]
-    for key, value in source.state_dict().items():  # no calibration, a step of lr 1e-30
-        assert torch.allclose(trained[key].float(), value.float(), atol=1e-6), key
-    # ... and from that run's full-precision state.pth
-    train(
-        config,
-        [tiny_video],
-        tmp_path / "again",
-        model_overrides=SMALL_MODEL,
-        init=tmp_path / "run" / STATE_FILE,
-        progress=False,
-    )
-    again = torch.load(tmp_path / "again" / STATE_FILE, weights_only=False)["model"]
-    for key, value in source.state_dict().items():
-        assert torch.allclose(again[key].float(), value.float(), atol=1e-6), key
+
+    def weights_after_one_step(init, out: str) -> dict:
+        """Train one step of lr 1e-30 from ``init`` (no calibration): the weights it ends with."""
+        train(
+            config,
+            [tiny_video],
+            tmp_path / out,
+            model_overrides=SMALL_MODEL,
+            init=init,
+            progress=False,
+        )
+        return torch.load(tmp_path / out / STATE_FILE, weights_only=False)["model"]
+
+    # from an hmmnlab checkpoint, then from that run's full-precision state.pth
+    for init, out in [(tmp_path / "init.pth", "run"), (tmp_path / "run" / STATE_FILE, "again")]:
+        trained = weights_after_one_step(init, out)
+        for key, value in source.state_dict().items():
+            assert torch.allclose(trained[key].float(), value.float(), atol=1e-6), (out, key)
     (tmp_path / "junk.pth").write_bytes(b"not a checkpoint")
     with pytest.raises(ValueError, match="not a readable PyTorch checkpoint"):
-        train(
-            config,
-            [tiny_video],
-            tmp_path / "run3",
-            model_overrides=SMALL_MODEL,
-            init=tmp_path / "junk.pth",
-            progress=False,
-        )
-    other = build_model(config, {**SMALL_MODEL, "decoder_dim": 8})
-    save_checkpoint(other, tmp_path / "other.pth")
+        weights_after_one_step(tmp_path / "junk.pth", "junk")
+    save_checkpoint(build_model(config, {**SMALL_MODEL, "decoder_dim": 8}), tmp_path / "other.pth")
     with pytest.raises(ValueError, match="does not fit the model"):
-        train(
-            config,
-            [tiny_video],
-            tmp_path / "run2",
-            model_overrides=SMALL_MODEL,
-            init=tmp_path / "other.pth",
-            progress=False,
-        )
+        weights_after_one_step(tmp_path / "other.pth", "other")
 
 
 def test_overfits_one_clip_and_resumes(tiny_video, tmp_path):
