@@ -407,8 +407,8 @@ def train(
     ``val_sets`` maps a name (e.g. ``"synthetic"``, ``"davis"``) to held-out videos, scored every
     ``val_every`` steps and at the end. ``stop_after`` ends this call after that many steps (the
     schedule still runs to ``config.steps``; used by tests of resuming). ``init`` starts from the
-    weights of an hmmnlab checkpoint or a run's ``state.pth``, same architecture (fine-tuning: no BatchNorm
-    calibration, a fresh optimizer and schedule); ``resume`` takes precedence over it.
+    weights of an hmmnlab checkpoint or a run's ``state.pth``, same architecture (fine-tuning: no
+    BatchNorm calibration, a fresh optimizer and schedule); ``resume`` takes precedence over it.
     """
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
