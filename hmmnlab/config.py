@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
-BACKBONES = ("resnet50", "resnet18")
+BACKBONES = ("resnet50", "resnet18", "efficientnet_lite0")
 
 
 @dataclass(frozen=True)
@@ -21,7 +21,9 @@ class ModelConfig:
     checkpoint. ``decoder_dim`` is the width of the decoder's feature maps.
     """
 
-    backbone: str = "resnet50"  # torchvision ResNet whose stem and layers 1-3 make the encoders
+    backbone: str = (
+        "resnet50"  # the encoders' trunk: a torchvision ResNet or timm EfficientNet-Lite0
+    )
     key_dim_r4: int = 128  # key channels at stride 16 (memory and query)
     value_dim_r4: int = 512  # value channels at stride 16 (memory and query)
     key_dim_r3: int = 128  # key channels at stride 8
@@ -40,8 +42,13 @@ class ModelConfig:
 
     @property
     def feature_dims(self) -> tuple[int, int, int]:
-        """Channels of the encoder features (r4, r3, r2) = outputs of ResNet layer3, layer2, layer1."""
-        return (1024, 512, 256) if self.backbone == "resnet50" else (256, 128, 64)
+        """Channels of the encoder features (r4, r3, r2): ResNet layer3, layer2, layer1, or
+        EfficientNet-Lite0 blocks 4, 2, 1."""
+        return {
+            "resnet50": (1024, 512, 256),
+            "resnet18": (256, 128, 64),
+            "efficientnet_lite0": (112, 40, 24),
+        }[self.backbone]
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -106,8 +113,20 @@ class ReadConfig:
 PRESETS: dict[str, ModelConfig] = {
     # The authors' HMMN (loads their released checkpoint).
     "hmmn": ModelConfig(),
-    # A small model with the same stages, reads and hooks, for CPU teaching (trained by hmmnlab).
+    # A small model with the same stages, reads and hooks, for CPU teaching (trained by hmmnlab
+    # from ImageNet-initialised EfficientNet-Lite0 encoders; the bundled ``demo`` weights).
     "demo": ModelConfig(
+        backbone="efficientnet_lite0",
+        key_dim_r4=64,
+        value_dim_r4=128,
+        key_dim_r3=32,
+        value_dim_r3=64,
+        key_dim_r2=16,
+        value_dim_r2=32,
+        decoder_dim=64,
+    ),
+    # The earlier demo architecture (ResNet-18 encoders trained from scratch).
+    "demo-resnet18": ModelConfig(
         backbone="resnet18",
         key_dim_r4=64,
         value_dim_r4=128,

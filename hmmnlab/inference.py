@@ -21,6 +21,7 @@ from hmmnlab.config import ReadConfig
 from hmmnlab.hooks import NamesFilter, capture
 from hmmnlab.memory import MemoryBank
 from hmmnlab.model import HMMN
+from hmmnlab.step import segment_step
 
 VOID_LABEL = 255  # DAVIS 2017 "void" pixels: ignored in a first-frame mask
 
@@ -175,14 +176,10 @@ def propagate(
             capture(model, names, to_cpu=trace_to_cpu) if tracing else contextlib.nullcontext()
         )
         with torch.inference_mode(), _autocast(device, amp), recorder as cache:
-            bank.add(t - 1, model.encode_memory(prev_frame, masks))
-            memory_frames = tuple(bank.r4_frame_ids)
-            query = model.encode_query(frame)
-            readout = model.read(bank, query, read)
-            object_probs = model.decode(query, readout).float()  # K x Hp x Wp
-            bank.finish_step(readout.next_track)
-            logits = ops.unpad(model.aggregate(object_probs), padding)  # (K+1) x H x W
+            step = segment_step(model, bank, t, prev_frame, masks, frame, read)
+            logits = ops.unpad(step.logits[0], padding)  # (K+1) x H x W
             probs = torch.softmax(logits, dim=0)
+        memory_frames = step.memory_frames
         labels = id_values[probs.argmax(dim=0)]
         traced = dict(cache) if tracing else None
         yield FrameResult(t, probs, labels, ids, logits, bank, memory_frames, traced)

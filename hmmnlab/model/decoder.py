@@ -35,10 +35,16 @@ class Refine(nn.Module):
         self.res_fs = ResBlock(dim)
         self.res_mm = ResBlock(dim)
 
-    def forward(self, features: Tensor, read: Tensor, coarse: Tensor) -> Tensor:
-        """features: 1 x Cf x H x W query features (the same for every object, so convolved once);
+    def forward(
+        self, features: Tensor, read: Tensor, coarse: Tensor, owner: Tensor | None = None
+    ) -> Tensor:
+        """features: 1 x Cf x H x W query features (the same for every object, so convolved once;
+        N x Cf x H x W for a batch of N videos, ``owner`` giving each object row's video);
         read: B x Cr x H x W memory read-out; coarse: B x D x H/2 x W/2. Returns B x D x H x W."""
-        s = self.res_fs(self.conv_fs(features) + self.conv_memory(read))
+        fs = self.conv_fs(features)  # 1 (or N) x D x H x W
+        if owner is not None:
+            fs = fs[owner]  # B x D x H x W
+        s = self.res_fs(fs + self.conv_memory(read))
         return self.res_mm(s + upsample(coarse, 2))
 
 
@@ -54,10 +60,19 @@ class Decoder(nn.Module):
         self.pred2 = nn.Conv2d(dim, 2, kernel_size=3, padding=1)
         self.logits = HookPoint()  # B x 2 x H x W (background, object) logits, padded size
 
-    def forward(self, r4: Tensor, f3: Tensor, read3: Tensor, f2: Tensor, read2: Tensor) -> Tensor:
-        """r4: B x (Cv+Cq) x h x w (read-out and query value); f3, f2: 1 x C x ... query features;
-        read3, read2: B x C x ... memory read-outs. Returns B x 2 x 16h x 16w logits."""
+    def forward(
+        self,
+        r4: Tensor,
+        f3: Tensor,
+        read3: Tensor,
+        f2: Tensor,
+        read2: Tensor,
+        owner: Tensor | None = None,
+    ) -> Tensor:
+        """r4: B x (Cv+Cq) x h x w (read-out and query value); f3, f2: 1 x C x ... query features
+        (N x C x ... with ``owner``, see :class:`Refine`); read3, read2: B x C x ... memory
+        read-outs. Returns B x 2 x 16h x 16w logits."""
         m4 = self.res_mm(self.conv_fm(r4))  # B x D x h x w
-        m3 = self.refine_r3(f3, read3, m4)  # B x D x 2h x 2w
-        m2 = self.refine_r2(f2, read2, m3)  # B x D x 4h x 4w
+        m3 = self.refine_r3(f3, read3, m4, owner)  # B x D x 2h x 2w
+        m2 = self.refine_r2(f2, read2, m3, owner)  # B x D x 4h x 4w
         return self.logits(upsample(self.pred2(F.relu(m2)), 4))  # B x 2 x 16h x 16w

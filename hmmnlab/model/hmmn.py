@@ -12,6 +12,7 @@ The memory itself is a :class:`hmmnlab.memory.MemoryBank` owned by the caller.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -93,18 +94,29 @@ class HMMN(nn.Module):
         self.output = HookGroup(["object_probs", "logits", "probs"])
 
     # 1. memory --------------------------------------------------------------------------------------
-    def encode_memory(self, frame: Tensor, masks: Tensor) -> MemoryFeatures:
+    def encode_memory(
+        self, frame: Tensor, masks: Tensor, owner: Tensor | None = None
+    ) -> MemoryFeatures:
         """frame: 1 x 3 x H x W RGB in [0, 1]; masks: B x H x W soft mask of each object (the frame's
-        probabilities of objects 1..B). H, W multiples of 16."""
+        probabilities of objects 1..B). H, W multiples of 16.
+
+        Training batches several videos: then frame is N x 3 x H x W (one frame per video) and
+        ``owner`` (B, int64) gives the video of each object row (see :func:`owners`)."""
         mask = masks.unsqueeze(1)  # B x 1 x H x W
-        others = (masks.sum(dim=0, keepdim=True) - masks).clamp(0, 1).unsqueeze(1)  # B x 1 x H x W
-        r4, r3, r2 = self.memory_encoder(frame, mask, others)
+        if owner is None:
+            total = masks.sum(dim=0, keepdim=True)  # 1 x H x W
+        else:  # the sum over the objects of each row's own video
+            total = masks.new_zeros((frame.shape[0], *masks.shape[1:])).index_add_(0, owner, masks)
+            total = total[owner]  # B x H x W
+        others = (total - masks).clamp(0, 1).unsqueeze(1)  # B x 1 x H x W
+        r4, r3, r2 = self.memory_encoder(frame, mask, others, owner)
         features = MemoryFeatures(*self.kv_m_r4(r4), *self.kv_m_r3(r3), *self.kv_m_r2(r2))
         return MemoryFeatures(**self.memory_features(vars(features)))
 
     # 2. query ---------------------------------------------------------------------------------------
     def encode_query(self, frame: Tensor) -> QueryFeatures:
-        """frame: 1 x 3 x H x W RGB in [0, 1], H, W multiples of 16."""
+        """frame: 1 x 3 x H x W RGB in [0, 1], H, W multiples of 16 (N x 3 x H x W for a batch of
+        N videos)."""
         r4, r3, r2 = self.query_encoder(frame)
         k4, v4 = self.kv_q_r4(r4)
         k3, _ = self.kv_q_r3(r3)
@@ -113,13 +125,20 @@ class HMMN(nn.Module):
         return QueryFeatures(**keys, f3=r3, f2=r2)
 
     # 3. read ----------------------------------------------------------------------------------------
-    def read(self, bank: MemoryBank, query: QueryFeatures, config: ReadConfig) -> ReadOut:
+    def read(
+        self,
+        bank: MemoryBank,
+        query: QueryFeatures,
+        config: ReadConfig,
+        owner: Tensor | None = None,
+    ) -> ReadOut:
         """Read the memory for the query frame: the r4 read (``config.variant``), then the r3 and
-        r2 reads (``config.fine``), guided by the r4 affinity."""
+        r2 reads (``config.fine``), guided by the r4 affinity. ``owner``: as in
+        :meth:`encode_memory`."""
         mk4, mv4 = bank.r4()
         B = mk4.shape[0]
         h, w = query.k4.shape[-2:]
-        r4 = self.r4(mk4, mv4, query.k4.expand(B, -1, -1, -1), bank.track, config)
+        r4 = self.r4(mk4, mv4, per_object(query.k4, B, owner), bank.track, config)
         indices = k2 = None
         if config.fine == "topk":
             guidance = guidance_affinity(r4.affinity, h * w, config.guidance)  # B x T'HW x HW
@@ -127,18 +146,18 @@ class HMMN(nn.Module):
             indices, _ = ops.topk_guidance(guidance, k3)  # B x HW x k3, best first
             k2 = min(config.k_r2, k3)
         mk3, mv3 = bank.fine("r3")
-        read3 = self.r3(mk3, mv3, query.k3.expand(B, -1, -1, -1), indices, config)
+        read3 = self.r3(mk3, mv3, per_object(query.k3, B, owner), indices, config)
         mk2, mv2 = bank.fine("r2")
         indices2 = None if indices is None else indices[:, :, :k2]
-        read2 = self.r2(mk2, mv2, query.k2.expand(B, -1, -1, -1), indices2, config)
+        read2 = self.r2(mk2, mv2, per_object(query.k2, B, owner), indices2, config)
         return ReadOut(r4.readout, read3, read2, r4.next_track)
 
     # 4. decode -------------------------------------------------------------------------------------
-    def decode(self, query: QueryFeatures, readout: ReadOut) -> Tensor:
+    def decode(self, query: QueryFeatures, readout: ReadOut, owner: Tensor | None = None) -> Tensor:
         """Per-object foreground probabilities B x H x W (padded size) from the read-outs."""
         B = readout.r4.shape[0]
-        r4 = torch.cat([readout.r4, query.v4.expand(B, -1, -1, -1)], dim=1)  # B x 2Cv x h x w
-        logits = self.decoder(r4, query.f3, readout.r3, query.f2, readout.r2)  # B x 2 x H x W
+        r4 = torch.cat([readout.r4, per_object(query.v4, B, owner)], dim=1)  # B x 2Cv x h x w
+        logits = self.decoder(r4, query.f3, readout.r3, query.f2, readout.r2, owner)
         return self.output.object_probs(torch.softmax(logits, dim=1)[:, 1])
 
     def aggregate(self, object_probs: Tensor) -> Tensor:
@@ -147,3 +166,15 @@ class HMMN(nn.Module):
         logits = self.output.logits(ops.soft_aggregate(object_probs))
         self.output.probs(torch.softmax(logits, dim=0))
         return logits
+
+
+def owners(objects_per_video: Sequence[int], device: torch.device | None = None) -> Tensor:
+    """(2, 1, 3) -> tensor([0, 0, 1, 2, 2, 2]): the video of each object row of a batch."""
+    counts = torch.as_tensor(objects_per_video, device=device)
+    return torch.repeat_interleave(torch.arange(len(counts), device=device), counts)
+
+
+def per_object(x: Tensor, B: int, owner: Tensor | None) -> Tensor:
+    """Query features N x ... -> B x ...: the same frame for every object (N = 1, ``owner`` None),
+    or each object row's own video's frame."""
+    return x.expand(B, *x.shape[1:]) if owner is None else x[owner]

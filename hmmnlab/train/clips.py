@@ -127,6 +127,8 @@ class ClipConfig:
     affine_shear: float = 10.0  # static clips: shear range in degrees (+-)
     affine_scale: tuple[float, float] = (0.9, 1.1)  # static clips: scale range
     elastic_alpha: float = 8.0  # static clips: elastic displacement amplitude in pixels (0: off)
+    shift: float = 0.0  # largest shift of the clip's content, as a fraction of crop_size
+    shift_prob: float = 0.0  # share of clips whose content is shifted (zero fill, as padding)
 
     def __post_init__(self) -> None:
         if self.crop_size < 32 or self.crop_size % 16:
@@ -135,6 +137,11 @@ class ClipConfig:
             raise ValueError(f"num_frames must be >= 2, got {self.num_frames}")
         if self.max_objects < 1:
             raise ValueError(f"max_objects must be >= 1, got {self.max_objects}")
+        if not (0 <= self.shift < 1 and 0 <= self.shift_prob <= 1):
+            raise ValueError(
+                f"shift must lie in [0, 1) and shift_prob in [0, 1], got {self.shift}, "
+                f"{self.shift_prob}"
+            )
 
 
 @dataclass
@@ -212,6 +219,18 @@ def _choose_crop(
         x = int(np.clip(xs[i] - size // 2, 0, w - size))
         return y, x
     return int(rng.integers(0, h - size + 1)), int(rng.integers(0, w - size + 1))
+
+
+def shift_content(image: np.ndarray, dy: int, dx: int) -> np.ndarray:
+    """Move ``image`` (H x W [x C]) by (dy, dx) pixels inside its canvas, filling with zeros:
+    the black band that inference's padding adds, here on random sides and of random width, so
+    that the canvas edge tells the network nothing about where things are."""
+    out = np.zeros_like(image)
+    h, w = image.shape[:2]
+    ys, yd = (slice(0, h - dy), slice(dy, h)) if dy >= 0 else (slice(-dy, h), slice(0, h + dy))
+    xs, xd = (slice(0, w - dx), slice(dx, w)) if dx >= 0 else (slice(-dx, w), slice(0, w + dx))
+    out[yd, xd] = image[ys, xs]
+    return out
 
 
 def random_affine(
@@ -348,6 +367,12 @@ def _finish(
             image, label = image[:, ::-1], label[:, ::-1]
         frames_np.append(np.ascontiguousarray(image))
         labels_np.append(np.ascontiguousarray(label))
+    if config.shift > 0 and rng.random() < config.shift_prob:
+        dy, dx = (rng.integers(-1, 2, size=2) * rng.uniform(0, config.shift, size=2) * size).astype(
+            int
+        )
+        frames_np = [shift_content(f, int(dy), int(dx)) for f in frames_np]
+        labels_np = [shift_content(lb, int(dy), int(dx)) for lb in labels_np]
     objects = pick_objects(labels_np[0], config, rng)
     if not objects:
         return None

