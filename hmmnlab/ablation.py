@@ -132,14 +132,14 @@ def _stale(folder: Path, read: ReadConfig) -> bool:
 
 def _load(weights, device):
     from hmmnlab.model import HMMN
-    from hmmnlab.weights import load_model
+    from hmmnlab.weights import load_model, registered_weights
 
     if isinstance(weights, HMMN):
         return weights
-    if weights is None:
+    if weights is None or (isinstance(weights, str) and weights in registered_weights()):
         from hmmnlab.lesson import demo_weights
 
-        return load_model(demo_weights(), device=device)
+        return load_model(demo_weights(weights), device=device)
     path = repo_path(weights)
     if not path.is_file():
         raise FileNotFoundError(

@@ -32,9 +32,11 @@ class Demo:
 
 
 def demo_weights(weights: str | Path | None = None) -> Path:
-    """``weights``, else ``$HMMNLAB_DEMO_WEIGHTS``, else ``data_samples/weights/demo.pth``; it must
-    exist."""
-    path = Path(weights or os.environ.get("HMMNLAB_DEMO_WEIGHTS") or DEMO_WEIGHTS)
+    """``weights`` (a registered name such as ``"demo-stm"`` or a path), else
+    ``$HMMNLAB_DEMO_WEIGHTS``, else the registered ``demo`` weights; the file must exist."""
+    from hmmnlab.weights import resolve_weights
+
+    path = resolve_weights(weights or os.environ.get("HMMNLAB_DEMO_WEIGHTS") or "demo")
     if not path.is_file():
         raise FileNotFoundError(
             f"demo weights not found: {path} (train them with `hmmnlab train`, or set "

@@ -8,10 +8,17 @@ key is an error that names it.
 
 hmmnlab's own checkpoints are a dict ``{"format": "hmmnlab", "model_config": {...}, "state_dict": {...},
 "meta": {...}}`` so that the architecture loads back with the weights.
+
+Bundled weights have names (``load_model("demo")``, ``--weights demo-stm``), as torchvision's weights
+do: ``data_samples/weights/manifest.json`` describes each one as data (file, sha256, the read it was
+trained with, recipe, measured numbers), and :func:`resolve_weights` turns a name into its checked file.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -21,6 +28,8 @@ from hmmnlab.config import ModelConfig
 from hmmnlab.model import HMMN
 
 FORMAT = "hmmnlab"
+BUNDLED_WEIGHTS = Path(__file__).resolve().parents[1] / "data_samples" / "weights"
+MANIFEST = "manifest.json"
 
 # The authors' module names -> hmmnlab's, per dotted component of a state-dict key.
 AUTHORS_NAMES: dict[str, str] = {
@@ -131,8 +140,71 @@ def load_checkpoint(path: str | Path) -> tuple[dict[str, Tensor], ModelConfig, d
     )
 
 
-def load_model(path: str | Path, *, device: str | torch.device = "cpu") -> HMMN:
-    """Build the model a checkpoint describes and load its weights strictly, in eval mode."""
+@dataclass(frozen=True)
+class Weights:
+    """One bundled set of weights, described as data (an entry of ``manifest.json``)."""
+
+    name: str  # what users type: load_model("demo"), --weights demo
+    file: str  # relative to data_samples/weights
+    sha256: str  # of the file
+    trained_read: str  # the r4 read variant used in training
+    description: str = ""
+    recipe: str = ""  # how it was trained (the README next to the file has the commands)
+    metrics: dict = field(default_factory=dict)  # measured numbers, with the command
+
+    @property
+    def path(self) -> Path:
+        return BUNDLED_WEIGHTS / self.file
+
+
+def registered_weights(folder: str | Path | None = None) -> dict[str, Weights]:
+    """The bundled weights by name, read from ``manifest.json`` (empty if there is none)."""
+    path = Path(folder or BUNDLED_WEIGHTS) / MANIFEST
+    if not path.is_file():
+        return {}
+    entries = json.loads(path.read_text())["weights"]
+    return {e["name"]: Weights(**e) for e in entries}
+
+
+def sha256_of(path: str | Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def resolve_weights(weights: str | Path) -> Path:
+    """A registered name (``"demo"``, ``"demo-stm"``) -> its bundled file, checked against its
+    sha256; anything else is a path."""
+    registry = registered_weights()
+    if isinstance(weights, str) and weights in registry:
+        entry = registry[weights]
+        if not entry.path.is_file():
+            raise FileNotFoundError(f"bundled weights {weights!r}: {entry.path} is missing")
+        found = sha256_of(entry.path)
+        if found != entry.sha256:
+            raise ValueError(
+                f"bundled weights {weights!r}: {entry.path} has sha256 {found[:12]}..., the "
+                f"manifest expects {entry.sha256[:12]}... (a changed or partly downloaded file)"
+            )
+        return entry.path
+    path = Path(weights)
+    if not path.exists() and isinstance(weights, str) and "/" not in weights:
+        if not weights.endswith((".pth", ".pt")):
+            raise FileNotFoundError(
+                f"{weights!r} is neither a file nor a registered weights name; registered: "
+                f"{sorted(registry)}"
+            )
+    return path
+
+
+def load_model(weights: str | Path, *, device: str | torch.device = "cpu") -> HMMN:
+    """Build the model a checkpoint describes and load its weights strictly, in eval mode.
+
+    ``weights``: a registered name (``"demo"``, ``"demo-stm"``: :func:`registered_weights`) or the
+    path of a checkpoint file."""
+    path = resolve_weights(weights)
     state_dict, config, meta = load_checkpoint(path)
     model = HMMN(config)
     check_state_dict(model, state_dict, str(path))

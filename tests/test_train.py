@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
 
 from hmmnlab.data.synthetic import VideoSpec, generate_video
+from hmmnlab.inference import propagate
 from hmmnlab.train.clips import (
     ArrayVideo,
     ClipConfig,
     deformed_clip,
     sample_indices,
+    shift_content,
     skip_schedule,
     video_clip,
 )
@@ -23,11 +27,13 @@ from hmmnlab.train.loop import (
     build_model,
     encoder_batchnorms,
     forward_clip,
+    forward_clips,
+    frozen_modules,
     parse_overrides,
     set_train_mode,
     train,
 )
-from hmmnlab.train.losses import aggregated_cross_entropy
+from hmmnlab.train.losses import aggregated_cross_entropy, clip_loss
 from hmmnlab.weights import load_model, save_checkpoint
 
 SIZE = 64
@@ -254,3 +260,113 @@ def test_parse_overrides():
     assert model == {"decoder_dim": 32}
     with pytest.raises(ValueError, match="unknown training setting"):
         parse_overrides(["stepz=1"])
+
+
+def _two_clips(config: TrainConfig) -> list:
+    rng = np.random.default_rng(1)
+    clip_config = dataclasses.replace(config.clip_config(), max_objects=2)
+    return [video_clip(make_video(n, SIZE), 0, clip_config, rng) for n in (2, 1)]
+
+
+def test_training_forward_without_gradients_is_propagate(tiny_video):
+    """The training forward and inference run the same per-frame step: same logits."""
+    config = tiny_config(clip_frames=3, mem_every=1)
+    model = build_model(config, SMALL_MODEL).eval()
+    clip = video_clip(tiny_video, 0, config.clip_config(), np.random.default_rng(0))
+    read = config.read_config()
+    with torch.no_grad():
+        logits = forward_clip(model, clip, read, torch.device("cpu"))
+    frames = [f.permute(1, 2, 0).numpy() for f in clip.frames]
+    results = list(propagate(model, frames, clip.labels[0].numpy(), read=read))
+    for t in (1, 2):
+        torch.testing.assert_close(logits[t - 1], results[t].logits, rtol=0, atol=1e-5)
+
+
+def test_batched_clips_equal_clips_one_at_a_time():
+    config = tiny_config(clip_frames=3, mem_every=1)
+    model = build_model(config, SMALL_MODEL).double().eval()
+    clips = _two_clips(config)
+    for clip in clips:
+        clip.frames = clip.frames.double()
+    read = config.read_config()
+    with torch.no_grad():
+        batched = forward_clips(model, clips, read, torch.device("cpu"))
+        alone = [forward_clip(model, clip, read, torch.device("cpu")) for clip in clips]
+    assert [len(x) for x in batched] == [2, 2]
+    assert batched[0][0].shape[0] == 3 and batched[1][0].shape[0] == 2  # K + 1 per clip
+    for ours, single in zip(batched, alone, strict=True):
+        for a, b in zip(ours, single, strict=True):
+            torch.testing.assert_close(a, b, rtol=0, atol=1e-9)
+    other = dataclasses.replace(clips[1], frames=clips[1].frames[:2])
+    with pytest.raises(ValueError, match="same frames and size"):
+        forward_clips(model, [clips[0], other], read, torch.device("cpu"))
+
+
+def test_micro_batches_give_the_batch_gradient():
+    """One forward of the whole batch or one clip at a time: the same gradient."""
+    config = tiny_config(clip_frames=3, mem_every=1)
+    clips = _two_clips(config)
+    grads = []
+    for chunk in (2, 1):
+        torch.manual_seed(0)
+        model = set_train_mode(build_model(config, SMALL_MODEL).double())
+        for clip in clips:
+            clip.frames = clip.frames.double()
+        loss = 0
+        for first in range(0, 2, chunk):
+            group = clips[first : first + chunk]
+            outs = forward_clips(model, group, config.read_config(), torch.device("cpu"))
+            part = sum(clip_loss(o, c.labels) for c, o in zip(group, outs, strict=True)) / 2
+            part.backward()
+            loss += part.item()
+        grads.append(model.decoder.pred2.weight.grad.clone())
+    torch.testing.assert_close(grads[0], grads[1], rtol=1e-9, atol=1e-12)
+
+
+def test_frozen_stages_do_not_change(tiny_video, tmp_path):
+    config = tiny_config(steps=2, freeze_stages=2, lr=1e-2)
+    before = build_model(config, SMALL_MODEL).state_dict()
+    train(config, [tiny_video], tmp_path, model_overrides=SMALL_MODEL, progress=False)
+    after = torch.load(tmp_path / STATE_FILE, weights_only=False)["model"]
+    for key in ("query_encoder.conv_stem.weight", "memory_encoder.blocks.0.0.conv_dw.weight"):
+        assert torch.equal(before[key], after[key]), key
+    for key in ("query_encoder.blocks.1.0.conv_pw.weight", "memory_encoder.conv1_m.weight"):
+        assert not torch.equal(before[key], after[key]), key
+    with pytest.raises(ValueError, match="trunk has 6 stages"):
+        frozen_modules(build_model(config, SMALL_MODEL), 7)
+
+
+def test_imagenet_start_keeps_batchnorm_statistics():
+    """From ImageNet the BatchNorm statistics are the ImageNet ones (no calibration)."""
+    from hmmnlab.model import efficientnet
+
+    model = build_model(TrainConfig(), SMALL_MODEL)
+    reference = efficientnet.imagenet_state_dict()
+    ours = model.query_encoder.state_dict()
+    assert torch.equal(ours["bn1.running_var"], reference["bn1.running_var"])
+    assert torch.equal(ours["blocks.3.1.bn2.weight"], reference["blocks.3.1.bn2.weight"])
+    assert model.memory_encoder.conv1_m.weight.abs().sum() == 0
+    scratch = build_model(TrainConfig(imagenet_init=False), SMALL_MODEL)
+    assert not torch.equal(
+        scratch.query_encoder.state_dict()["bn1.running_var"], ours["bn1.running_var"]
+    )
+
+
+def test_shift_moves_content_and_fills_with_zeros():
+    image = np.arange(1, 17, dtype=np.uint8).reshape(4, 4)
+    moved = shift_content(image, 1, -2)
+    assert moved[0].tolist() == [0, 0, 0, 0]
+    assert moved[1].tolist() == [3, 4, 0, 0]
+    assert np.array_equal(shift_content(image, 0, 0), image)
+    config = ClipConfig(crop_size=SIZE, shift=0.4, shift_prob=1.0, max_objects=1, jitter=0.0)
+    video = make_video(1, SIZE)
+    rng = np.random.default_rng(5)
+    clips = [video_clip(video, 0, config, rng) for _ in range(6)]
+    black_rows = [
+        int((c.frames[0].sum(dim=(0, 2)) == 0).sum() + (c.frames[0].sum(dim=(0, 1)) == 0).sum())
+        for c in clips
+        if c is not None
+    ]
+    assert max(black_rows) > 0  # some clips carry a zero band, as padding does
+    with pytest.raises(ValueError, match="shift"):
+        ClipConfig(shift=1.5)
