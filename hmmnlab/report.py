@@ -251,6 +251,7 @@ def demo(
     full: bool = False,
     frames: int | None = None,
     grid: ablation.Grid | None = None,
+    stm_weights="demo-stm",
     progress: bool = True,
 ) -> Path:
     """Build the demo report into ``out`` (``report.html``, ``ablation.csv`` and the run folders)
@@ -260,7 +261,8 @@ def demo(
     full: the full read grid (:func:`hmmnlab.ablation.default_grid`) on every sequence of the split
     instead of the quick grid on the twins (slow on a CPU). frames: cut the videos to their first
     ``frames`` frames (quick runs). grid: a read grid of your own (must include ``stm`` and
-    ``hmmn`` for the twins case).
+    ``hmmn`` for the twins case). stm_weights: the model trained with the stm read, compared
+    in the twins case with ``weights`` under its own (hmmn) read (None: that comparison is left out).
     """
     from hmmnlab.data.davis import DavisDataset
     from hmmnlab.evaluate import evaluate
@@ -359,53 +361,58 @@ def demo(
     report.figure(ablation.plot(table))
     report.figure(ablation.plot(table, kind="scatter"))
 
-    # 4. the twins case
+    # 4. the twins case, both kinds of comparison
     twins = dataset[TWINS_SEQUENCE]
-    folders = {label: out / "ablation" / label for label in ("stm", "hmmn")}
-    per_frame = compare_reads(root, folders, TWINS_SEQUENCE)
-    gap = (per_frame["hmmn"] - per_frame["stm"]).abs()
-    where = int(gap.idxmax())
-    row = table.set_index("label")
-    stm_score, hmmn_score = row.loc["stm", "J&F"], row.loc["hmmn", "J&F"]
-    if full:  # the table averages all sequences: score the twins alone
-        stm_score, hmmn_score = (
-            per_frame["stm"].mean(),
-            per_frame["hmmn"].mean(),
-        )
-    better = "hmmn" if hmmn_score > stm_score else "stm" if stm_score > hmmn_score else "neither"
-    report.heading("4. The twins case: stm against hmmn")
+    folders = {"hmmn read": out / "ablation" / "hmmn", "stm read": out / "ablation" / "stm"}
+    swapped = compare_reads(root, folders, TWINS_SEQUENCE)
+    report.heading("4. The twins case: stm against hmmn, compared two ways")
     report.text(
         "Two identical objects cross. A non-local read (stm) matches appearance anywhere in the "
         "frame, so it can confuse the twins; the kernel read (hmmn) only trusts matches near where "
-        f"each memory position is tracked to. Measured on {TWINS_SEQUENCE}: J&amp;F "
-        f"<b>stm {stm_score:.3f}</b>, <b>hmmn {hmmn_score:.3f}</b> "
-        f"({'better: ' + better if better != 'neither' else 'equal'}). The frames where they differ "
-        f"most: frame {where} (J&amp;F stm {per_frame.loc[where, 'stm']:.3f}, hmmn "
-        f"{per_frame.loc[where, 'hmmn']:.3f})."
+        "each memory position is tracked to. There are two fair questions, and they have "
+        "different answers: <b>(a) same weights, read swapped at inference</b> (the ablation "
+        "above: a model trained with one read, run with another, is out of its training "
+        "conditions), and <b>(b) trained with each read</b>: the demo model (trained and run with "
+        "hmmn) against demo-stm (trained and run with stm, otherwise trained identically)."
     )
-    report.figure(compare_plot(per_frame, title=f"{TWINS_SEQUENCE}: J&F per frame"))
-    report.figure(
-        overlay_panels(
-            [
-                (f"ground truth, frame {where}", twins.frame(where), twins.mask(where)),
-                (
-                    f"stm, frame {where}",
-                    twins.frame(where),
-                    predicted_labels(folders["stm"], twins, where),
-                ),
-                (
-                    f"hmmn, frame {where}",
-                    twins.frame(where),
-                    predicted_labels(folders["hmmn"], twins, where),
-                ),
-            ],  # fmt: skip
-            columns=3,
+    lines = [f"(a) same weights, read swapped: {_scores_text(swapped)}"]
+    per_frame = swapped
+    if stm_weights is not None:
+        stm_model = ablation._load(stm_weights, device)
+        evaluate(
+            stm_model, root, out / "trained-stm", year=2017, read=read_variant("stm"),
+            sequences=[TWINS_SEQUENCE], device=device, progress=progress,
+        )  # fmt: skip
+        trained = {"demo (hmmn)": folders["hmmn read"], "demo-stm (stm)": out / "trained-stm"}
+        per_frame = compare_reads(root, trained, TWINS_SEQUENCE)
+        lines.append(f"(b) trained with each read: {_scores_text(per_frame)}")
+        folders = {"demo (hmmn)": folders["hmmn read"], "demo-stm (stm)": out / "trained-stm"}
+    report.text(f"Measured on {TWINS_SEQUENCE}, J&amp;F: " + "; ".join(lines) + ".")
+    report.figure(compare_plot(swapped, title=f"(a) {TWINS_SEQUENCE}: same weights, J&F per frame"))
+    if stm_weights is not None:
+        report.figure(
+            compare_plot(per_frame, title=f"(b) {TWINS_SEQUENCE}: trained with each read")
         )
-    )
+    gap = (per_frame.iloc[:, 0] - per_frame.iloc[:, 1]).abs()
+    where = int(gap.idxmax())
+    report.text(f"The frame where the last comparison differs most: frame {where}.")
+    panels = [(f"ground truth, frame {where}", twins.frame(where), twins.mask(where))]
+    for label, folder in folders.items():
+        panels.append((f"{label}, frame {where}", twins.frame(where),
+                       predicted_labels(folder, twins, where)))  # fmt: skip
+    report.figure(overlay_panels(panels, columns=3))
     report.text(f"Built in {time.perf_counter() - started:.0f} s.", note=True)
     path = out / "report.html"
     path.write_text(report.html())
     return path
+
+
+def _scores_text(per_frame: pd.DataFrame) -> str:
+    """'a 0.712, b 0.431 (better: a)' from a per-frame J&F table (mean over its frames)."""
+    means = per_frame.mean()
+    parts = ", ".join(f"<b>{html.escape(str(k))} {v:.3f}</b>" for k, v in means.items())
+    best = means.idxmax() if means.nunique() > 1 else "neither"
+    return f"{parts} (better: {html.escape(str(best))})"
 
 
 def run(args: argparse.Namespace) -> int:
@@ -414,8 +421,10 @@ def run(args: argparse.Namespace) -> int:
     if args.quick:  # for tests: two reads on 4 frames
         grid = [("stm", read_variant("stm")), ("hmmn", read_variant("hmmn"))]
         frames = args.frames or 4
+    stm_weights = None if args.stm_weights.lower() == "none" else args.stm_weights
     path = demo(args.out, weights=args.weights, davis_root=args.davis, device=args.device,
-                full=args.full, frames=frames, grid=grid, progress=not args.quiet)  # fmt: skip
+                full=args.full, frames=frames, grid=grid, stm_weights=stm_weights,
+                progress=not args.quiet)  # fmt: skip
     print(f"wrote {path}")
     return 0
 
@@ -432,7 +441,13 @@ def register_demo_command(subparsers) -> None:
     p.add_argument(
         "--weights",
         default=None,
-        help="checkpoint (default: $HMMNLAB_DEMO_WEIGHTS, else data_samples/weights/demo.pth)",
+        help="registered name or checkpoint (default: $HMMNLAB_DEMO_WEIGHTS, else demo)",
+    )
+    p.add_argument(
+        "--stm-weights",
+        default="demo-stm",
+        help="the model trained with the stm read, for the twins case's 'trained with each read' "
+        "comparison (default demo-stm; none: leave it out)",
     )
     p.add_argument(
         "--davis", default="data_samples", help="DAVIS 2017-layout root with the samples"

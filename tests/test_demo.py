@@ -19,7 +19,8 @@ def weights(tiny_weights):
 
 def test_demo_writes_a_self_contained_report(tmp_path, weights, capsys):
     out = tmp_path / "demo"
-    assert main(["demo", "--quick", "--quiet", "--weights", str(weights), "--out", str(out)]) == 0
+    args = ["demo", "--quick", "--quiet", "--weights", str(weights), "--out", str(out)]
+    assert main([*args, "--stm-weights", str(weights)]) == 0
     report = out / "report.html"
     assert f"wrote {report}" in capsys.readouterr().out
     text = report.read_text()
@@ -29,7 +30,9 @@ def test_demo_writes_a_self_contained_report(tmp_path, weights, capsys):
     assert not re.search(r'src="(?!data:)', text)  # nothing loaded from elsewhere
     for heading in ("Segmenting a video", "One memory read", "Read ablation", "twins case"):
         assert heading in text
-    assert re.search(r"stm \d\.\d{3}</b>, <b>hmmn \d\.\d{3}", text)  # measured numbers
+    # both kinds of comparison, with measured numbers
+    assert re.search(r"same weights, read swapped: <b>hmmn read \d\.\d{3}</b>, <b>stm read", text)
+    assert re.search(r"trained with each read: <b>demo \(hmmn\) \d\.\d{3}</b>, <b>demo-stm", text)
     table = pd.read_csv(out / "ablation.csv")
     assert list(table["label"]) == ["stm", "hmmn"]
     assert table["J&F"].between(0, 1).all()
