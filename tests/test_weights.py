@@ -110,3 +110,41 @@ def test_hmmnlab_checkpoint_round_trip(tmp_path, tiny_config):
     assert loaded.checkpoint_meta == {"note": "test"}
     for (k, a), (_, b) in zip(model.state_dict().items(), loaded.state_dict().items(), strict=True):
         torch.testing.assert_close(a, b, rtol=0, atol=0, msg=k)
+
+
+def test_registered_weights_are_checked_by_sha256(tmp_path, tiny_weights, monkeypatch):
+    """Export a model as named weights; load it by name; a changed file is refused."""
+    from hmmnlab import weights as weights_module
+    from hmmnlab.config import ModelConfig
+    from hmmnlab.train.export import export, update_manifest
+    from hmmnlab.weights import registered_weights, resolve_weights
+
+    config = ModelConfig(**torch.load(tiny_weights, weights_only=True)["model_config"])
+    path = export(tiny_weights, "tiny", trained_read="stm", model_config=config, folder=tmp_path)
+    update_manifest(tmp_path, {"name": "tiny", "metrics": {"JF": 0.5}})
+    entry = registered_weights(tmp_path)["tiny"]
+    assert entry.file == "tiny.pth" and entry.trained_read == "stm" and entry.metrics == {"JF": 0.5}
+    monkeypatch.setattr(weights_module, "BUNDLED_WEIGHTS", tmp_path)
+    model = load_model("tiny")
+    assert model.checkpoint_meta["trained_read"] == "stm"
+    assert resolve_weights("tiny") == path
+    with pytest.raises(FileNotFoundError, match=r"registered: \['tiny'\]"):
+        load_model("tinyy")
+    path.write_bytes(path.read_bytes()[:-1] + b"x")
+    with pytest.raises(ValueError, match="sha256"):
+        load_model("tiny")
+
+
+def test_bundled_demo_weights_load_by_name():
+    """``demo`` and ``demo-stm`` are bundled, load by name, say which read trained them, and
+    stay within the 20 MB budget together."""
+    from hmmnlab.weights import BUNDLED_WEIGHTS, registered_weights
+
+    registry = registered_weights()
+    assert {"demo", "demo-stm"} <= set(registry)
+    for name, read in (("demo", "hmmn"), ("demo-stm", "stm")):
+        model = load_model(name)
+        assert registry[name].trained_read == read == model.checkpoint_meta["trained_read"]
+        assert model.config.backbone == "efficientnet_lite0"
+    total = sum(p.stat().st_size for p in BUNDLED_WEIGHTS.glob("*.pt*"))
+    assert total <= 20 * 2**20, f"bundled weights take {total / 2**20:.1f} MiB"
