@@ -27,7 +27,7 @@ from hmmnlab.config import ReadConfig
 from hmmnlab.model.reads import read_variant
 
 #: Default weights: the demo model trained by hmmnlab on synthetic videos.
-DEMO_WEIGHTS = "data_samples/weights/demo.pth"
+DEMO_WEIGHTS = "demo"  # the registered name of the bundled demo weights
 
 #: Score and cost columns of an ablation table, after the read parameters.
 RESULT_COLUMNS = ("J&F", "J", "F", "Seconds/frame", "Peak memory (MiB)", "note")
@@ -116,7 +116,7 @@ def short_davis(
 
 def repo_path(path: str | Path) -> Path:
     """``path`` as given when it exists, else relative to the repository root (so the defaults
-    ``data_samples`` and :data:`DEMO_WEIGHTS` work from a notebook folder of a source checkout)."""
+    ``data_samples`` works from a notebook folder of a source checkout)."""
     path = Path(path)
     repo = Path(__file__).resolve().parents[1] / path
     return path if path.exists() or path.is_absolute() or not repo.exists() else repo
@@ -143,8 +143,8 @@ def _load(weights, device):
     path = repo_path(weights)
     if not path.is_file():
         raise FileNotFoundError(
-            f"weights not found: {path} (the demo weights are {DEMO_WEIGHTS}, relative to the "
-            f"repository root; pass weights= with the right path)"
+            f"weights not found: {path} (give a registered name such as {DEMO_WEIGHTS!r} or "
+            f"'demo-stm', or a checkpoint path)"
         )
     return load_model(path, device=device)
 

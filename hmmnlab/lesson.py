@@ -1,6 +1,6 @@
 """Loading the demo model and a sample video in one call, for the notebooks.
 
-``load_demo("twins")`` returns the demo model (``data_samples/weights/demo.pth``), the first frames of
+``load_demo("twins")`` returns the demo model (the registered ``demo`` weights), the first frames of
 a bundled sample sequence (``data_samples``, DAVIS 2017 layout) and its first frame's labels. Paths
 are resolved from the package's checkout, so notebooks work from any working directory; the
 environment variable ``HMMNLAB_DEMO_WEIGHTS`` points to another checkpoint (e.g. a fresh training run).
@@ -18,7 +18,6 @@ from hmmnlab.data.davis import DavisDataset, DavisSequence
 from hmmnlab.model import HMMN
 
 SAMPLES = Path(__file__).resolve().parents[1] / "data_samples"
-DEMO_WEIGHTS = SAMPLES / "weights" / "demo.pth"
 
 
 @dataclass

@@ -256,7 +256,7 @@ def demo(
 ) -> Path:
     """Build the demo report into ``out`` (``report.html``, ``ablation.csv`` and the run folders)
     and return the report's path. weights: a checkpoint path or a model; None: the demo weights
-    (``$HMMNLAB_DEMO_WEIGHTS`` if set, else ``data_samples/weights/demo.pth``).
+    (``$HMMNLAB_DEMO_WEIGHTS`` if set, else the registered ``demo`` weights).
 
     full: the full read grid (:func:`hmmnlab.ablation.default_grid`) on every sequence of the split
     instead of the quick grid on the twins (slow on a CPU). frames: cut the videos to their first
