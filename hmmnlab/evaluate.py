@@ -201,7 +201,11 @@ def register_eval_command(subparsers) -> None:
     p.add_argument("--year", required=True, type=int, choices=(2016, 2017))
     p.add_argument("--split", default="val")
     p.add_argument("--resolution", default="480p")
-    p.add_argument("--weights", required=True, help="bundled weights by name (demo, demo-stm), the authors' checkpoint or hmmnlab's")
+    p.add_argument(
+        "--weights",
+        required=True,
+        help="bundled weights by name (demo, demo-stm), the authors' checkpoint or hmmnlab's",
+    )
     p.add_argument("--out", required=True)
     p.add_argument("--variant", default="hmmn", help="hmmn (default), hmmn-paper, kmn or stm")
     p.add_argument("--read", action="append", metavar="KEY=VALUE", help="read parameter")

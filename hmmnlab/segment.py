@@ -83,8 +83,10 @@ def parse_read_params(items: list[str] | None) -> dict:
 def add_video_arguments(p: argparse.ArgumentParser) -> None:
     """The options every command that runs the model on one video shares."""
     p.add_argument(
-        "--weights", required=True, help="bundled weights by name (demo, demo-stm) or a checkpoint: the authors' HMMN "
-        "file or hmmnlab's"
+        "--weights",
+        required=True,
+        help="bundled weights by name (demo, demo-stm) or a checkpoint: the authors' HMMN "
+        "file or hmmnlab's",
     )
     p.add_argument("--frames", required=True, help="folder of frames (JPEG or PNG)")
     p.add_argument(

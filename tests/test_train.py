@@ -370,3 +370,23 @@ def test_shift_moves_content_and_fills_with_zeros():
     assert max(black_rows) > 0  # some clips carry a zero band, as padding does
     with pytest.raises(ValueError, match="shift"):
         ClipConfig(shift=1.5)
+
+
+def test_tied_keys_match_before_training():
+    """From ImageNet with tied key projections, the untrained reads already follow the objects
+    (the reason training starts that way); with untied random projections they do not."""
+    from hmmnlab.lesson import load_demo
+    from hmmnlab.teaching import score_video
+    from hmmnlab.train.loop import tie_keys
+
+    demo = load_demo("solo-blob", num_frames=6)
+    labels = np.stack([demo.sequence.mask(i) for i in range(6)])
+    torch.manual_seed(0)
+    model = build_model(TrainConfig()).eval()
+    _, untied = score_video(model, demo.frames, labels, topk_frames=(5,))
+    tie_keys(model)
+    assert torch.equal(model.kv_m_r4.key.weight, model.kv_q_r4.key.weight)
+    _, tied = score_video(model, demo.frames, labels, topk_frames=(5,))
+    assert tied.summary()["flow_hits"] > 0.8
+    assert tied.summary()["topk_precision"] > 2 * tied.summary()["topk_chance"]
+    assert untied.summary()["flow_hits"] < tied.summary()["flow_hits"] - 0.2

