@@ -133,6 +133,18 @@ def score_sequence(
 # --- a whole split -------------------------------------------------------------------------------
 
 
+def check_unique_names(names: list[str]) -> list[str]:
+    """``names`` as a list, or ValueError naming the sequences listed more than once (each would
+    count twice in the global numbers)."""
+    names = list(names)
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:
+        raise ValueError(
+            f"expected each sequence once, found {listing(repeated)} listed more than once"
+        )
+    return names
+
+
 def results_tables(scores: list[SequenceScores]) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The official result tables from per-sequence scores.
 
@@ -189,7 +201,7 @@ def score(
     if workers < 1:
         raise ValueError(f"workers must be at least 1, found {workers}")
     dataset = DavisDataset(davis_root, year=year, split=split, resolution=resolution)
-    names = dataset.sequences if sequences is None else list(sequences)
+    names = dataset.sequences if sequences is None else check_unique_names(sequences)
     unknown = [name for name in names if name not in dataset.sequences]
     if unknown:
         raise ValueError(

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
+import pytest
 
 from hmmnlab.cli import main
 from hmmnlab.data.palette import read_label_png
 from hmmnlab.viz import overlay
 
 REPO_SAMPLES = "data_samples"
+SAMPLES = Path(__file__).resolve().parents[1] / REPO_SAMPLES
 
 
 def run_eval(weights, out, *extra):
@@ -66,3 +71,88 @@ def test_overlay_colours_objects_and_keeps_background():
     assert (image[0, 0] == 100).all()
     assert tuple(image[5, 5]) == (128, 0, 0)  # boundary in the object's colour (DAVIS red)
     assert tuple(image[10, 10]) == (114, 50, 50)  # inside: half-blended
+
+
+def test_eval_resume_redoes_a_sequence_run_with_other_settings(tmp_path, tiny_weights):
+    """Item 1: a finished sequence is reused only with the same read (and weights, ...)."""
+    out = tmp_path / "eval"
+    assert run_eval(tiny_weights, out) == 0
+    mask = out / "solo-blob" / "00005.png"
+    stamp = mask.stat().st_mtime_ns
+    assert run_eval(tiny_weights, out, "--variant", "stm") == 0
+    assert mask.stat().st_mtime_ns != stamp  # segmented again with the stm read
+    record = json.loads((out / "timing" / "solo-blob.json").read_text())
+    assert record["settings"]["read"]["variant"] == "stm"
+
+
+def test_eval_resume_redoes_a_sequence_run_with_other_weights(tmp_path, tiny_weights, tiny_config):
+    import torch
+
+    from hmmnlab.model import HMMN
+    from hmmnlab.weights import save_checkpoint
+
+    out = tmp_path / "eval"
+    assert run_eval(tiny_weights, out) == 0
+    stamp = (out / "solo-blob" / "00005.png").stat().st_mtime_ns
+    torch.manual_seed(1)
+    other = tmp_path / "other.pth"
+    save_checkpoint(HMMN(tiny_config), other)
+    assert run_eval(other, out) == 0
+    assert (out / "solo-blob" / "00005.png").stat().st_mtime_ns != stamp
+
+
+def test_eval_interrupted_overwrite_is_not_taken_as_finished(tmp_path, tiny_weights, monkeypatch):
+    """Item 1: --overwrite killed mid-sequence must not leave a record that a resume trusts."""
+    import hmmnlab.evaluate as evaluate_module
+
+    out = tmp_path / "eval"
+    assert run_eval(tiny_weights, out) == 0
+    written = []
+    real_write = evaluate_module.write_label_png
+
+    def write_then_die(path, labels):
+        real_write(path, labels)
+        written.append(path)
+        if len(written) == 10:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(evaluate_module, "write_label_png", write_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        main(["eval", "--davis", str(SAMPLES), "--year", "2017", "--weights", str(tiny_weights),
+              "--out", str(out), "--sequences", "solo-blob", "--overwrite",
+              "--variant", "stm"])  # fmt: skip
+    monkeypatch.setattr(evaluate_module, "write_label_png", real_write)
+    assert not (out / "timing" / "solo-blob.json").exists()
+    stamp = (out / "solo-blob" / "00020.png").stat().st_mtime_ns  # still from the first run
+    assert run_eval(tiny_weights, out, "--variant", "stm") == 0
+    assert (out / "solo-blob" / "00020.png").stat().st_mtime_ns != stamp
+
+
+def test_eval_resume_with_an_empty_record_redoes_the_sequence(tmp_path, tiny_weights):
+    """Item 10: an empty timing JSON (a run killed while writing it) is not fatal."""
+    out = tmp_path / "eval"
+    assert run_eval(tiny_weights, out) == 0
+    (out / "timing" / "solo-blob.json").write_text("")
+    assert run_eval(tiny_weights, out) == 0
+    assert json.loads((out / "timing" / "solo-blob.json").read_text())["frames"] == 30
+
+
+def test_second_eval_on_the_same_out_is_refused(tmp_path, tiny_weights, capsys):
+    """Item 2: a second writer on the same output folder fails clearly."""
+    from hmmnlab.evaluate import output_lock
+
+    out = tmp_path / "eval"
+    with output_lock(out):
+        assert run_eval(tiny_weights, out) == 2
+    err = capsys.readouterr().err
+    assert "another hmmnlab eval is writing to" in err and str(out) in err
+    assert not (out / "solo-blob").exists()
+    assert run_eval(tiny_weights, out) == 0  # the lock is released
+
+
+def test_duplicate_sequences_are_refused(tmp_path, tiny_weights, capsys):
+    """Item 6: a sequence named twice would count twice in the global J&F."""
+    code = main(["eval", "--davis", str(SAMPLES), "--year", "2017", "--weights", str(tiny_weights),
+                 "--out", str(tmp_path), "--sequences", "solo-blob,solo-blob"])  # fmt: skip
+    assert code == 2
+    assert "solo-blob listed more than once" in capsys.readouterr().err
