@@ -37,7 +37,7 @@ from hmmnlab.data.palette import write_label_png
 from hmmnlab.inference import propagate, resolve_device
 from hmmnlab.model import HMMN
 from hmmnlab.scoring import check_unique_names, score, write_results
-from hmmnlab.segment import parse_read_params
+from hmmnlab.segment import build_read
 from hmmnlab.viz import overlay
 from hmmnlab.weights import load_model
 
@@ -276,10 +276,8 @@ def evaluate(
 
 
 def run(args: argparse.Namespace) -> int:
-    from hmmnlab.model.reads import read_variant
-
     device = resolve_device(args.device)
-    read = read_variant(args.variant, mem_every=args.mem_every, **parse_read_params(args.read))
+    read = build_read(args)
     model = load_model(args.weights, device=device)
     sequences = [s for s in args.sequences.split(",") if s] if args.sequences else None
     global_df, per_sequence_df = evaluate(
@@ -308,9 +306,9 @@ def register_eval_command(subparsers) -> None:
     p.add_argument("--resolution", default="480p")
     p.add_argument("--weights", required=True, help="the authors' checkpoint or hmmnlab's")
     p.add_argument("--out", required=True)
-    p.add_argument("--variant", default="hmmn", help="hmmn (default), hmmn-paper, kmn or stm")
+    p.add_argument("--variant", default=None, help="hmmn (default), hmmn-paper, kmn or stm")
     p.add_argument("--read", action="append", metavar="KEY=VALUE", help="read parameter")
-    p.add_argument("--mem-every", type=int, default=5)
+    p.add_argument("--mem-every", type=int, default=None, help="default 5")
     p.add_argument("--device", default="cpu")
     p.add_argument("--amp", action="store_true")
     p.add_argument("--sequences", default=None, help="comma-separated subset, e.g. a,b")

@@ -91,10 +91,15 @@ def object_labels(first_labels) -> tuple[Tensor, tuple[int, ...]]:
     labels = torch.as_tensor(np.asarray(first_labels)).long()
     if labels.ndim != 2:
         raise ValueError(f"first-frame labels must be H x W, got shape {tuple(labels.shape)}")
-    labels = labels.masked_fill(labels == VOID_LABEL, 0)
+    void = labels == VOID_LABEL
+    labels = labels.masked_fill(void, 0)
     ids = tuple(int(v) for v in torch.unique(labels).tolist() if v != 0)
     if not ids:
-        raise ValueError("first-frame mask has no object: every pixel is 0 (background)")
+        raise ValueError(
+            f"first-frame mask has no object: {int(void.sum())} pixel(s) are void "
+            f"({VOID_LABEL}, ignored) and {int((~void).sum())} background (0); expected at "
+            "least one pixel of an object label 1..254"
+        )
     consecutive = torch.zeros_like(labels)
     for new, old in enumerate(ids, start=1):
         consecutive[labels == old] = new
