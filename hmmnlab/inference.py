@@ -23,6 +23,7 @@ from hmmnlab.memory import MemoryBank
 from hmmnlab.model import HMMN
 
 VOID_LABEL = 255  # DAVIS 2017 "void" pixels: ignored in a first-frame mask
+FLOAT_SLACK = 0.01  # float frames may overshoot [0, 1] this much (resampling); more means 0..255
 
 
 @dataclass
@@ -73,6 +74,16 @@ def to_frame_tensor(frame, *, index: int = 0) -> Tensor:
         x = x.float() / 255
     elif x.is_floating_point():
         x = x.float()
+        if not torch.isfinite(x).all():
+            raise ValueError(
+                f"frame {index}: expected finite pixel values, found "
+                f"{int((~torch.isfinite(x)).sum())} NaN or infinite value(s)"
+            )
+        if x.numel() and (x.min() < -FLOAT_SLACK or x.max() > 1 + FLOAT_SLACK):
+            raise ValueError(
+                f"frame {index}: float pixels must lie in [0, 1], found {float(x.min()):g}.."
+                f"{float(x.max()):g}; pass uint8 pixels (0..255) or divide by 255"
+            )
     else:
         raise ValueError(f"frame {index}: expected uint8 or float pixels, got {x.dtype}")
     if x.ndim == 2:
@@ -88,7 +99,17 @@ def to_frame_tensor(frame, *, index: int = 0) -> Tensor:
 
 def object_labels(first_labels) -> tuple[Tensor, tuple[int, ...]]:
     """The first frame's label map renumbered 0..K, and the original id of each object 1..K."""
-    labels = torch.as_tensor(np.asarray(first_labels)).long()
+    array = np.asarray(first_labels)
+    if array.dtype.kind == "f":
+        if not np.isfinite(array).all() or (array != np.round(array)).any():
+            odd = array[~np.isfinite(array) | (array != np.round(array))]
+            raise ValueError(
+                f"first-frame labels must be integer values, found {odd.size} pixel(s) such as "
+                f"{odd.flat[0]:g} (a soft mask? threshold it, e.g. (mask > 0.5).astype(np.uint8))"
+            )
+    elif array.dtype.kind not in "biu":
+        raise ValueError(f"first-frame labels must be integers, got dtype {array.dtype}")
+    labels = torch.as_tensor(array.astype(np.int64))
     if labels.ndim != 2:
         raise ValueError(f"first-frame labels must be H x W, got shape {tuple(labels.shape)}")
     void = labels == VOID_LABEL
@@ -188,6 +209,12 @@ def propagate(
             bank.finish_step(readout.next_track)
             logits = ops.unpad(model.aggregate(object_probs), padding)  # (K+1) x H x W
             probs = torch.softmax(logits, dim=0)
+        if not torch.isfinite(probs).all():
+            raise RuntimeError(
+                f"frame {t}: the model produced NaN or infinite probabilities "
+                f"({int((~torch.isfinite(probs)).sum())} values); check the weights and the read "
+                "parameters (with --amp, try float32)"
+            )
         labels = id_values[probs.argmax(dim=0)]
         traced = dict(cache) if tracing else None
         yield FrameResult(t, probs, labels, ids, logits, bank, memory_frames, traced)

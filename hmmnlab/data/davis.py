@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from hmmnlab.data.frames import image_size
+from hmmnlab.data.frames import image_size, rgb_array
 from hmmnlab.data.palette import read_label_png
 
 #: Label value of void pixels in DAVIS 2017 annotations.
@@ -103,7 +103,7 @@ class DavisSequence:
         path = self.frame_paths[index]
         try:
             with Image.open(path) as img:
-                rgb = np.asarray(img.convert("RGB"), dtype=np.uint8)
+                rgb = rgb_array(img, path)
         except OSError as err:
             raise ValueError(f"cannot read frame {path}: {err}") from err
         return self._check_size(rgb, path)
