@@ -41,8 +41,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        print(f"\nhmmnlab {args.command}: interrupted", file=sys.stderr)
+        return 130
     except (FileNotFoundError, ValueError, RuntimeError) as err:
-        print(f"hmmnlab {args.command}: error: {err}", file=sys.stderr)
+        print(f"\nhmmnlab {args.command}: error: {err}", file=sys.stderr)
         return 2
 
 

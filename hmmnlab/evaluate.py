@@ -253,8 +253,11 @@ def evaluate(
     read = read or ReadConfig()
     device = resolve_device(device)
     out = Path(out)
-    dataset = DavisDataset(davis_root, year=year, split=split, resolution=resolution)
-    names = check_unique_names(sequences) if sequences else dataset.sequences
+    sequences = check_unique_names(sequences) if sequences else None
+    dataset = DavisDataset(
+        davis_root, year=year, split=split, resolution=resolution, sequences=sequences
+    )
+    names = sequences or dataset.sequences
     unknown = [n for n in names if n not in dataset.sequences]
     if unknown:
         raise ValueError(f"sequences not in the {split} split of {davis_root}: {unknown[:5]}")
