@@ -8,9 +8,19 @@ read and scheduled at inference time; it can change without retraining. Ablation
 from __future__ import annotations
 
 import dataclasses
+import math
+import numbers
 from dataclasses import dataclass
 
 BACKBONES = ("resnet50", "resnet18", "efficientnet_lite0")
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def _is_finite_number(value) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
 
 
 @dataclass(frozen=True)
@@ -84,19 +94,31 @@ class ReadConfig:
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
                 raise ValueError(f"{name} must be one of {allowed}, got {getattr(self, name)!r}")
-        if not isinstance(self.mem_every, int) or self.mem_every < 1:
+        if not _is_int(self.mem_every) or self.mem_every < 1:
             raise ValueError(f"mem_every must be an int >= 1, got {self.mem_every!r}")
-        if self.max_memory_frames is not None and self.max_memory_frames < 2:
+        if self.max_memory_frames is not None and (
+            not _is_int(self.max_memory_frames) or self.max_memory_frames < 2
+        ):
             raise ValueError(
-                f"max_memory_frames must be None or >= 2 (frame 0 and frame t-1), "
+                f"max_memory_frames must be None or an int >= 2 (frame 0 and frame t-1), "
                 f"got {self.max_memory_frames!r}"
             )
-        if self.window < 1 or self.window % 2 == 0:
+        if not _is_int(self.window) or self.window < 1 or self.window % 2 == 0:
             raise ValueError(f"window must be a positive odd int, got {self.window!r}")
-        if self.sigma <= 0:
-            raise ValueError(f"sigma must be > 0, got {self.sigma!r}")
-        if self.topk_r3 < 1 or (self.topk_r2 is not None and self.topk_r2 < 1):
-            raise ValueError(f"top-k values must be >= 1, got {self.topk_r3!r}, {self.topk_r2!r}")
+        if not _is_finite_number(self.sigma) or self.sigma <= 0:
+            raise ValueError(f"sigma must be a finite number > 0, got {self.sigma!r}")
+        if not _is_finite_number(self.sigma_growth) or self.sigma_growth < 0:
+            raise ValueError(
+                f"sigma_growth must be a finite number >= 0, got {self.sigma_growth!r}"
+            )
+        if not _is_int(self.topk_r3) or self.topk_r3 < 1:
+            raise ValueError(f"topk_r3 must be an int >= 1, got {self.topk_r3!r}")
+        if self.topk_r2 is not None and (not _is_int(self.topk_r2) or self.topk_r2 < 1):
+            raise ValueError(f"topk_r2 must be None or an int >= 1, got {self.topk_r2!r}")
+        if not _is_finite_number(self.dense_max_gib) or self.dense_max_gib <= 0:
+            raise ValueError(
+                f"dense_max_gib must be a finite number > 0, got {self.dense_max_gib!r}"
+            )
 
     @property
     def k_r3(self) -> int:

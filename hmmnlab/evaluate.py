@@ -2,14 +2,25 @@
 
 Output folder layout (the official toolkit's): ``OUT/<sequence>/<frame>.png`` palette masks,
 ``OUT/global_results.csv``, ``OUT/per-sequence_results.csv``; ``OUT/timing/<sequence>.json`` marks a
-finished sequence (seconds per frame, peak memory), so an interrupted run resumes where it stopped.
-With overlays: ``OUT/overlays/<sequence>/<frame>.jpg`` and ``OUT/overlays/<sequence>.mp4``.
+finished sequence (seconds per frame, peak memory, and the settings that produced it), so an
+interrupted run resumes where it stopped. With overlays: ``OUT/overlays/<sequence>/<frame>.jpg`` and
+``OUT/overlays/<sequence>.mp4``.
+
+Resuming never mixes runs: a sequence counts as finished only when its record exists, is complete and
+was written with the same settings (model weights, model config, read config, overlays, resolution,
+hmmnlab version). The record is removed before a sequence is (re)segmented and written atomically
+after its last mask, so a run killed mid-sequence redoes that sequence. One ``eval`` at a time may
+write to an output folder (a lock file, ``OUT/.hmmnlab-eval.lock``).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import fcntl
+import hashlib
 import json
+import os
 import resource
 import time
 from pathlib import Path
@@ -25,8 +36,8 @@ from hmmnlab.data.davis import DavisDataset, DavisSequence
 from hmmnlab.data.palette import write_label_png
 from hmmnlab.inference import propagate, resolve_device
 from hmmnlab.model import HMMN
-from hmmnlab.scoring import score, write_results
-from hmmnlab.segment import parse_read_params
+from hmmnlab.scoring import check_unique_names, score, write_results
+from hmmnlab.segment import build_read
 from hmmnlab.viz import overlay
 from hmmnlab.weights import load_model
 
@@ -60,15 +71,103 @@ class PeakMemory:
             self.mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+LOCK_NAME = ".hmmnlab-eval.lock"
+
+
 def timing_path(out: Path, name: str) -> Path:
     return out / "timing" / f"{name}.json"
 
 
-def is_finished(out: Path, sequence: DavisSequence) -> bool:
-    """A sequence is finished when its timing file and every mask exist."""
-    return timing_path(out, sequence.name).is_file() and all(
-        (out / sequence.name / f"{stem}.png").is_file() for stem in sequence.frame_names
-    )
+def model_fingerprint(model: HMMN) -> str:
+    """sha256 over the model's state dict (names, dtypes, shapes and bytes, in order)."""
+    digest = hashlib.sha256()
+    for name, tensor in model.state_dict().items():
+        tensor = tensor.detach().cpu().contiguous()
+        digest.update(f"{name}:{tensor.dtype}:{tuple(tensor.shape)};".encode())
+        digest.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
+def run_settings(
+    model: HMMN, read: ReadConfig, *, resolution: str, overlays: bool, amp: bool = False
+) -> dict:
+    """What a sequence's masks depend on; stored with them and compared when resuming."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        code_version = version("hmmnlab")
+    except PackageNotFoundError:
+        code_version = "unknown"
+    return {
+        "weights_sha256": model_fingerprint(model),
+        "model_config": model.config.to_dict(),
+        "read": read.to_dict(),
+        "resolution": resolution,
+        "overlays": overlays,
+        "amp": amp,
+        "hmmnlab_version": code_version,
+    }
+
+
+def read_record(out: Path, name: str) -> dict | None:
+    """The timing record of a sequence, or None when it is absent or unreadable (empty, cut off)."""
+    path = timing_path(out, name)
+    try:
+        record = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return record if isinstance(record, dict) else None
+
+
+def write_json_atomically(path: Path, data: dict) -> None:
+    """Write ``data`` to ``path`` through a temporary file and a rename: never a half-written file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    temporary.write_text(json.dumps(data, indent=1))
+    os.replace(temporary, path)
+
+
+def is_finished(out: Path, sequence: DavisSequence, settings: dict | None = None) -> bool:
+    """A sequence is finished when its record is readable, was written with ``settings`` (when
+    given) and every mask exists."""
+    record = read_record(out, sequence.name)
+    if record is None:
+        return False
+    if settings is not None:
+        found = record.get("settings")
+        if not isinstance(found, dict):
+            return False
+        # a run with overlays also serves one without; every other setting must be equal
+        if {**found, "overlays": None} != {**settings, "overlays": None}:
+            return False
+        if settings["overlays"] and not found.get("overlays"):
+            return False
+    return all((out / sequence.name / f"{stem}.png").is_file() for stem in sequence.frame_names)
+
+
+@contextlib.contextmanager
+def output_lock(out: Path):
+    """Hold an exclusive lock on the output folder; a second writer is refused at once."""
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / LOCK_NAME
+    with open(path, "a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "unknown"
+            raise RuntimeError(
+                f"another hmmnlab eval is writing to {out} (lock {path} held by process "
+                f"{holder}); wait for it to finish or choose another --out"
+            ) from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(str(os.getpid()))
+        handle.flush()
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def write_overlay_video(frames: list[np.ndarray], path: Path, fps: float = 12.0) -> None:
@@ -92,8 +191,12 @@ def segment_sequence(
     amp: bool = False,
     overlays: bool = False,
     progress: bool = True,
+    settings: dict | None = None,
 ) -> dict:
-    """Segment one sequence into ``out/<name>/``; returns and stores its timing."""
+    """Segment one sequence into ``out/<name>/``; returns and stores its timing and ``settings``.
+
+    The sequence's old record is removed first, so an interrupted run is never taken as finished."""
+    timing_path(out, sequence.name).unlink(missing_ok=True)
     masks_dir = out / sequence.name
     masks_dir.mkdir(parents=True, exist_ok=True)
     overlay_frames = []
@@ -122,9 +225,9 @@ def segment_sequence(
         "peak_memory_mib": peak.mib,
         "device": str(device),
         "read": read.to_dict(),
+        "settings": settings,
     }
-    timing_path(out, sequence.name).parent.mkdir(parents=True, exist_ok=True)
-    timing_path(out, sequence.name).write_text(json.dumps(timing, indent=1))
+    write_json_atomically(timing_path(out, sequence.name), timing)
     return timing
 
 
@@ -150,20 +253,25 @@ def evaluate(
     read = read or ReadConfig()
     device = resolve_device(device)
     out = Path(out)
-    dataset = DavisDataset(davis_root, year=year, split=split, resolution=resolution)
+    sequences = check_unique_names(sequences) if sequences else None
+    dataset = DavisDataset(
+        davis_root, year=year, split=split, resolution=resolution, sequences=sequences
+    )
     names = sequences or dataset.sequences
     unknown = [n for n in names if n not in dataset.sequences]
     if unknown:
         raise ValueError(f"sequences not in the {split} split of {davis_root}: {unknown[:5]}")
     model = model.to(device).eval()
-    for name in tqdm(names, desc="sequences", unit="seq", disable=not progress):
-        sequence = dataset[name]
-        if overwrite or not is_finished(out, sequence):
-            segment_sequence(model, sequence, out, read=read, device=device, amp=amp,
-                             overlays=overlays, progress=progress)  # fmt: skip
-    global_df, per_sequence_df = score(davis_root, out, year=year, split=split,
-                                       resolution=resolution, sequences=names)  # fmt: skip
-    timings = {n: json.loads(timing_path(out, n).read_text()) for n in names}
+    settings = run_settings(model, read, resolution=resolution, overlays=overlays, amp=amp)
+    with output_lock(out):
+        for name in tqdm(names, desc="sequences", unit="seq", disable=not progress):
+            sequence = dataset[name]
+            if overwrite or not is_finished(out, sequence, settings):
+                segment_sequence(model, sequence, out, read=read, device=device, amp=amp,
+                                 overlays=overlays, progress=progress, settings=settings)  # fmt: skip
+        global_df, per_sequence_df = score(davis_root, out, year=year, split=split,
+                                           resolution=resolution, sequences=names)  # fmt: skip
+        timings = {n: read_record(out, n) for n in names}
     sequence_of_row = per_sequence_df["Sequence"].str.rsplit("_", n=1).str[0]
     per_sequence_df["Seconds/frame"] = [timings[s]["seconds_per_frame"] for s in sequence_of_row]
     per_sequence_df["Peak memory (MiB)"] = [timings[s]["peak_memory_mib"] for s in sequence_of_row]
@@ -171,10 +279,8 @@ def evaluate(
 
 
 def run(args: argparse.Namespace) -> int:
-    from hmmnlab.model.reads import read_variant
-
     device = resolve_device(args.device)
-    read = read_variant(args.variant, mem_every=args.mem_every, **parse_read_params(args.read))
+    read = build_read(args)
     model = load_model(args.weights, device=device)
     sequences = [s for s in args.sequences.split(",") if s] if args.sequences else None
     global_df, per_sequence_df = evaluate(
@@ -207,9 +313,9 @@ def register_eval_command(subparsers) -> None:
         help="bundled weights by name (demo, demo-stm), the authors' checkpoint or hmmnlab's",
     )
     p.add_argument("--out", required=True)
-    p.add_argument("--variant", default="hmmn", help="hmmn (default), hmmn-paper, kmn or stm")
+    p.add_argument("--variant", default=None, help="hmmn (default), hmmn-paper, kmn or stm")
     p.add_argument("--read", action="append", metavar="KEY=VALUE", help="read parameter")
-    p.add_argument("--mem-every", type=int, default=5)
+    p.add_argument("--mem-every", type=int, default=None, help="default 5")
     p.add_argument("--device", default="cpu")
     p.add_argument("--amp", action="store_true")
     p.add_argument("--sequences", default=None, help="comma-separated subset, e.g. a,b")

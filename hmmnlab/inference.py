@@ -24,6 +24,7 @@ from hmmnlab.model import HMMN
 from hmmnlab.step import segment_step
 
 VOID_LABEL = 255  # DAVIS 2017 "void" pixels: ignored in a first-frame mask
+FLOAT_SLACK = 0.01  # float frames may overshoot [0, 1] this much (resampling); more means 0..255
 
 
 @dataclass
@@ -74,6 +75,16 @@ def to_frame_tensor(frame, *, index: int = 0) -> Tensor:
         x = x.float() / 255
     elif x.is_floating_point():
         x = x.float()
+        if not torch.isfinite(x).all():
+            raise ValueError(
+                f"frame {index}: expected finite pixel values, found "
+                f"{int((~torch.isfinite(x)).sum())} NaN or infinite value(s)"
+            )
+        if x.numel() and (x.min() < -FLOAT_SLACK or x.max() > 1 + FLOAT_SLACK):
+            raise ValueError(
+                f"frame {index}: float pixels must lie in [0, 1], found {float(x.min()):g}.."
+                f"{float(x.max()):g}; pass uint8 pixels (0..255) or divide by 255"
+            )
     else:
         raise ValueError(f"frame {index}: expected uint8 or float pixels, got {x.dtype}")
     if x.ndim == 2:
@@ -89,13 +100,28 @@ def to_frame_tensor(frame, *, index: int = 0) -> Tensor:
 
 def object_labels(first_labels) -> tuple[Tensor, tuple[int, ...]]:
     """The first frame's label map renumbered 0..K, and the original id of each object 1..K."""
-    labels = torch.as_tensor(np.asarray(first_labels)).long()
+    array = np.asarray(first_labels)
+    if array.dtype.kind == "f":
+        if not np.isfinite(array).all() or (array != np.round(array)).any():
+            odd = array[~np.isfinite(array) | (array != np.round(array))]
+            raise ValueError(
+                f"first-frame labels must be integer values, found {odd.size} pixel(s) such as "
+                f"{odd.flat[0]:g} (a soft mask? threshold it, e.g. (mask > 0.5).astype(np.uint8))"
+            )
+    elif array.dtype.kind not in "biu":
+        raise ValueError(f"first-frame labels must be integers, got dtype {array.dtype}")
+    labels = torch.as_tensor(array.astype(np.int64))
     if labels.ndim != 2:
         raise ValueError(f"first-frame labels must be H x W, got shape {tuple(labels.shape)}")
-    labels = labels.masked_fill(labels == VOID_LABEL, 0)
+    void = labels == VOID_LABEL
+    labels = labels.masked_fill(void, 0)
     ids = tuple(int(v) for v in torch.unique(labels).tolist() if v != 0)
     if not ids:
-        raise ValueError("first-frame mask has no object: every pixel is 0 (background)")
+        raise ValueError(
+            f"first-frame mask has no object: {int(void.sum())} pixel(s) are void "
+            f"({VOID_LABEL}, ignored) and {int((~void).sum())} background (0); expected at "
+            "least one pixel of an object label 1..254"
+        )
     consecutive = torch.zeros_like(labels)
     for new, old in enumerate(ids, start=1):
         consecutive[labels == old] = new
@@ -180,6 +206,12 @@ def propagate(
             logits = ops.unpad(step.logits[0], padding)  # (K+1) x H x W
             probs = torch.softmax(logits, dim=0)
         memory_frames = step.memory_frames
+        if not torch.isfinite(probs).all():
+            raise RuntimeError(
+                f"frame {t}: the model produced NaN or infinite probabilities "
+                f"({int((~torch.isfinite(probs)).sum())} values); check the weights and the read "
+                "parameters (with --amp, try float32)"
+            )
         labels = id_values[probs.argmax(dim=0)]
         traced = dict(cache) if tracing else None
         yield FrameResult(t, probs, labels, ids, logits, bank, memory_frames, traced)

@@ -133,6 +133,18 @@ def score_sequence(
 # --- a whole split -------------------------------------------------------------------------------
 
 
+def check_unique_names(names: list[str]) -> list[str]:
+    """``names`` as a list, or ValueError naming the sequences listed more than once (each would
+    count twice in the global numbers)."""
+    names = list(names)
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:
+        raise ValueError(
+            f"expected each sequence once, found {listing(repeated)} listed more than once"
+        )
+    return names
+
+
 def results_tables(scores: list[SequenceScores]) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The official result tables from per-sequence scores.
 
@@ -170,7 +182,7 @@ def score(
     """Score a folder of predictions on a DAVIS split (official semi-supervised evaluation).
 
     Args:
-        davis_root: the DAVIS folder (``JPEGImages``, ``Annotations``, ``ImageSets``).
+        davis_root: the DAVIS folder (``Annotations`` and ``ImageSets``; frames are not read).
         pred_dir: one sub-folder of PNGs per sequence, named like the annotations.
         year: 2016 or 2017.
         split: e.g. ``"val"``.
@@ -188,7 +200,11 @@ def score(
 
     if workers < 1:
         raise ValueError(f"workers must be at least 1, found {workers}")
-    dataset = DavisDataset(davis_root, year=year, split=split, resolution=resolution)
+    # Scoring reads the annotations only, as the official toolkit does: no JPEGImages needed.
+    dataset = DavisDataset(
+        davis_root, year=year, split=split, resolution=resolution, frames=False,
+        sequences=None if sequences is None else check_unique_names(sequences),
+    )  # fmt: skip
     names = dataset.sequences if sequences is None else list(sequences)
     unknown = [name for name in names if name not in dataset.sequences]
     if unknown:
@@ -229,11 +245,11 @@ def _score_all(
     bar = tqdm(total=len(selected), desc="scoring", unit="seq", disable=not progress)
     if workers == 1:
         scores = []
-        for seq in selected:
-            bar.set_postfix_str(seq.name)
-            scores.append(score_sequence(seq, pred_dir, allow_missing=allow_missing))
-            bar.update()
-        bar.close()
+        with bar:  # closed (ending its line) before an error is printed
+            for seq in selected:
+                bar.set_postfix_str(seq.name)
+                scores.append(score_sequence(seq, pred_dir, allow_missing=allow_missing))
+                bar.update()
         return scores
 
     import multiprocessing
@@ -242,7 +258,7 @@ def _score_all(
     # "spawn" starts clean interpreters: safe whatever threads (OpenCV, torch) this process runs.
     context = multiprocessing.get_context("spawn")
     results: dict[int, SequenceScores] = {}
-    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+    with bar, ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
         futures = {
             pool.submit(score_sequence, seq, pred_dir, allow_missing=allow_missing): i
             for i, seq in enumerate(selected)
@@ -250,7 +266,6 @@ def _score_all(
         for future in as_completed(futures):
             results[futures[future]] = future.result()
             bar.update()
-    bar.close()
     return [results[i] for i in range(len(selected))]
 
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import os
 from pathlib import Path
 
 import numpy as np
@@ -11,17 +13,57 @@ from tqdm import tqdm
 from hmmnlab.config import ReadConfig
 from hmmnlab.data.frames import FrameFolder
 from hmmnlab.data.palette import read_label_png, write_label_png
-from hmmnlab.inference import propagate, resolve_device
+from hmmnlab.inference import object_labels, propagate, resolve_device
 from hmmnlab.model import HMMN
 from hmmnlab.model.reads import read_variant
 from hmmnlab.weights import load_model
 
 
-def check_output_folder(out: Path, frames: Path) -> None:
-    """Refuse an output folder inside (or equal to) the frames folder: outputs would mix with input."""
+def check_writable(path: Path, what: str) -> None:
+    """Refuse a path that cannot be created: one of its parents is a file, or not writable."""
+    for parent in path.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise ValueError(f"{what} {path}: expected {parent} to be a folder, found a file")
+            if not os.access(parent, os.W_OK):
+                raise ValueError(f"{what} {path}: folder {parent} is not writable")
+            return
+
+
+def check_output_folder(
+    out: Path, frames: Path, *, first_mask: Path | None = None, overwrite: bool = False
+) -> None:
+    """Refuse an output folder that would mix outputs with input or destroy files: inside (or equal
+    to) the frames folder, an existing file, a folder that already holds PNGs (unless
+    ``overwrite``), or the folder of the first mask."""
+    check_writable(out, "--out")
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {out}: expected a folder, found a file")
     out, frames = out.resolve(), frames.resolve()
     if out == frames or frames in out.parents:
         raise ValueError(f"--out {out} lies inside --frames {frames}; choose a folder outside it")
+    if first_mask is not None and first_mask.resolve().parent == out:
+        raise ValueError(
+            f"--out {out} holds the --first-mask {first_mask.name}: its masks would overwrite it; "
+            "choose another folder"
+        )
+    if not overwrite and out.is_dir():
+        pngs = sorted(p.name for p in out.glob("*.png"))
+        if pngs:
+            raise ValueError(
+                f"--out {out} already holds {len(pngs)} PNG file(s) ({', '.join(pngs[:3])}"
+                f"{', ...' if len(pngs) > 3 else ''}); give --overwrite to replace them or choose "
+                "an empty folder"
+            )
+
+
+def check_npz_path(path: Path, what: str) -> None:
+    """Refuse an .npz output path that numpy would change (no .npz suffix) or cannot write."""
+    if path.name == "" or path.suffix.lower() != ".npz" or path.name.startswith("."):
+        raise ValueError(f"{what} {path}: expected a file name ending in .npz, e.g. probs.npz")
+    if path.is_dir():
+        raise ValueError(f"{what} {path}: expected a file, found a folder")
+    check_writable(path, what)
 
 
 def segment_folder(
@@ -59,25 +101,72 @@ def segment_folder(
     return written
 
 
+def _read_field_types() -> dict[str, str]:
+    """ReadConfig field name -> its annotation, e.g. ``{"sigma": "float", "topk_r2": "int | None"}``."""
+    return {f.name: str(f.type) for f in dataclasses.fields(ReadConfig)}
+
+
 def parse_read_params(items: list[str] | None) -> dict:
-    """``["sigma=7", "fine=dense", "topk_r2=none"]`` -> {"sigma": 7, "fine": "dense", "topk_r2": None}."""
+    """``["sigma=7", "fine=dense", "topk_r2=none"]`` -> {"sigma": 7.0, "fine": "dense", "topk_r2": None}.
+
+    Each value is parsed as the type of its ReadConfig field; a bad value names the option."""
+    types = _read_field_types()
     params = {}
     for item in items or []:
         key, sep, text = item.partition("=")
+        key, text = key.strip().replace("-", "_"), text.strip()
         if not sep:
             raise ValueError(f"--read expects key=value, got {item!r}")
-        value: object = text
+        if key not in types:
+            raise ValueError(
+                f"--read {item}: unknown read parameter {key!r}; known: {sorted(types)}"
+            )
+        if key in params:
+            raise ValueError(f"--read {key} is given twice")
+        kind = types[key]
         if text.lower() == "none":
-            value = None
-        else:
-            for cast in (int, float):
-                try:
-                    value = cast(text)
-                    break
-                except ValueError:
-                    pass
-        params[key.strip().replace("-", "_")] = value
+            if "None" not in kind:
+                raise ValueError(f"--read {item}: {key} cannot be none (expected {kind})")
+            params[key] = None
+            continue
+        try:
+            if kind.startswith("int"):
+                params[key] = int(text)
+            elif kind.startswith("float"):
+                params[key] = float(text)
+            else:
+                params[key] = text
+        except ValueError:
+            expected = "an integer" if kind.startswith("int") else "a number"
+            raise ValueError(
+                f"--read {item}: expected {expected} for {key}, found {text!r}"
+            ) from None
     return params
+
+
+# Options that set a read field directly: (field, option); they must agree with --read.
+READ_OPTIONS = (("variant", "--variant"), ("mem_every", "--mem-every"),
+                ("max_memory_frames", "--max-memory-frames"))  # fmt: skip
+
+
+def build_read(args: argparse.Namespace) -> ReadConfig:
+    """The ReadConfig of a command's ``--variant``, ``--mem-every``, ``--max-memory-frames`` and
+    ``--read`` options; a field given twice with different values is an error naming both."""
+    params = parse_read_params(args.read)
+    for field, option in READ_OPTIONS:
+        given = getattr(args, field, None)
+        if given is None:
+            continue
+        if field in params and params[field] != given:
+            raise ValueError(
+                f"{option} {given} and --read {field}={params[field]} disagree; give only one"
+            )
+        params[field] = given
+    variant = params.pop("variant", "hmmn")
+    try:
+        return read_variant(variant, **params)
+    except ValueError as err:
+        raise ValueError(f"read options: {err}") from err
 
 
 def add_video_arguments(p: argparse.ArgumentParser) -> None:
@@ -94,7 +183,9 @@ def add_video_arguments(p: argparse.ArgumentParser) -> None:
         required=True,
         help="first frame's annotation: palette PNG with labels 0..K, or 0/255 PNG",
     )
-    p.add_argument("--mem-every", type=int, default=5, help="keep every N-th frame in memory (5)")
+    p.add_argument(
+        "--mem-every", type=int, default=None, help="keep every N-th frame in memory (default 5)"
+    )
     p.add_argument(
         "--max-memory-frames",
         type=int,
@@ -103,7 +194,7 @@ def add_video_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--variant",
-        default="hmmn",
+        default=None,
         help="memory read variant: hmmn (default), hmmn-paper, kmn or stm",
     )
     p.add_argument(
@@ -116,31 +207,33 @@ def add_video_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--amp", action="store_true", help="autocast to float16 on CUDA")
 
 
-def load_video_inputs(args: argparse.Namespace, *, out: Path | None = None):
+def load_video_inputs(
+    args: argparse.Namespace, *, out: Path | None = None, overwrite: bool = False
+):
     """Check a video command's inputs before any work: (model, frames, first labels, read, device)."""
     device = resolve_device(args.device)
-    read = read_variant(
-        args.variant,
-        mem_every=args.mem_every,
-        max_memory_frames=args.max_memory_frames,
-        **parse_read_params(args.read),
-    )
+    read = build_read(args)
     frames = FrameFolder(args.frames)
     if out is not None:
-        check_output_folder(out, Path(args.frames))
+        check_output_folder(
+            out, Path(args.frames), first_mask=Path(args.first_mask), overwrite=overwrite
+        )
     labels = read_label_png(args.first_mask)
     if labels.shape != frames.size:
         raise ValueError(
             f"first mask {args.first_mask} is {labels.shape} (H x W) but the frames are {frames.size}"
         )
-    if not labels.any():
-        raise ValueError(f"first mask {args.first_mask} has no object: every pixel is 0")
+    object_labels(labels)  # no object (background and void only) is an error that says so
     model = load_model(args.weights, device=device)
     return model, frames, labels, read, device
 
 
 def run(args: argparse.Namespace) -> int:
-    model, frames, labels, read, device = load_video_inputs(args, out=Path(args.out))
+    if args.save_probs:
+        check_npz_path(Path(args.save_probs), "--save-probs")
+    model, frames, labels, read, device = load_video_inputs(
+        args, out=Path(args.out), overwrite=args.overwrite
+    )
     written = segment_folder(
         model,
         frames,
@@ -171,5 +264,8 @@ def register_segment_command(subparsers) -> None:
         default=None,
         metavar="P.npz",
         help="also write the probabilities (array 'probs', T x (K+1) x H x W)",
+    )
+    p.add_argument(
+        "--overwrite", action="store_true", help="replace the PNGs an existing --out holds"
     )
     p.set_defaults(func=run)

@@ -51,7 +51,7 @@ from hmmnlab.config import ReadConfig
 from hmmnlab.hooks import NamesFilter
 from hmmnlab.inference import FrameResult, propagate
 from hmmnlab.model import HMMN
-from hmmnlab.segment import add_video_arguments, load_video_inputs
+from hmmnlab.segment import add_video_arguments, check_npz_path, load_video_inputs
 
 
 def run_with_cache(
@@ -121,6 +121,7 @@ def trace_arrays(result: FrameResult, cache: dict[str, Tensor], read: ReadConfig
 
 
 def run(args: argparse.Namespace) -> int:
+    check_npz_path(Path(args.out), "--out")
     model, frames, labels, read, device = load_video_inputs(args)
     if not 1 <= args.frame < len(frames):
         raise ValueError(

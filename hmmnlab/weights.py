@@ -30,6 +30,7 @@ from hmmnlab.model import HMMN
 FORMAT = "hmmnlab"
 BUNDLED_WEIGHTS = Path(__file__).resolve().parents[1] / "data_samples" / "weights"
 MANIFEST = "manifest.json"
+AUTHORS_SOURCE = "authors' HMMN state dict"  # meta["source"] of a checkpoint in the authors' format
 
 # The authors' module names -> hmmnlab's, per dotted component of a state-dict key.
 AUTHORS_NAMES: dict[str, str] = {
@@ -89,13 +90,20 @@ def _is_state_dict(obj: object) -> bool:
     )
 
 
-def check_state_dict(model: torch.nn.Module, state_dict: dict[str, Tensor], source: str) -> None:
-    """Raise ValueError naming the first missing, unexpected and mis-shaped keys, if any."""
+def check_state_dict(
+    model: torch.nn.Module, state_dict: dict[str, Tensor], source: str, *, authors: bool = False
+) -> None:
+    """Raise ValueError naming the first missing, unexpected and mis-shaped keys, if any; with
+    ``authors`` each key is also named as the authors' file names it (``module.Encoder_M.mean``)."""
+
+    def name(key: str) -> str:
+        return f"{key} ({to_authors_key(key)} in the file)" if authors else key
+
     expected = model.state_dict()
-    missing = [k for k in expected if k not in state_dict]
-    unexpected = [k for k in state_dict if k not in expected]
+    missing = [name(k) for k in expected if k not in state_dict]
+    unexpected = [name(k) for k in state_dict if k not in expected]
     shapes = [
-        f"{k}: checkpoint {tuple(state_dict[k].shape)}, model {tuple(v.shape)}"
+        f"{name(k)}: checkpoint {tuple(state_dict[k].shape)}, model {tuple(v.shape)}"
         for k, v in expected.items()
         if k in state_dict and state_dict[k].shape != v.shape
     ]
@@ -110,6 +118,22 @@ def check_state_dict(model: torch.nn.Module, state_dict: dict[str, Tensor], sour
             problems.append(f"{len(items)} {label}: {', '.join(items[:5])}{more}")
     if problems:
         raise ValueError(f"{source} does not fit the model: " + "; ".join(problems))
+
+
+def check_finite(state_dict: dict[str, Tensor], source: str, *, authors: bool = False) -> None:
+    """Raise ValueError naming the entries that hold NaN or infinite values (a model with one such
+    weight outputs NaN, which would turn into all-background masks)."""
+    bad = [
+        f"{key} ({to_authors_key(key)} in the file)" if authors else key
+        for key, value in state_dict.items()
+        if value.is_floating_point() and not torch.isfinite(value).all()
+    ]
+    if bad:
+        more = f" (and {len(bad) - 5} more)" if len(bad) > 5 else ""
+        raise ValueError(
+            f"{source}: expected finite weights, found NaN or infinite values in {len(bad)} "
+            f"entr{'y' if len(bad) == 1 else 'ies'}: {', '.join(bad[:5])}{more}"
+        )
 
 
 def load_checkpoint(path: str | Path) -> tuple[dict[str, Tensor], ModelConfig, dict]:
@@ -131,7 +155,7 @@ def load_checkpoint(path: str | Path) -> tuple[dict[str, Tensor], ModelConfig, d
         return state_dict, config, meta
     if _is_state_dict(obj):
         state_dict = {from_authors_key(k): v for k, v in obj.items()}
-        return state_dict, ModelConfig(), {"source": "authors' HMMN state dict"}
+        return state_dict, ModelConfig(), {"source": AUTHORS_SOURCE}
     kind = type(obj).__name__
     keys = list(obj)[:5] if isinstance(obj, dict) else []
     raise ValueError(
@@ -207,7 +231,9 @@ def load_model(weights: str | Path, *, device: str | torch.device = "cpu") -> HM
     path = resolve_weights(weights)
     state_dict, config, meta = load_checkpoint(path)
     model = HMMN(config)
-    check_state_dict(model, state_dict, str(path))
+    authors = meta.get("source") == AUTHORS_SOURCE
+    check_state_dict(model, state_dict, str(path), authors=authors)
+    check_finite(state_dict, str(path), authors=authors)
     model.load_state_dict(state_dict, strict=True)
     model.checkpoint_meta = meta
     return model.to(device).eval()

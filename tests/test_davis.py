@@ -213,6 +213,41 @@ def test_first_frame_without_annotation(tmp_path):
 
 def test_malformed_split_line(tmp_path):
     _make_2017(tmp_path)
-    (tmp_path / "ImageSets" / "2017" / "val.txt").write_text("two\na b c\n")
+    (tmp_path / "ImageSets" / "2017" / "val.txt").write_text("two\n/a/b.jpg /c/d.png /e/f\n")
     with pytest.raises(ValueError, match=r"line 2: expected a sequence name"):
         DavisDataset(tmp_path, year=2017, split="val")
+
+
+# --- issue 13 ------------------------------------------------------------------------------------
+
+
+def test_split_names_with_spaces(tmp_path):
+    """Item 10: a name with a space used to be read as an "image mask" pair."""
+    _make_2017(tmp_path)
+    for kind in ("JPEGImages", "Annotations"):
+        (tmp_path / kind / "480p" / "one").rename(tmp_path / kind / "480p" / "my video")
+    (tmp_path / "ImageSets" / "2017" / "val.txt").write_text("two\nmy video\n")
+    dataset = DavisDataset(tmp_path, year=2017, split="val")
+    assert dataset.sequences == ["two", "my video"]
+    assert len(dataset["my video"]) == 3
+
+
+def test_masks_only_dataset_needs_no_frames(tmp_path):
+    """Item 12: scoring reads annotations only; JPEGImages may be absent or of another size."""
+    labels = _make_2017(tmp_path)
+    import shutil
+
+    shutil.rmtree(tmp_path / "JPEGImages")
+    dataset = DavisDataset(tmp_path, year=2017, split="val", frames=False)
+    np.testing.assert_array_equal(dataset["two"].masks(), labels)
+    assert dataset["two"].first_mask().shape == (12, 16)
+
+
+def test_a_missing_sequence_blocks_only_when_asked_for(tmp_path):
+    """Item 12: a split entry naming an absent sequence blocks only a run that asks for it."""
+    _make_2017(tmp_path)
+    (tmp_path / "ImageSets" / "2017" / "val.txt").write_text("two\nghost\none\n")
+    dataset = DavisDataset(tmp_path, year=2017, split="val", sequences=["two"])
+    assert len(dataset["two"]) == 3
+    with pytest.raises(FileNotFoundError, match="ghost"):
+        DavisDataset(tmp_path, year=2017, split="val", sequences=["ghost"])

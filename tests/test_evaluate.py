@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
+import pytest
 
 from hmmnlab.cli import main
 from hmmnlab.data.palette import read_label_png
 from hmmnlab.viz import overlay
 
 REPO_SAMPLES = "data_samples"
+SAMPLES = Path(__file__).resolve().parents[1] / REPO_SAMPLES
 
 
 def run_eval(weights, out, *extra):
@@ -66,3 +71,118 @@ def test_overlay_colours_objects_and_keeps_background():
     assert (image[0, 0] == 100).all()
     assert tuple(image[5, 5]) == (128, 0, 0)  # boundary in the object's colour (DAVIS red)
     assert tuple(image[10, 10]) == (114, 50, 50)  # inside: half-blended
+
+
+@pytest.fixture
+def tiny_davis(tmp_path):
+    """A DAVIS-2017 layout with one 6-frame 48 x 64 sequence 'blob' (fast to segment)."""
+    from PIL import Image
+
+    from hmmnlab.data.palette import write_label_png
+
+    rng = np.random.default_rng(0)
+    root = tmp_path / "davis"
+    for t in range(6):
+        frame = rng.integers(0, 256, (48, 64, 3), dtype=np.uint8)
+        (root / "JPEGImages" / "480p" / "blob").mkdir(parents=True, exist_ok=True)
+        Image.fromarray(frame).save(root / "JPEGImages" / "480p" / "blob" / f"{t:05d}.jpg")
+        labels = np.zeros((48, 64), np.uint8)
+        labels[10 + t : 30 + t, 10:40] = 1
+        write_label_png(root / "Annotations" / "480p" / "blob" / f"{t:05d}.png", labels)
+    (root / "ImageSets" / "2017").mkdir(parents=True)
+    (root / "ImageSets" / "2017" / "val.txt").write_text("blob\n")
+    return root
+
+
+def run_tiny(root, weights, out, *extra):
+    return main(["eval", "--davis", str(root), "--year", "2017", "--weights", str(weights),
+                 "--out", str(out), *extra])  # fmt: skip
+
+
+def test_eval_resume_redoes_a_sequence_run_with_other_settings(tmp_path, tiny_davis, tiny_weights):
+    """Item 1: a finished sequence is reused only with the same read (and weights, ...)."""
+    out = tmp_path / "eval"
+    assert run_tiny(tiny_davis, tiny_weights, out) == 0
+    mask = out / "blob" / "00003.png"
+    stamp = mask.stat().st_mtime_ns
+    assert run_tiny(tiny_davis, tiny_weights, out, "--variant", "stm") == 0
+    assert mask.stat().st_mtime_ns != stamp  # segmented again with the stm read
+    record = json.loads((out / "timing" / "blob.json").read_text())
+    assert record["settings"]["read"]["variant"] == "stm"
+
+
+def test_eval_resume_redoes_a_sequence_run_with_other_weights(
+    tmp_path, tiny_davis, tiny_weights, tiny_config
+):
+    import torch
+
+    from hmmnlab.model import HMMN
+    from hmmnlab.weights import save_checkpoint
+
+    out = tmp_path / "eval"
+    assert run_tiny(tiny_davis, tiny_weights, out) == 0
+    stamp = (out / "blob" / "00003.png").stat().st_mtime_ns
+    torch.manual_seed(1)
+    other = tmp_path / "other.pth"
+    save_checkpoint(HMMN(tiny_config), other)
+    assert run_tiny(tiny_davis, other, out) == 0
+    assert (out / "blob" / "00003.png").stat().st_mtime_ns != stamp
+
+
+def test_eval_interrupted_overwrite_is_not_taken_as_finished(
+    tmp_path, tiny_davis, tiny_weights, monkeypatch
+):
+    """Item 1: --overwrite killed mid-sequence must not leave a record that a resume trusts."""
+    import hmmnlab.evaluate as evaluate_module
+
+    out = tmp_path / "eval"
+    assert run_tiny(tiny_davis, tiny_weights, out) == 0
+    written = []
+    real_write = evaluate_module.write_label_png
+
+    def write_then_die(path, labels):
+        real_write(path, labels)
+        written.append(path)
+        if len(written) == 3:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(evaluate_module, "write_label_png", write_then_die)
+    code = main(["eval", "--davis", str(tiny_davis), "--year", "2017", "--weights", str(tiny_weights),
+                 "--out", str(out), "--sequences", "blob", "--overwrite",
+                 "--variant", "stm"])  # fmt: skip
+    assert code == 130  # interrupted
+    monkeypatch.setattr(evaluate_module, "write_label_png", real_write)
+    assert not (out / "timing" / "blob.json").exists()
+    stamp = (out / "blob" / "00004.png").stat().st_mtime_ns  # still from the first run
+    assert run_tiny(tiny_davis, tiny_weights, out, "--variant", "stm") == 0
+    assert (out / "blob" / "00004.png").stat().st_mtime_ns != stamp
+
+
+def test_eval_resume_with_an_empty_record_redoes_the_sequence(tmp_path, tiny_davis, tiny_weights):
+    """Item 10: an empty timing JSON (a run killed while writing it) is not fatal."""
+    out = tmp_path / "eval"
+    assert run_tiny(tiny_davis, tiny_weights, out) == 0
+    (out / "timing" / "blob.json").write_text("")
+    assert run_tiny(tiny_davis, tiny_weights, out) == 0
+    assert json.loads((out / "timing" / "blob.json").read_text())["frames"] == 6
+
+
+def test_second_eval_on_the_same_out_is_refused(tmp_path, tiny_davis, tiny_weights, capsys):
+    """Item 2: a second writer on the same output folder fails clearly."""
+    from hmmnlab.evaluate import output_lock
+
+    out = tmp_path / "eval"
+    with output_lock(out):
+        assert run_tiny(tiny_davis, tiny_weights, out) == 2
+    err = capsys.readouterr().err
+    assert "another hmmnlab eval is writing to" in err and str(out) in err
+    assert not (out / "blob").exists()
+    assert run_tiny(tiny_davis, tiny_weights, out) == 0  # the lock is released
+
+
+def test_duplicate_sequences_are_refused(tmp_path, tiny_davis, tiny_weights, capsys):
+    """Item 6: a sequence named twice would count twice in the global J&F."""
+    code = main(["eval", "--davis", str(tiny_davis), "--year", "2017", "--weights", str(tiny_weights),
+                 "--out", str(tmp_path), "--sequences", "blob,blob"])  # fmt: skip
+    assert code == 2
+    assert "blob listed more than once" in capsys.readouterr().err

@@ -109,3 +109,63 @@ def test_padding_is_the_authors(size, expected):
     torch.testing.assert_close(
         ops.unpad(ops.pad(x, ops.padding_for(*size)), ops.padding_for(*size)), x
     )
+
+
+# --- issue 13: nothing silently wrong ------------------------------------------------------------
+
+
+def test_nan_pixel_is_refused_naming_the_frame(tiny_model):
+    """Item 4: one NaN pixel would spread to every later frame."""
+    frames, labels = video(T=4)
+    frames = frames.astype(np.float32) / 255
+    frames[2, 10, 10, 1] = np.nan
+    with pytest.raises(ValueError, match="frame 2: expected finite pixel values, found 1 NaN"):
+        list(propagate(tiny_model, frames, labels))
+
+
+def test_non_finite_probabilities_are_an_error_naming_the_frame(tiny_model):
+    """Item 4: NaN from the model (here: weights broken after loading) is not a blank mask."""
+    import copy
+
+    frames, labels = video(T=3)
+    broken = copy.deepcopy(tiny_model)
+    with torch.no_grad():
+        broken.decoder.pred2.bias.fill_(float("nan"))
+    with pytest.raises(RuntimeError, match="frame 1: the model produced NaN or infinite"):
+        list(propagate(broken, frames, labels))
+
+
+@pytest.mark.parametrize(
+    "params, message",
+    [
+        ({"sigma": float("nan")}, "sigma must be a finite number > 0, got nan"),
+        ({"sigma_growth": -1.0}, "sigma_growth must be a finite number >= 0, got -1.0"),
+        ({"window": 7.5}, "window must be a positive odd int, got 7.5"),
+        ({"topk_r3": 2.5}, "topk_r3 must be an int >= 1, got 2.5"),
+        ({"max_memory_frames": 2.5}, "max_memory_frames must be None or an int >= 2"),
+        ({"dense_max_gib": float("inf")}, "dense_max_gib must be a finite number > 0"),
+    ],
+)
+def test_read_config_validates_types_and_finiteness(params, message):
+    with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        ReadConfig(**params)
+
+
+def test_float_frames_in_0_255_are_refused(tiny_model):
+    """Item 5: float frames must be in [0, 1]; 0..255 floats would be read as saturated."""
+    frames, labels = video(T=3)
+    with pytest.raises(
+        ValueError, match=r"frame 0: float pixels must lie in \[0, 1\], found 0\.\.255"
+    ):
+        list(propagate(tiny_model, frames.astype(np.float32), labels))
+
+
+def test_soft_first_labels_are_refused_not_truncated(tiny_model):
+    """Item 5: a 0/0.99 soft mask used to be truncated to 0 ("no object")."""
+    frames, labels = video(T=3)
+    soft = labels.astype(np.float32) * 0.99
+    with pytest.raises(ValueError, match="must be integer values.*0.99.*threshold"):
+        list(propagate(tiny_model, frames, soft))
+    # integral floats and booleans are fine
+    assert object_labels(labels.astype(np.float64))[1] == (1, 2)
+    assert object_labels(labels > 0)[1] == (1,)

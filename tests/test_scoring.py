@@ -256,3 +256,61 @@ def test_results_tables_layout():
     assert row["J-Mean"] == pytest.approx((0.75 + 0.2 + 0.8) / 3)
     assert row["J-Recall"] == pytest.approx((0.5 + 0 + 1) / 3)  # 0.5 is not > 0.5
     assert row["J&F-Mean"] == pytest.approx(((0.75 + 0.2 + 0.8) / 3 + 0.5) / 2)
+
+
+# --- issue 13 ------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def annotations_only(tmp_path):
+    """The samples' Annotations and ImageSets (no JPEGImages), and the annotations as predictions."""
+    import shutil
+
+    samples = REPO / "data_samples"
+    root = tmp_path / "davis"
+    for part in ("Annotations/480p/solo-blob", "Annotations/480p/twins", "ImageSets"):
+        shutil.copytree(samples / part, root / part)
+    (root / "ImageSets" / "2017" / "val.txt").write_text("solo-blob\nghost\ntwins\n")
+    return root, root / "Annotations" / "480p"
+
+
+def test_score_needs_no_frames_and_no_unasked_sequence(annotations_only, tmp_path, capsys):
+    """Item 12: scored from the masks alone, like the official toolkit; the split's absent 'ghost'
+    blocks nothing that does not ask for it."""
+    root, pred = annotations_only
+    code = main(["score", "--davis", str(root), "--year", "2017", "--pred", str(pred),
+                 "--out", str(tmp_path / "out"), "--sequences", "solo-blob,twins"])  # fmt: skip
+    assert code == 0, capsys.readouterr().err
+    table = pd.read_csv(tmp_path / "out" / "global_results.csv")
+    assert table["J&F-Mean"].iloc[0] == pytest.approx(1.0)
+
+
+def test_score_refuses_duplicate_sequences(annotations_only, tmp_path):
+    """Item 6: a sequence named twice would count twice."""
+    root, pred = annotations_only
+    with pytest.raises(ValueError, match="solo-blob listed more than once"):
+        score(root, pred, year=2017, split="val", sequences=["solo-blob", "twins", "solo-blob"])
+
+
+def test_score_error_starts_on_its_own_line(annotations_only, tmp_path, capsys):
+    """Item 10: the error is not glued to the progress bar's line."""
+    root, pred = annotations_only
+    write_label_png(pred / "twins" / "00004.png", np.full((240, 427), 9, np.uint8))
+    code = main(["score", "--davis", str(root), "--year", "2017", "--pred", str(pred),
+                 "--out", str(tmp_path / "out"), "--sequences", "solo-blob,twins"])  # fmt: skip
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "\nhmmnlab score: error: " in err and "twins/00004.png" in err
+
+
+def test_ctrl_c_prints_one_line_and_exits_130(monkeypatch, capsys):
+    """Item 10: no KeyboardInterrupt traceback."""
+    import hmmnlab.scoring as scoring_module
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(scoring_module, "score", interrupted)
+    code = main(["score", "--davis", ".", "--year", "2017", "--pred", ".", "--out", "x"])
+    assert code == 130
+    assert capsys.readouterr().err.strip() == "hmmnlab score: interrupted"

@@ -186,3 +186,84 @@ def test_trace_cli_reproduces_the_public_fixture_intermediates(tmp_path, referen
     np.testing.assert_array_equal(trace["memory_frames"], [0, 5, 7])
     assert trace["r3.topk_coords"].shape == (*fixture["topk3_indices"].shape, 3)
     assert set(np.unique(trace["r3.topk_coords"][..., 0])) <= {0, 7}
+
+
+# --- issue 13: nothing lost, nothing silently wrong ------------------------------------------------
+
+
+def test_out_holding_pngs_is_refused_without_overwrite(video, tiny_weights, capsys):
+    """Item 3: --out set to an annotation folder must not overwrite the ground truth."""
+    truth = video / "truth"
+    truth.mkdir()
+    write_label_png(truth / "00001.png", np.ones((40, 56), np.uint8))
+    before = (truth / "00001.png").read_bytes()
+    expect_error(capsys, segment(video, tiny_weights, out="truth"), "already holds 1 PNG")
+    assert (truth / "00001.png").read_bytes() == before
+    assert segment(video, tiny_weights, "--overwrite", out="truth") == 0
+
+
+def test_out_holding_the_first_mask_is_refused(video, tiny_weights, capsys):
+    expect_error(capsys, segment(video, tiny_weights, "--overwrite", out="."), "holds the --first")
+
+
+@pytest.mark.parametrize(
+    "item, message",
+    [
+        ("sigma=nan", "sigma must be a finite number > 0, got nan"),
+        ("sigma_growth=-1", "sigma_growth must be a finite number >= 0"),
+        ("sigma=abc", "--read sigma=abc: expected a number for sigma, found 'abc'"),
+        ("topk_r3=2.5", "--read topk_r3=2.5: expected an integer for topk_r3, found '2.5'"),
+        ("window=7.5", "--read window=7.5: expected an integer for window"),
+        ("colour=red", "unknown read parameter 'colour'"),
+        ("window=none", "window cannot be none"),
+    ],
+)
+def test_bad_read_parameters_fail_before_any_output(video, tiny_weights, capsys, item, message):
+    """Items 4 and 8: bad --read values stop with a message, and nothing is written."""
+    expect_error(capsys, segment(video, tiny_weights, "--read", item), message)
+    assert not (video / "out").exists()
+
+
+def test_read_parameters_listed_in_the_readme_work(video, tiny_weights):
+    """Item 8: mem_every and max_memory_frames through --read, and --read variant=stm is used."""
+    assert segment(video, tiny_weights, "--read", "mem_every=3", "--read", "max_memory_frames=2",
+                   "--save-probs", str(video / "a.npz")) == 0  # fmt: skip
+    assert segment(video, tiny_weights, "--read", "variant=stm", "--save-probs",
+                   str(video / "stm.npz"), out="stm") == 0  # fmt: skip
+    assert segment(video, tiny_weights, "--save-probs", str(video / "hmmn.npz"), out="hmmn") == 0
+    stm, hmmn = np.load(video / "stm.npz")["probs"], np.load(video / "hmmn.npz")["probs"]
+    assert np.abs(stm - hmmn).max() > 1e-6  # the stm read is not the hmmn read
+
+
+def test_conflicting_read_options_are_refused(video, tiny_weights, capsys):
+    code = segment(video, tiny_weights, "--mem-every", "5", "--read", "mem_every=3")
+    expect_error(capsys, code, "--mem-every 5 and --read mem_every=3 disagree")
+    code = segment(video, tiny_weights, "--variant", "kmn", "--read", "variant=stm")
+    expect_error(capsys, code, "--variant kmn and --read variant=stm disagree")
+
+
+def test_out_that_is_a_file_is_refused_before_the_model_loads(video, capsys):
+    """Item 9: output paths are checked before any work (here: no weights exist at all)."""
+    (video / "out").write_text("a file")
+    expect_error(capsys, segment(video, video / "nope.pth"), "expected a folder, found a file")
+
+
+@pytest.mark.parametrize(
+    "probs, message",
+    [
+        ("x.txt/p.npz", "to be a folder, found a file"),
+        ("probs/", "expected a file name ending in .npz"),
+        ("probs.txt", "expected a file name ending in .npz"),
+    ],
+)
+def test_bad_save_probs_path_is_refused_before_any_work(video, capsys, probs, message):
+    (video / "x.txt").write_text("a file")
+    code = segment(video, video / "nope.pth", "--save-probs", str(video) + "/" + probs)
+    expect_error(capsys, code, message)
+    assert not (video / "out").exists()
+
+
+def test_void_only_mask_says_void(video, tiny_weights, capsys):
+    """Item 10: a mask with only void pixels does not claim every pixel is 0."""
+    write_label_png(video / "mask.png", np.full((40, 56), 255, np.uint8))
+    expect_error(capsys, segment(video, tiny_weights), "2240 pixel(s) are void")

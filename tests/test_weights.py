@@ -72,7 +72,9 @@ def test_unexpected_key_is_named(tmp_path, recipe_state_dict):
 def test_wrong_shape_is_named(tmp_path, recipe_state_dict):
     sd = dict(recipe_state_dict)
     sd["module.KV_M_r4.Key.bias"] = torch.zeros(64)
-    with pytest.raises(ValueError, match=r"kv_m_r4\.key\.bias: checkpoint \(64,\), model \(128,\)"):
+    with pytest.raises(
+        ValueError, match=r"kv_m_r4\.key\.bias \(.*\): checkpoint \(64,\), model \(128,\)"
+    ):
         load_model(save_modified(tmp_path, sd))
 
 
@@ -148,3 +150,31 @@ def test_bundled_demo_weights_load_by_name():
         assert model.config.backbone == "efficientnet_lite0"
     total = sum(p.stat().st_size for p in BUNDLED_WEIGHTS.glob("*.pt*"))
     assert total <= 20 * 2**20, f"bundled weights take {total / 2**20:.1f} MiB"
+
+
+def test_missing_key_is_also_named_as_in_the_authors_file(tmp_path, recipe_state_dict):
+    """Issue 13 item 10: the error names the key as the file does, too."""
+    sd = dict(recipe_state_dict)
+    del sd["module.Encoder_M.mean"]
+    with pytest.raises(ValueError, match=r"memory_encoder\.mean \(module\.Encoder_M\.mean in the"):
+        load_model(save_modified(tmp_path, sd))
+
+
+def test_non_finite_authors_weight_is_refused_at_load(tmp_path, recipe_state_dict):
+    sd = dict(recipe_state_dict)
+    sd["module.Decoder.pred2.bias"] = torch.tensor([float("nan"), 0.0])
+    with pytest.raises(
+        ValueError, match=r"NaN or infinite values in 1 entry: decoder\.pred2\.bias"
+    ):
+        load_model(save_modified(tmp_path, sd))
+
+
+def test_non_finite_weight_is_refused_at_load(tmp_path, tiny_config):
+    """Issue 13 item 4: one NaN or Inf weight would give all-background masks with exit code 0."""
+    for bad in (float("nan"), float("inf")):
+        model = HMMN(tiny_config)
+        with torch.no_grad():
+            model.decoder.pred2.weight.view(-1)[3] = bad
+        save_checkpoint(model, tmp_path / "bad.pth")
+        with pytest.raises(ValueError, match=r"expected finite weights.*decoder\.pred2\.weight"):
+            load_model(tmp_path / "bad.pth")

@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from hmmnlab.data.frames import image_size
+from hmmnlab.data.frames import image_size, rgb_array
 from hmmnlab.data.palette import read_label_png
 
 #: Label value of void pixels in DAVIS 2017 annotations.
@@ -84,14 +84,15 @@ class DavisSequence:
 
     @cached_property
     def size(self) -> tuple[int, int]:
-        """(H, W) of the sequence, taken from the first frame."""
-        return image_size(self.frame_paths[0])
+        """(H, W) of the sequence, taken from the first frame (the first mask without frames)."""
+        return image_size(self.frame_paths[0] if self.frame_paths else self.mask_paths[0])
 
     def _check_size(self, array: np.ndarray, path: Path) -> np.ndarray:
         if array.shape[:2] != self.size:
             raise ValueError(
                 f"sequence {self.name!r}: frames have different sizes: expected H x W = "
-                f"{self.size[0]} x {self.size[1]} (from {self.frame_paths[0].name}), "
+                f"{self.size[0]} x {self.size[1]} (from "
+                f"{(self.frame_paths or self.mask_paths)[0].name}), "
                 f"found {array.shape[0]} x {array.shape[1]} in {path}"
             )
         return array
@@ -103,7 +104,7 @@ class DavisSequence:
         path = self.frame_paths[index]
         try:
             with Image.open(path) as img:
-                rgb = np.asarray(img.convert("RGB"), dtype=np.uint8)
+                rgb = rgb_array(img, path)
         except OSError as err:
             raise ValueError(f"cannot read frame {path}: {err}") from err
         return self._check_size(rgb, path)
@@ -145,7 +146,9 @@ class DavisSequence:
 
     def first_mask(self) -> np.ndarray:
         """The H x W uint8 label map of the first frame, which gives the objects to track."""
-        if not self.mask_paths or self.mask_paths[0].stem != self.frame_paths[0].stem:
+        if not self.mask_paths or (
+            self.frame_paths and self.mask_paths[0].stem != self.frame_paths[0].stem
+        ):
             found = self.mask_paths[0].name if self.mask_paths else "no annotation at all"
             raise FileNotFoundError(
                 f"sequence {self.name!r}: expected an annotation for the first frame "
@@ -173,6 +176,10 @@ class DavisDataset:
         year: 2016 (one object, 0/255 masks) or 2017 (several objects, indexed masks).
         split: name of the split file, e.g. ``"train"`` or ``"val"``.
         resolution: folder name under ``JPEGImages`` and ``Annotations``, e.g. ``"480p"``.
+        frames: False reads the annotations only (``JPEGImages`` may be absent): what scoring
+            needs, as in the official toolkit.
+        sequences: check only these sequences of the split (default: all of them), so a split
+            file naming a sequence that is absent does not block the others.
 
     ``dataset.sequences`` lists the names in split-file order and ``dataset[name]`` gives the
     sequence. Construction reads the split file and lists the sequence folders; no image is read.
@@ -185,8 +192,11 @@ class DavisDataset:
         year: int | str = 2017,
         split: str = "val",
         resolution: str = "480p",
+        frames: bool = True,
+        sequences: list[str] | None = None,
     ) -> None:
         self.root = Path(root)
+        self.with_frames = frames
         self.year = int(year)
         self.split = split
         self.resolution = resolution
@@ -196,16 +206,20 @@ class DavisDataset:
             raise FileNotFoundError(f"DAVIS root folder not found: {self.root}")
         self.frame_dir = self.root / "JPEGImages" / resolution
         self.mask_dir = self.root / "Annotations" / resolution
-        if not self.frame_dir.is_dir():
-            found = sorted(p.name for p in (self.root / "JPEGImages").glob("*") if p.is_dir())
+        check_dir, kind = (
+            (self.frame_dir, "JPEGImages") if frames else (self.mask_dir, "Annotations")
+        )
+        if not check_dir.is_dir():
+            found = sorted(p.name for p in (self.root / kind).glob("*") if p.is_dir())
             raise FileNotFoundError(
-                f"expected the frame folder {self.frame_dir} for resolution {resolution!r}; "
-                f"resolutions found: {listing(found) or 'none (no JPEGImages folder)'}"
+                f"expected the {'frame' if frames else 'annotation'} folder {check_dir} for "
+                f"resolution {resolution!r}; resolutions found: "
+                f"{listing(found) or f'none (no {kind} folder)'}"
             )
         self.split_file = self._find_split_file()
         self._names = self._read_split_file(self.split_file)
         self._sequences = {name: self._make_sequence(name) for name in self._names}
-        self._check_sequences()
+        self._check_sequences(self._names if sequences is None else sequences)
 
     # --- split files -----------------------------------------------------------------------------
 
@@ -239,7 +253,8 @@ class DavisDataset:
     def _read_split_file(path: Path) -> list[str]:
         """Sequence names of a split file, in order, without duplicates.
 
-        A line is either a name (``bear``) or, in the DAVIS 2016 release, an image path and a mask
+        A line is either a name (``bear``, or ``my video``: a line without ``/`` is one name,
+        spaces included) or, in the DAVIS 2016 release, an image path and a mask
         path (``/JPEGImages/480p/bear/00000.jpg /Annotations/480p/bear/00000.png``), whose folder
         name is the sequence.
         """
@@ -248,8 +263,8 @@ class DavisDataset:
             fields = line.split()
             if not fields:
                 continue
-            if len(fields) == 1 and "/" not in fields[0]:
-                names[fields[0]] = None
+            if "/" not in line:  # a name, which may contain spaces ("my video")
+                names[line.strip()] = None
             elif len(fields) == 2:
                 names[Path(fields[0]).parent.name] = None
             else:
@@ -267,16 +282,25 @@ class DavisDataset:
         return DavisSequence(
             name=name,
             year=self.year,
-            frame_paths=tuple(sorted((self.frame_dir / name).glob("*.jpg"))),
+            frame_paths=tuple(sorted((self.frame_dir / name).glob("*.jpg")))
+            if self.with_frames
+            else (),
             mask_paths=tuple(sorted((self.mask_dir / name).glob("*.png"))),
         )
 
-    def _check_sequences(self) -> None:
-        missing = [name for name, seq in self._sequences.items() if not seq.frame_paths]
+    def _check_sequences(self, names: list[str]) -> None:
+        selected = [self._sequences[name] for name in names if name in self._sequences]
+        if self.with_frames:
+            missing = [seq.name for seq in selected if not seq.frame_paths]
+            expected = f"{self.frame_dir}/<sequence>/*.jpg"
+        else:
+            missing = [seq.name for seq in selected if not seq.mask_paths]
+            expected = f"{self.mask_dir}/<sequence>/*.png"
         if missing:
             raise FileNotFoundError(
-                f"{len(missing)} sequence(s) listed in {self.split_file} have no frames "
-                f"(expected {self.frame_dir}/<sequence>/*.jpg): {listing(missing)}"
+                f"{len(missing)} sequence(s) listed in {self.split_file} have no "
+                f"{'frames' if self.with_frames else 'annotations'} (expected {expected}): "
+                f"{listing(missing)}"
             )
 
     @property

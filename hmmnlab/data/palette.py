@@ -30,8 +30,11 @@ def davis_palette() -> np.ndarray:
 def read_label_png(path: str | Path, *, binary: bool | None = None) -> np.ndarray:
     """Read an annotation PNG as an H x W uint8 label map.
 
-    Palette ("P") images give their indices as they are. Greyscale or RGB images whose only values are
-    0 and 255 (the DAVIS 2016 convention) are read as one object (0/1). ``binary=True`` forces that
+    Palette ("P") images give their indices as they are. Greyscale (8- or 16-bit) or RGB images
+    whose only values are 0 and the maximum (255, or 65535 in 16 bits; the DAVIS 2016 convention)
+    are read as one object (0/1). Other greyscale images give their values (which must lie in
+    0..255, 255 being void). Other RGB(A) images must use the DAVIS palette's colours, which give
+    their palette indices; any other colour is an error. ``binary=True`` forces the one-object
     reading (any non-zero pixel is the object); ``binary=False`` keeps the raw values.
     """
     path = Path(path)
@@ -42,17 +45,45 @@ def read_label_png(path: str | Path, *, binary: bool | None = None) -> np.ndarra
             mode = img.mode
             if mode == "P":
                 labels = np.array(img, dtype=np.uint8)
+                return (labels > 0).astype(np.uint8) if binary is True else labels
+            if mode in ("RGB", "RGBA"):
+                return _colour_labels(np.array(img.convert("RGB")), path, binary)
+            if mode.startswith("I"):
+                raw = np.array(img).astype(np.int64)
             else:
-                labels = np.array(img.convert("L"), dtype=np.uint8)
+                raw = np.array(img.convert("L")).astype(np.int64)
     except (UnidentifiedImageError, OSError) as err:
         raise ValueError(f"cannot read mask image {path}: {err}") from err
+    full = 65535 if mode.startswith("I") and raw.size and raw.max() > 255 else 255
+    if binary is not False and set(np.unique(raw).tolist()) <= {0, full}:
+        return (raw > 0).astype(np.uint8)
     if binary is True:
-        return (labels > 0).astype(np.uint8)
-    if binary is None and mode != "P":
-        values = np.unique(labels)
-        if set(values.tolist()) <= {0, 255}:
-            return (labels > 0).astype(np.uint8)
-    return labels
+        return (raw > 0).astype(np.uint8)
+    if raw.size and (raw.min() < 0 or raw.max() > 255):
+        raise ValueError(
+            f"mask {path}: expected label values 0..255 (255 = void), found {raw.min()}..{raw.max()}"
+            f" in a {mode} image; save the mask as an indexed (palette) PNG"
+        )
+    return raw.astype(np.uint8)
+
+
+def _colour_labels(rgb: np.ndarray, path: Path, binary: bool | None) -> np.ndarray:
+    """H x W x 3 colours -> labels: black/white is one object, else the DAVIS palette's indices."""
+    nonzero = rgb.any(axis=-1)
+    colours, inverse = np.unique(rgb.reshape(-1, 3), axis=0, return_inverse=True)
+    grey_binary = all(tuple(c) in ((0, 0, 0), (255, 255, 255)) for c in colours.tolist())
+    if binary is True or (binary is None and grey_binary):
+        return nonzero.astype(np.uint8)
+    index_of = {tuple(c): i for i, c in enumerate(davis_palette().tolist())}
+    unknown = [tuple(c) for c in colours.tolist() if tuple(c) not in index_of]
+    if unknown:
+        raise ValueError(
+            f"mask {path} is an RGB image with colours that are not the DAVIS palette's, e.g. "
+            f"{', '.join(str(c) for c in unknown[:3])} ({len(colours)} colours in all); expected an "
+            "indexed (palette) PNG, a black/white PNG, or RGB colours of the DAVIS palette"
+        )
+    labels = np.array([index_of[tuple(c)] for c in colours.tolist()], dtype=np.uint8)
+    return labels[inverse.reshape(-1)].reshape(rgb.shape[:2])
 
 
 def write_label_png(path: str | Path, labels: np.ndarray) -> None:
