@@ -40,6 +40,7 @@ from hmmnlab.memory import MemoryBank
 from hmmnlab.metrics import evaluate_semisupervised
 from hmmnlab.model import HMMN
 from hmmnlab.step import segment_step
+from hmmnlab.train import distributed
 from hmmnlab.train.clips import (
     ArrayVideo,
     Clip,
@@ -492,8 +493,12 @@ def train(
     """
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    device = resolve_device(device)
+    world, device = distributed.setup(resolve_device(device))
     use_amp = amp and device.type == "cuda"
+    if config.batch_size % world.size:
+        raise ValueError(
+            f"batch_size={config.batch_size} must be a multiple of the {world.size} processes"
+        )
     if config.threads is not None:
         torch.set_num_threads(config.threads)
     groups = [list(g) for g in (videos, real_videos) if len(g)]
@@ -535,7 +540,7 @@ def train(
     columns = ["step", "elapsed_s", "lr", "max_skip", "stage", "loss"]
     columns += [f"{name}_{m}" for name in val_sets for m in ("J", "F", "JF")]
     log_path = out / LOG_FILE
-    if not (resume and log_path.is_file()):
+    if world.main and not (resume and log_path.is_file()):
         with log_path.open("w", newline="") as fh:
             csv.writer(fh).writerow(columns)
 
@@ -591,7 +596,7 @@ def train(
         initial=step,
         desc="train",
         unit="step",
-        disable=not progress,
+        disable=not progress or not world.main,
         dynamic_ncols=True,
     )
     started = time.perf_counter() - elapsed
@@ -606,9 +611,10 @@ def train(
             for _ in range(config.batch_size)
         ]
         total = 0.0
-        chunk = config.micro_batch or len(clips)
-        for first in range(0, len(clips), chunk):  # gradients accumulate over the chunks
-            group = clips[first : first + chunk]
+        mine = clips[world.rank :: world.size]  # this process's share (all of it alone)
+        chunk = config.micro_batch or len(mine)
+        for first in range(0, len(mine), chunk):  # gradients accumulate over the chunks
+            group = mine[first : first + chunk]
             with torch.autocast("cuda", dtype=torch.float16, enabled=use_amp):
                 batch_logits = forward_clips(model, group, read, device)
                 per_clip = [
@@ -622,6 +628,8 @@ def train(
                 loss = torch.stack(per_clip).sum() / len(clips)  # the batch mean, in parts
             scaler.scale(loss).backward()
             total += loss.item()
+        distributed.all_reduce_gradients(trainable, world)
+        total = distributed.all_reduce_sum(total, world, device)
         if config.grad_clip is not None:
             scaler.unscale_(optimizer)
             torch.nn.utils.clip_grad_norm_(trainable, config.grad_clip)
@@ -644,6 +652,8 @@ def train(
                 "loss": float(np.mean(window)),
             }
             window = []
+        if not world.main:  # rank 0 validates, logs and saves
+            continue
         scores = None
         if val_sets and (step % config.val_every == 0 or step == config.steps):
             scores = validate()
@@ -654,6 +664,7 @@ def train(
         if scores or step % config.ckpt_every == 0 or step == end:
             checkpoint(scores)
     bar.close()
+    distributed.barrier(world)  # the others wait for rank 0's last validation and checkpoint
     return TrainResult(step, losses, best, out)
 
 
