@@ -132,32 +132,25 @@ class ReadConfig:
         return dataclasses.asdict(self)
 
 
+# The small teaching models' widths (keys, values, decoder), whatever their trunk.
+DEMO_WIDTHS = dict(
+    key_dim_r4=64,
+    value_dim_r4=128,
+    key_dim_r3=32,
+    value_dim_r3=64,
+    key_dim_r2=16,
+    value_dim_r2=32,
+    decoder_dim=64,
+)
+
 PRESETS: dict[str, ModelConfig] = {
     # The authors' HMMN (loads their released checkpoint).
     "hmmn": ModelConfig(),
     # A small model with the same stages, reads and hooks, for CPU teaching (trained by hmmnlab
     # from ImageNet-initialised EfficientNet-Lite0 encoders; the bundled ``demo`` weights).
-    "demo": ModelConfig(
-        backbone="efficientnet_lite0",
-        key_dim_r4=64,
-        value_dim_r4=128,
-        key_dim_r3=32,
-        value_dim_r3=64,
-        key_dim_r2=16,
-        value_dim_r2=32,
-        decoder_dim=64,
-    ),
+    "demo": ModelConfig(backbone="efficientnet_lite0", **DEMO_WIDTHS),
     # The earlier demo architecture (ResNet-18 encoders trained from scratch).
-    "demo-resnet18": ModelConfig(
-        backbone="resnet18",
-        key_dim_r4=64,
-        value_dim_r4=128,
-        key_dim_r3=32,
-        value_dim_r3=64,
-        key_dim_r2=16,
-        value_dim_r2=32,
-        decoder_dim=64,
-    ),
+    "demo-resnet18": ModelConfig(backbone="resnet18", **DEMO_WIDTHS),
 }
 
 
