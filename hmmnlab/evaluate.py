@@ -203,7 +203,9 @@ def register_eval_command(subparsers) -> None:
     p.add_argument("--resolution", default="480p")
     p.add_argument("--weights", required=True, help="the authors' checkpoint or hmmnlab's")
     p.add_argument("--out", required=True)
-    p.add_argument("--variant", default="hmmn", help="hmmn (default), hmmn-paper, kmn or stm")
+    from hmmnlab.model.reads import KERNELS  # the registry lists the variants
+
+    p.add_argument("--variant", default="hmmn", help=f"{', '.join(KERNELS)} (default hmmn)")
     p.add_argument("--read", action="append", metavar="KEY=VALUE", help="read parameter")
     p.add_argument("--mem-every", type=int, default=5)
     p.add_argument("--device", default="cpu")
