@@ -109,3 +109,12 @@ def test_padding_is_the_authors(size, expected):
     torch.testing.assert_close(
         ops.unpad(ops.pad(x, ops.padding_for(*size)), ops.padding_for(*size)), x
     )
+
+
+def test_each_result_keeps_the_memory_of_its_own_frame(tiny_model):
+    frames, labels = video(T=12, H=32, W=48)
+    results = list(propagate(tiny_model, frames, labels, mem_every=5))
+    assert results[3].memory.frame_ids == [0]  # not the final [0, 5, 10]
+    assert results[6].memory.frame_ids == [0, 5]
+    assert results[-1].memory.frame_ids == [0, 5, 10]
+    assert results[3].memory.keys_r4.shape[2] == 1 and results[-1].memory.keys_r4.shape[2] == 3
