@@ -29,7 +29,8 @@ them, and the CLI help and the tests read them. A new variant is one function::
         centres = module.centres(logits.argmax(dim=2))           # B x THW, a hook point
         y, x = ops.grid_coordinates(h, w, device=logits.device)  # HW, HW
         cy, cx = (centres // w).unsqueeze(-1), (centres % w).unsqueeze(-1)  # B x THW x 1
-        return ((y - cy).abs() <= 2) & ((x - cx).abs() <= 2)     # B x THW x HW kernel
+        box = ((y - cy).abs() <= 2) & ((x - cx).abs() <= 2)      # B x THW x HW
+        return 0.1 + 0.9 * box.float()  # never 0: every query still reads something
 
 A kernel function returns the kernel (B x THW x HW), a :class:`~hmmnlab.ops.KernelTrack`, or None
 (no kernel); a fine read (:func:`register_fine_read`) returns the read-out B x Cv x sh x sw.
