@@ -71,8 +71,8 @@ class ReadConfig:
     The defaults are exactly the authors' inference code (``HMMN_SPEC.md``).
     """
 
-    variant: str = "hmmn"  # the r4 read: "hmmn", "hmmn-paper", "kmn" or "stm" (see model/reads.py)
-    fine: str = "topk"  # the r3/r2 reads: "topk" (guided by r4), "dense" (full) or "none" (no read)
+    variant: str = "hmmn"  # the r4 read: a registered kernel (reads.KERNELS: hmmn, kmn, stm...)
+    fine: str = "topk"  # the r3/r2 reads: a registered fine read (reads.FINE_READS: topk...)
     guidance: str = (
         "first-last"  # r4 memory frames guiding r3/r2: "first-last" (0 and t-1) or "all"
     )
@@ -86,9 +86,12 @@ class ReadConfig:
     dense_max_gib: float = 4.0  # a dense fine read whose affinity needs more memory is refused
 
     def __post_init__(self) -> None:
+        # the registries are the lists of read variants (imported here: reads.py imports this module)
+        from hmmnlab.model.reads import FINE_READS, KERNELS
+
         choices = {
-            "variant": ("hmmn", "hmmn-paper", "kmn", "stm"),
-            "fine": ("topk", "dense", "none"),
+            "variant": tuple(KERNELS),
+            "fine": tuple(FINE_READS),
             "guidance": ("first-last", "all"),
         }
         for name, allowed in choices.items():

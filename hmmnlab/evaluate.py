@@ -313,7 +313,9 @@ def register_eval_command(subparsers) -> None:
         help="bundled weights by name (demo, demo-stm), the authors' checkpoint or hmmnlab's",
     )
     p.add_argument("--out", required=True)
-    p.add_argument("--variant", default=None, help="hmmn (default), hmmn-paper, kmn or stm")
+    from hmmnlab.model.reads import KERNELS  # the registry lists the variants
+
+    p.add_argument("--variant", default=None, help=f"{', '.join(KERNELS)} (default hmmn)")
     p.add_argument("--read", action="append", metavar="KEY=VALUE", help="read parameter")
     p.add_argument("--mem-every", type=int, default=None, help="default 5")
     p.add_argument("--device", default="cpu")

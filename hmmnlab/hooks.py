@@ -1,14 +1,21 @@
-"""Hook points: named places in the network where a tensor can be looked at.
+"""Hook points: named places in the network where a tensor can be looked at, or changed.
 
 A :class:`HookPoint` is an identity module (the idea of TransformerLens's ``HookPoint``). The model
-passes interesting tensors through one, e.g. ``read_r4.hook_kernel``. With nothing attached this costs
-one module call; attach with :func:`capture` (or plain ``register_forward_hook``) to record them.
+passes interesting tensors through one, e.g. ``r4.kernel``, and uses what comes out. With nothing
+attached this costs one module call. :func:`capture` records the tensors; :func:`intervene` makes
+hooks *causal*: a function on a hook point returns the tensor the rest of the network uses::
+
+    def no_kernel(value, ctx):          # value: the tensor; ctx: a HookContext
+        return torch.ones_like(value) if ctx.frame == 5 else None   # None: keep the value
+
+    propagate(model, frames, labels, hooks={"r4.kernel": no_kernel})
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import dataclass
 
 from torch import Tensor, nn
 
@@ -36,6 +43,14 @@ def hook_points(model: nn.Module) -> dict[str, HookPoint]:
     return {name: m for name, m in model.named_modules() if isinstance(m, HookPoint)}
 
 
+def check_names(model: nn.Module, names: Iterable[str], what: str = "hook names") -> None:
+    """Raise a ValueError naming the unknown names and listing the model's hook points."""
+    known = hook_points(model)
+    unknown = sorted(set(names) - set(known))
+    if unknown:
+        raise ValueError(f"unknown {what} {unknown}; known: {sorted(known)}")
+
+
 NamesFilter = Callable[[str], bool] | list[str] | tuple[str, ...] | str | None
 
 
@@ -59,13 +74,12 @@ def capture(
     Yields a dict (name -> detached tensor) filled as the model runs; a hook point that fires again
     (next frame) overwrites its entry. Hooks are removed when the block ends.
     """
+    if isinstance(names_filter, str):
+        check_names(model, [names_filter])
+    elif isinstance(names_filter, list | tuple):
+        check_names(model, names_filter)
     accept = _accept(names_filter)
     points = {name: hp for name, hp in hook_points(model).items() if accept(name)}
-    unknown = set(names_filter) - set(points) if isinstance(names_filter, list | tuple) else set()
-    if unknown:
-        raise ValueError(
-            f"unknown hook names {sorted(unknown)}; known: {sorted(hook_points(model))}"
-        )
     cache: dict[str, Tensor] = {}
     handles = []
     for name, hp in points.items():
@@ -77,6 +91,71 @@ def capture(
         handles.append(hp.register_forward_hook(record))
     try:
         yield cache
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
+@dataclass(frozen=True)
+class HookContext:
+    """Where a hook function is called: what it may base its decision on.
+
+    frame: the frame being segmented (t >= 1); name: the hook point; object_ids: the label value of
+    each object row (axis 0 of most tensors); memory_frames: the r4 memory frames read at this step,
+    oldest first (the last is frame t-1, the one ``memory_features.*`` encode)."""
+
+    frame: int
+    name: str
+    object_ids: tuple[int, ...]
+    memory_frames: tuple[int, ...]
+
+
+#: A hook function: ``fn(value, ctx)`` returns the tensor to use instead of ``value`` (same shape),
+#: or None to keep ``value``.
+HookFn = Callable[[Tensor, HookContext], Tensor | None]
+
+
+@contextmanager
+def intervene(
+    model: nn.Module,
+    hooks: Mapping[str, HookFn],
+    *,
+    frame: int,
+    object_ids: tuple[int, ...],
+    memory_frames: tuple[int, ...],
+) -> Iterator[None]:
+    """Attach causal hook functions (hook name -> ``fn(value, ctx)``) while the block runs.
+
+    A function's return value replaces the tensor for the rest of the network (and for a
+    :func:`capture` running at the same time, which records what was used); None keeps it. The
+    replacement must have the value's shape; it is moved to the value's device and dtype."""
+    check_names(model, hooks)
+    points = hook_points(model)
+    handles = []
+    for name, fn in hooks.items():
+        ctx = HookContext(frame, name, tuple(object_ids), tuple(memory_frames))
+
+        def replace(_module, _inputs, output, fn=fn, ctx=ctx):
+            new = fn(output, ctx)
+            if new is None:
+                return None
+            if not isinstance(new, Tensor) or new.shape != output.shape:
+                found = tuple(new.shape) if isinstance(new, Tensor) else type(new).__name__
+                raise ValueError(
+                    f"hook on {ctx.name} (frame {ctx.frame}) must return None or a tensor of "
+                    f"shape {tuple(output.shape)}, got {found}"
+                )
+            if new.is_floating_point() != output.is_floating_point():
+                raise ValueError(
+                    f"hook on {ctx.name} (frame {ctx.frame}) returned {new.dtype} for a "
+                    f"{output.dtype} tensor (indices must stay integers, values floats)"
+                )
+            return new.to(device=output.device, dtype=output.dtype)
+
+        # prepend: runs before capture()'s recorders, so a trace records the replacement
+        handles.append(points[name].register_forward_hook(replace, prepend=True))
+    try:
+        yield
     finally:
         for handle in handles:
             handle.remove()

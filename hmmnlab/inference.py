@@ -2,14 +2,15 @@
 
 :func:`propagate` is a generator: given the frames and the first frame's labels it yields a
 :class:`FrameResult` per frame, so long videos stream without holding every probability map. The only
-state is the :class:`~hmmnlab.memory.MemoryBank` it creates (available as ``result.memory``).
+state is the :class:`~hmmnlab.memory.MemoryBank` it creates (``result.memory`` is a snapshot of it
+after each frame). ``hooks=`` changes tensors of the network causally (:func:`hmmnlab.hooks.intervene`).
 """
 
 from __future__ import annotations
 
 import contextlib
 import warnings
-from collections.abc import Container, Iterable, Iterator
+from collections.abc import Container, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -18,7 +19,7 @@ from torch import Tensor
 
 from hmmnlab import ops
 from hmmnlab.config import ReadConfig
-from hmmnlab.hooks import NamesFilter, capture
+from hmmnlab.hooks import HookFn, NamesFilter, capture, check_names
 from hmmnlab.memory import MemoryBank
 from hmmnlab.model import HMMN
 from hmmnlab.step import segment_step
@@ -34,8 +35,9 @@ class FrameResult:
     probs: (K+1) x H x W float32, background then the objects in ``object_ids`` order.
     labels: H x W int64, argmax of ``probs`` written with the original label values.
     logits: (K+1) x H x W soft-aggregation logits (``probs = softmax(logits, 0)``); None for frame 0.
-    memory: the video's memory bank after this frame; memory_frames: the r4 memory frames read for
-    this frame, oldest first. trace: hook name -> tensor of this frame, when tracing (see ``trace``
+    memory: a snapshot of the video's memory bank after this frame (``results[3].memory`` stays the
+    memory after frame 3 while later frames are segmented); memory_frames: the r4 memory frames read
+    for this frame, oldest first. trace: hook name -> tensor of this frame, when tracing (see ``trace``
     of :func:`propagate`). Tensors live on the device the model ran on (traces: see ``trace_to_cpu``).
     """
 
@@ -149,6 +151,7 @@ def propagate(
     trace: NamesFilter | bool = False,
     trace_frames: Container[int] | None = None,
     trace_to_cpu: bool = False,
+    hooks: Mapping[str, HookFn] | None = None,
 ) -> Iterator[FrameResult]:
     """Segment a video from its first frame's labels, yielding one :class:`FrameResult` per frame.
 
@@ -159,12 +162,18 @@ def propagate(
     trace: hook names to record per frame (a list, a name, a predicate, or True for all); they come
     back in ``result.trace`` for the frames in ``trace_frames`` (default: every frame). With tracing
     off nothing is recorded and nothing extra is computed.
+    hooks: hook name -> ``fn(value, ctx)`` returning a same-shape replacement (or None to keep the
+    value), called at every frame t >= 1 (``ctx.frame``, ``ctx.name``, ``ctx.object_ids``,
+    ``ctx.memory_frames``); the replacement is what the rest of the network uses, and what a trace
+    records. Unknown names are an error listing the known ones.
     """
     read = read or ReadConfig()
     if mem_every is not None:
         read = ReadConfig(**{**read.to_dict(), "mem_every": mem_every})
     device = resolve_device(device)
     model = model.to(device).eval()
+    if hooks:
+        check_names(model, hooks)
     labels0, ids = object_labels(first_labels)
     K = len(ids)
     iterator = iter(frames)
@@ -187,7 +196,7 @@ def propagate(
     id_values = torch.tensor((0, *ids), device=device)
 
     probs = torch.nn.functional.one_hot(labels0, K + 1).permute(2, 0, 1).float().to(device)
-    yield FrameResult(0, probs, id_values[labels0.to(device)], ids, None, bank)
+    yield FrameResult(0, probs, id_values[labels0.to(device)], ids, None, bank.snapshot())
     prev_frame = ops.pad(first.to(device).unsqueeze(0), padding)  # 1 x 3 x Hp x Wp
     for t, frame in enumerate(iterator, start=1):
         frame = to_frame_tensor(frame, index=t)
@@ -202,9 +211,11 @@ def propagate(
             capture(model, names, to_cpu=trace_to_cpu) if tracing else contextlib.nullcontext()
         )
         with torch.inference_mode(), _autocast(device, amp), recorder as cache:
-            step = segment_step(model, bank, t, prev_frame, masks, frame, read)
+            step = segment_step(
+                model, bank, t, prev_frame, masks, frame, read, hooks=hooks, object_ids=ids
+            )
             logits = ops.unpad(step.logits[0], padding)  # (K+1) x H x W
-            probs = torch.softmax(logits, dim=0)
+            probs = ops.unpad(step.probs[0], padding).contiguous()  # (K+1) x H x W
         memory_frames = step.memory_frames
         if not torch.isfinite(probs).all():
             raise RuntimeError(
@@ -214,5 +225,5 @@ def propagate(
             )
         labels = id_values[probs.argmax(dim=0)]
         traced = dict(cache) if tracing else None
-        yield FrameResult(t, probs, labels, ids, logits, bank, memory_frames, traced)
+        yield FrameResult(t, probs, labels, ids, logits, bank.snapshot(), memory_frames, traced)
         prev_frame = frame

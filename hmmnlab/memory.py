@@ -8,12 +8,13 @@ and frame t-1.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 
 import torch
 from torch import Tensor
 
-from hmmnlab.model import MemoryFeatures
+from hmmnlab.features import MemoryFeatures
 
 
 @dataclass
@@ -40,6 +41,13 @@ class MemoryBank:
     last_id: int | None = None
     track: Tensor | None = None
     kept_fine: list[MemoryFeatures] = field(default_factory=list)
+
+    def snapshot(self) -> MemoryBank:
+        """A copy of the bank as it is now, which later steps do not change (cheap: the tensors are
+        shared, and the bank never changes a tensor in place, it replaces it)."""
+        return dataclasses.replace(
+            self, frame_ids=list(self.frame_ids), kept_fine=list(self.kept_fine)
+        )
 
     def add(self, frame_id: int, features: MemoryFeatures) -> None:
         """Make ``features`` (frame ``frame_id``) the newest memory frame (frame t-1)."""

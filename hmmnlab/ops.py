@@ -5,16 +5,28 @@ Nothing here holds state or parameters. Notation (as in the paper and ``HMMN_SPE
 ``h x w`` the feature grid at one scale, ``HW = h * w``. Positions are flattened row-major
 (``index = y * w + x``); memory positions frame-major (``index = t * HW + y * w + x``).
 Affinity matrices have memory positions as rows and query positions as columns: ``B x (T*HW) x HW``.
+
+A few functions take ``hook``: ``hook(name, x)`` returns the tensor to go on with instead of the
+intermediate ``x`` called ``name`` (default: ``x`` itself). This is where the model's hook points plug
+into the maths (:mod:`hmmnlab.hooks`); the functions stay pure for a pure ``hook``.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+
+Hook = Callable[[str, Tensor], Tensor]
+
+
+def _no_hook(name: str, x: Tensor) -> Tensor:
+    return x
+
 
 # ----------------------------------------------------------------------------------------------------
 # Padding
@@ -145,6 +157,7 @@ def temporal_kernel(
     sigma: float = 3.0,
     sigma_growth: float = 0.5,
     flow_twice: bool = True,
+    hook: Hook = _no_hook,
 ) -> KernelTrack:
     """HMMN's kernel with temporal propagation (``HMMN_SPEC.md`` section 5, steps 2-4).
 
@@ -154,11 +167,11 @@ def temporal_kernel(
     back gets ``sigma * (1 + sigma_growth * k)``; its position m is followed to frame t-1 through the
     track and then to frame t through ``flow``. ``flow_twice=True`` reproduces the authors' code, which
     applies the newest flow once more (centre ``flow[flow[track[m]]]``); ``flow_twice=False`` is the
-    paper's wording (centre ``flow[track[m]]``).
+    paper's wording (centre ``flow[track[m]]``). ``hook`` sees ``flow``, ``centres``, ``sigmas``.
     """
     B, THW, HW = logits.shape
     T = THW // HW
-    flow = window_argmax(logits[:, -HW:], h, w, window)  # B x HW
+    flow = hook("flow", window_argmax(logits[:, -HW:], h, w, window))  # B x HW
     if T == 1:
         track_new = flow.new_zeros(B, 0)
     else:
@@ -169,25 +182,30 @@ def temporal_kernel(
             )
         track_new = flow.gather(1, track)  # B x (T-1)HW: older positions -> frame t
     older_centres = flow.gather(1, track_new) if flow_twice else track_new
-    centres = torch.cat([older_centres, flow], dim=1)  # B x THW
+    centres = hook("centres", torch.cat([older_centres, flow], dim=1))  # B x THW
     steps_back = torch.arange(T - 1, -1, -1, device=logits.device, dtype=torch.float32)  # T
-    sigmas = sigma * (1 + sigma_growth * steps_back)  # T (oldest first)
+    sigmas = hook("sigmas", sigma * (1 + sigma_growth * steps_back))  # T (oldest first)
     kernel = gaussian_kernel(centres, sigmas.repeat_interleave(HW), h, w)  # B x THW x HW
     next_track = torch.cat([track_new, flow], dim=1)  # B x THW
     return KernelTrack(flow, centres, sigmas, kernel, next_track)
 
 
-def kmn_kernel(logits: Tensor, h: int, w: int, *, sigma: float = 7.0) -> KernelTrack:
+def kmn_kernel(
+    logits: Tensor, h: int, w: int, *, sigma: float = 7.0, hook: Hook = _no_hook
+) -> KernelTrack:
     """KMN's kernel (Seong et al., ECCV 2020): every memory row centred at its argmax over *all*
     query positions, one ``sigma`` for every frame, no window and no temporal propagation.
 
     logits: B x (T*HW) x HW. ``next_track`` is None: nothing is carried to the next frame.
+    ``flow`` is the centres of frame t-1's rows; ``hook`` sees ``flow``, ``centres``, ``sigmas``.
     """
     B, THW, HW = logits.shape
-    centres = logits.argmax(dim=2)  # B x THW
-    sigmas = torch.full((THW // HW,), float(sigma), device=logits.device)
-    kernel = gaussian_kernel(centres, sigma, h, w)  # B x THW x HW
-    return KernelTrack(centres[:, -HW:], centres, sigmas, kernel, None)
+    argmax = logits.argmax(dim=2)  # B x THW
+    flow = hook("flow", argmax[:, -HW:])  # B x HW
+    centres = hook("centres", torch.cat([argmax[:, :-HW], flow], dim=1))  # B x THW
+    sigmas = hook("sigmas", torch.full((THW // HW,), float(sigma), device=logits.device))  # T
+    kernel = gaussian_kernel(centres, sigmas.repeat_interleave(HW), h, w)  # B x THW x HW
+    return KernelTrack(flow, centres, sigmas, kernel, None)
 
 
 def kernel_softmax(logits: Tensor, kernel: Tensor | None) -> Tensor:
@@ -264,7 +282,7 @@ def gather_positions(x: Tensor, positions: Tensor) -> Tensor:
 
 
 def topk_guided_read(
-    mk: Tensor, mv: Tensor, qk: Tensor, indices: Tensor, s: int
+    mk: Tensor, mv: Tensor, qk: Tensor, indices: Tensor, s: int, *, hook: Hook = _no_hook
 ) -> tuple[Tensor, Tensor, Tensor]:
     """Attend, for every fine query position, only over the memory cells its coarse cell selected.
 
@@ -272,7 +290,7 @@ def topk_guided_read(
     qk: B x Ck x (s h) x (s w) fine query keys; indices: B x HW x k coarse memory cells selected for
     each coarse query cell (h x w grid). Each selected cell stands for its s x s fine cells.
     Returns (read-out B x Cv x (s h) x (s w), attention B x HW x s*s x k*s*s, fine memory positions
-    B x HW x k*s*s).
+    B x HW x k*s*s). ``hook`` sees ``attention``.
     """
     Ck = mk.shape[1]
     h, w = qk.shape[-2] // s, qk.shape[-1] // s
@@ -281,7 +299,7 @@ def topk_guided_read(
     values = gather_positions(mv, positions)  # B x HW x ks^2 x Cv
     queries = group_by_coarse_cell(qk, s)  # B x HW x s^2 x Ck
     logits = torch.matmul(queries, keys.transpose(2, 3)) / math.sqrt(Ck)  # B x HW x s^2 x ks^2
-    attention = torch.softmax(logits, dim=3)
+    attention = hook("attention", torch.softmax(logits, dim=3))
     read = torch.matmul(attention, values)  # B x HW x s^2 x Cv
     return ungroup_coarse_cells(read, h, w, s), attention, positions
 

@@ -192,10 +192,12 @@ def add_video_arguments(p: argparse.ArgumentParser) -> None:
         default=None,
         help="cap on r4 memory frames for long videos (default: no cap)",
     )
+    from hmmnlab.model import reads  # the registry lists the variants
+
     p.add_argument(
         "--variant",
         default=None,
-        help="memory read variant: hmmn (default), hmmn-paper, kmn or stm",
+        help=f"memory read variant: {', '.join(reads.KERNELS)} (default hmmn)",
     )
     p.add_argument(
         "--read",

@@ -51,7 +51,9 @@ from hmmnlab.config import ReadConfig
 from hmmnlab.hooks import NamesFilter
 from hmmnlab.inference import FrameResult, propagate
 from hmmnlab.model import HMMN
-from hmmnlab.segment import add_video_arguments, check_npz_path, load_video_inputs
+from hmmnlab.model.reads import guidance_frames
+
+__all__ = ["guidance_frames", "run_with_cache", "topk_coordinates", "trace_arrays"]
 
 
 def run_with_cache(
@@ -97,13 +99,6 @@ def topk_coordinates(indices: Tensor, frame_ids: list[int], h: int, w: int) -> T
     return torch.stack([frame_of_row, yx // w, yx % w], dim=-1)
 
 
-def guidance_frames(memory_frames: tuple[int, ...], read: ReadConfig) -> list[int]:
-    """The r4 memory frames whose affinity rows guided the top-k selection."""
-    if read.guidance == "all" or len(memory_frames) == 1:
-        return list(memory_frames)
-    return [memory_frames[0], memory_frames[-1]]
-
-
 def trace_arrays(result: FrameResult, cache: dict[str, Tensor], read: ReadConfig) -> dict:
     """A cache as numpy arrays for an .npz, plus ``memory_frames`` and the top-k coordinates."""
     arrays = {name: value.cpu().numpy() for name, value in cache.items()}
@@ -121,6 +116,8 @@ def trace_arrays(result: FrameResult, cache: dict[str, Tensor], read: ReadConfig
 
 
 def run(args: argparse.Namespace) -> int:
+    from hmmnlab.segment import check_npz_path, load_video_inputs  # the CLI, only by the CLI
+
     check_npz_path(Path(args.out), "--out")
     model, frames, labels, read, device = load_video_inputs(args)
     if not 1 <= args.frame < len(frames):
@@ -138,6 +135,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def register_trace_command(subparsers) -> None:
+    from hmmnlab.segment import add_video_arguments
+
     p = subparsers.add_parser(
         "trace",
         help="save the intermediate tensors of one frame's memory read",

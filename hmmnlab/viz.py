@@ -17,7 +17,7 @@ from torch import Tensor
 from hmmnlab import ops
 from hmmnlab.config import ReadConfig
 from hmmnlab.data.palette import davis_palette
-from hmmnlab.trace import guidance_frames
+from hmmnlab.model.reads import guidance_frames
 
 
 def overlay(frame: np.ndarray, labels: np.ndarray, *, alpha: float = 0.5) -> np.ndarray:

@@ -169,3 +169,12 @@ def test_soft_first_labels_are_refused_not_truncated(tiny_model):
     # integral floats and booleans are fine
     assert object_labels(labels.astype(np.float64))[1] == (1, 2)
     assert object_labels(labels > 0)[1] == (1,)
+
+
+def test_each_result_keeps_the_memory_of_its_own_frame(tiny_model):
+    frames, labels = video(T=12, H=32, W=48)
+    results = list(propagate(tiny_model, frames, labels, mem_every=5))
+    assert results[3].memory.frame_ids == [0]  # not the final [0, 5, 10]
+    assert results[6].memory.frame_ids == [0, 5]
+    assert results[-1].memory.frame_ids == [0, 5, 10]
+    assert results[3].memory.keys_r4.shape[2] == 1 and results[-1].memory.keys_r4.shape[2] == 3

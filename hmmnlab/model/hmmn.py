@@ -13,56 +13,21 @@ The memory itself is a :class:`hmmnlab.memory.MemoryBank` owned by the caller.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor, nn
 
 from hmmnlab import ops
 from hmmnlab.config import ModelConfig, ReadConfig
+from hmmnlab.features import MemoryFeatures, QueryFeatures, ReadOut
 from hmmnlab.hooks import HookGroup
+from hmmnlab.memory import MemoryBank
 from hmmnlab.model.decoder import Decoder
 from hmmnlab.model.encoders import MemoryEncoder, QueryEncoder
 from hmmnlab.model.heads import KeyValue
-from hmmnlab.model.reads import FineRead, KernelGuidedRead, clamp_k, guidance_affinity
+from hmmnlab.model.reads import FineRead, Guidance, KernelGuidedRead
 
-if TYPE_CHECKING:
-    from hmmnlab.memory import MemoryBank
-
-
-@dataclass
-class MemoryFeatures:
-    """One frame encoded into memory, per object (B = objects). h x w is the r4 grid."""
-
-    k4: Tensor  # B x Ck x h x w
-    v4: Tensor  # B x Cv x h x w
-    k3: Tensor  # B x Ck x 2h x 2w
-    v3: Tensor  # B x Cv x 2h x 2w
-    k2: Tensor  # B x Ck x 4h x 4w
-    v2: Tensor  # B x Cv x 4h x 4w
-
-
-@dataclass
-class QueryFeatures:
-    """The frame to segment (batch 1: the same for every object)."""
-
-    k4: Tensor  # 1 x Ck x h x w query key
-    v4: Tensor  # 1 x Cv x h x w query value
-    k3: Tensor  # 1 x Ck x 2h x 2w
-    k2: Tensor  # 1 x Ck x 4h x 4w
-    f3: Tensor  # 1 x C x 2h x 2w encoder features for the decoder
-    f2: Tensor  # 1 x C x 4h x 4w
-
-
-@dataclass
-class ReadOut:
-    """What the memory reads return, per object."""
-
-    r4: Tensor  # B x Cv x h x w
-    r3: Tensor  # B x Cv x 2h x 2w
-    r2: Tensor  # B x Cv x 4h x 4w
-    next_track: Tensor  # B x (T*HW) r4 memory positions followed to the query frame
+__all__ = ["HMMN", "MemoryFeatures", "QueryFeatures", "ReadOut", "owners", "per_object"]
 
 
 class HMMN(nn.Module):
@@ -139,17 +104,11 @@ class HMMN(nn.Module):
         B = mk4.shape[0]
         h, w = query.k4.shape[-2:]
         r4 = self.r4(mk4, mv4, per_object(query.k4, B, owner), bank.track, config)
-        indices = k2 = None
-        if config.fine == "topk":
-            guidance = guidance_affinity(r4.affinity, h * w, config.guidance)  # B x T'HW x HW
-            k3 = clamp_k(config.k_r3, guidance.shape[1], "r3")
-            indices, _ = ops.topk_guidance(guidance, k3)  # B x HW x k3, best first
-            k2 = min(config.k_r2, k3)
+        guidance = Guidance(r4.affinity, h * w, config.guidance)  # shared by r3 and r2
         mk3, mv3 = bank.fine("r3")
-        read3 = self.r3(mk3, mv3, per_object(query.k3, B, owner), indices, config)
+        read3 = self.r3(mk3, mv3, per_object(query.k3, B, owner), guidance, config)
         mk2, mv2 = bank.fine("r2")
-        indices2 = None if indices is None else indices[:, :, :k2]
-        read2 = self.r2(mk2, mv2, per_object(query.k2, B, owner), indices2, config)
+        read2 = self.r2(mk2, mv2, per_object(query.k2, B, owner), guidance, config)
         return ReadOut(r4.readout, read3, read2, r4.next_track)
 
     # 4. decode -------------------------------------------------------------------------------------
@@ -160,12 +119,12 @@ class HMMN(nn.Module):
         logits = self.decoder(r4, query.f3, readout.r3, query.f2, readout.r2, owner)
         return self.output.object_probs(torch.softmax(logits, dim=1)[:, 1])
 
-    def aggregate(self, object_probs: Tensor) -> Tensor:
+    def aggregate(self, object_probs: Tensor) -> tuple[Tensor, Tensor]:
         """Soft aggregation: B x H x W object probabilities -> (B+1) x H x W logits over background
-        and objects (``softmax(logits, 0)`` are the frame's probabilities)."""
+        and objects, and the frame's probabilities ``softmax(logits, 0)`` (what the next step puts
+        into memory)."""
         logits = self.output.logits(ops.soft_aggregate(object_probs))
-        self.output.probs(torch.softmax(logits, dim=0))
-        return logits
+        return logits, self.output.probs(torch.softmax(logits, dim=0))
 
 
 def owners(objects_per_video: Sequence[int], device: torch.device | None = None) -> Tensor:

@@ -19,6 +19,21 @@ non-local read over the fine memory; its affinity is T' HW x HW floats per objec
 
 :func:`read_variant` builds a :class:`~hmmnlab.config.ReadConfig` from a variant name and parameters.
 Each read is a parameter-free module with hook points on the tensors a student wants to see.
+
+Both registries are the only lists of variants: :class:`~hmmnlab.config.ReadConfig` validates against
+them, and the CLI help and the tests read them. A new variant is one function::
+
+    @register_kernel("box")                       # then read_variant("box") works everywhere
+    def box_kernel(logits, track, h, w, config, module):
+        # a box of side 5 around each memory row's best query position
+        centres = module.centres(logits.argmax(dim=2))           # B x THW, a hook point
+        y, x = ops.grid_coordinates(h, w, device=logits.device)  # HW, HW
+        cy, cx = (centres // w).unsqueeze(-1), (centres % w).unsqueeze(-1)  # B x THW x 1
+        box = ((y - cy).abs() <= 2) & ((x - cx).abs() <= 2)      # B x THW x HW
+        return 0.1 + 0.9 * box.float()  # never 0: every query still reads something
+
+A kernel function returns the kernel (B x THW x HW), a :class:`~hmmnlab.ops.KernelTrack`, or None
+(no kernel); a fine read (:func:`register_fine_read`) returns the read-out B x Cv x sh x sw.
 """
 
 from __future__ import annotations
@@ -38,54 +53,77 @@ from hmmnlab.hooks import HookPoint
 # ----------------------------------------------------------------------------------------------------
 # Registries
 
-KernelFn = Callable[[Tensor, Tensor | None, int, int, ReadConfig], ops.KernelTrack | None]
+#: ``fn(logits, track, h, w, config, module)``: logits B x THW x HW, track B x (T-1)HW or None,
+#: h x w the r4 grid, module the :class:`KernelGuidedRead` (its hook points: ``module.flow(x)``...).
+#: Returns the kernel B x THW x HW, a KernelTrack (kernel plus what it tracked), or None (no kernel).
+KernelFn = Callable[..., "ops.KernelTrack | Tensor | None"]
+#: ``fn(mk, mv, qk, guidance, config, module)``: fine memory B x C x T' x sh x sw, query keys
+#: B x Ck x sh x sw, the step's :class:`Guidance`, and the :class:`FineRead` module (``.scale``,
+#: ``.s``, hook points ``module.attention(x)``...). Returns the read-out B x Cv x sh x sw.
+FineReadFn = Callable[..., Tensor]
 KERNELS: dict[str, KernelFn] = {}
-FINE_READS: dict[str, str] = {}
+FINE_READS: dict[str, FineReadFn] = {}
 
 # Parameters a named variant sets unless the caller gives them.
 VARIANT_DEFAULTS: dict[str, dict] = {"kmn": {"sigma": 7.0}}
 
 
-def register_kernel(name: str) -> Callable[[KernelFn], KernelFn]:
-    """Register an r4 kernel function under ``name`` (names must be unique)."""
-
-    def decorate(fn: KernelFn) -> KernelFn:
-        if name in KERNELS:
-            raise ValueError(f"an r4 read variant named {name!r} is already registered")
-        KERNELS[name] = fn
+def _register(registry: dict, what: str, name: str) -> Callable:
+    def decorate(fn):
+        if not callable(fn):
+            raise TypeError(f"register a function as the {what} {name!r}, got {type(fn).__name__}")
+        if name in registry:
+            raise ValueError(f"an {what} named {name!r} is already registered")
+        registry[name] = fn
         return fn
 
     return decorate
 
 
-def _temporal(logits, track, h, w, config, *, flow_twice: bool):
+def register_kernel(name: str) -> Callable[[KernelFn], KernelFn]:
+    """Register an r4 kernel function (see :data:`KernelFn`) under ``name`` (names are unique)."""
+    return _register(KERNELS, "r4 read variant", name)
+
+
+def register_fine_read(name: str) -> Callable[[FineReadFn], FineReadFn]:
+    """Register an r3/r2 read function (see :data:`FineReadFn`) under ``name`` (names are
+    unique); ``ReadConfig(fine=name)`` then uses it at both fine scales."""
+    return _register(FINE_READS, "fine read", name)
+
+
+def describe(registry: dict[str, Callable]) -> dict[str, str]:
+    """name -> the first line of its function's docstring (for help texts and docs tables)."""
+    return {name: (fn.__doc__ or "").strip().split("\n")[0] for name, fn in registry.items()}
+
+
+def _temporal(logits, track, h, w, config, module, *, flow_twice: bool):
     return ops.temporal_kernel(
         logits, track, h, w, window=config.window, sigma=config.sigma,
-        sigma_growth=config.sigma_growth, flow_twice=flow_twice,
+        sigma_growth=config.sigma_growth, flow_twice=flow_twice, hook=module.hook,
     )  # fmt: skip
 
 
 @register_kernel("hmmn")
-def hmmn_kernel(logits, track, h, w, config):
+def hmmn_kernel(logits, track, h, w, config, module):
     """The authors' temporal kernel (``HMMN_SPEC.md`` section 5): newest flow applied twice."""
-    return _temporal(logits, track, h, w, config, flow_twice=True)
+    return _temporal(logits, track, h, w, config, module, flow_twice=True)
 
 
 @register_kernel("hmmn-paper")
-def hmmn_paper_kernel(logits, track, h, w, config):
+def hmmn_paper_kernel(logits, track, h, w, config, module):
     """Temporal propagation as in the paper: older positions followed by the newest flow once."""
-    return _temporal(logits, track, h, w, config, flow_twice=False)
+    return _temporal(logits, track, h, w, config, module, flow_twice=False)
 
 
 @register_kernel("kmn")
-def kmn_kernel(logits, track, h, w, config):
+def kmn_kernel(logits, track, h, w, config, module):
     """KMN's kernel: every memory row centred at its global argmax over query positions."""
-    return ops.kmn_kernel(logits, h, w, sigma=config.sigma)
+    return ops.kmn_kernel(logits, h, w, sigma=config.sigma, hook=module.hook)
 
 
 @register_kernel("stm")
-def no_kernel(logits, track, h, w, config):
-    """STM: no kernel."""
+def no_kernel(logits, track, h, w, config, module):
+    """STM: no kernel, the plain non-local read."""
     return None
 
 
@@ -101,6 +139,13 @@ def read_variant(name: str = "hmmn", **params) -> ReadConfig:
     return ReadConfig(**{**VARIANT_DEFAULTS.get(name, {}), **params, "variant": name})
 
 
+class _HookPoints(nn.Module):
+    """A read module whose hook points can also be called by name (``module.hook("flow", x)``)."""
+
+    def hook(self, name: str, x: Tensor) -> Tensor:
+        return self._modules[name](x)
+
+
 # ----------------------------------------------------------------------------------------------------
 # r4
 
@@ -114,7 +159,7 @@ class R4Result(NamedTuple):
     next_track: Tensor | None
 
 
-class KernelGuidedRead(nn.Module):
+class KernelGuidedRead(_HookPoints):
     """The r4 read: non-local affinity, sharpened by the variant's Gaussian kernel."""
 
     def __init__(self) -> None:
@@ -134,15 +179,20 @@ class KernelGuidedRead(nn.Module):
         track: B x ((T-1)*HW) older memory positions in frame t-1 (None when T == 1)."""
         h, w = qk.shape[-2:]
         logits = self.affinity_logits(ops.affinity(mk, qk))  # B x THW x HW
-        kernel = KERNELS[config.variant](logits, track, h, w, config)
+        kernel = KERNELS[config.variant](logits, track, h, w, config, self)
+        next_track = None
+        if isinstance(kernel, ops.KernelTrack):
+            kernel, next_track = kernel.kernel, kernel.next_track
         if kernel is not None:
-            self.flow(kernel.flow)
-            self.centres(kernel.centres)
-            self.sigmas(kernel.sigmas)
-        g = None if kernel is None else self.kernel(kernel.kernel)
-        p = self.affinity(ops.kernel_softmax(logits, g))
+            if kernel.shape != logits.shape:
+                raise ValueError(
+                    f"r4 kernel {config.variant!r} returned shape {tuple(kernel.shape)}, "
+                    f"expected the affinity's {tuple(logits.shape)} (B x THW x HW)"
+                )
+            kernel = self.kernel(kernel.to(logits.dtype))
+        p = self.affinity(ops.kernel_softmax(logits, kernel))
         readout = self.readout(ops.read_out(mv, p, h, w))
-        return R4Result(readout, p, None if kernel is None else kernel.next_track)
+        return R4Result(readout, p, next_track)
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -158,31 +208,77 @@ def guidance_affinity(p: Tensor, hw: int, guidance: str = "first-last") -> Tenso
     return torch.cat([p[:, :hw], p[:, -hw:]], dim=1)
 
 
+def guidance_frames(memory_frames: tuple[int, ...], read: ReadConfig) -> list[int]:
+    """The r4 memory frames whose affinity rows guide the fine reads (see :func:`guidance_affinity`)."""
+    if read.guidance == "all" or len(memory_frames) == 1:
+        return list(memory_frames)
+    return [memory_frames[0], memory_frames[-1]]
+
+
 def clamp_k(k: int, available: int, scale: str) -> int:
     """k limited to the number of memory positions, with a warning (the authors' code crashes)."""
     if k > available:
         warnings.warn(
             f"top-k at {scale}: k = {k} but the memory has only {available} r4 positions; "
             f"using k = {available}",
-            stacklevel=3,
+            stacklevel=4,
         )
         return available
     return k
 
 
-def register_fine_read(name: str, description: str) -> None:
-    if name in FINE_READS:
-        raise ValueError(f"a fine read named {name!r} is already registered")
-    FINE_READS[name] = description
+class Guidance:
+    """What guides the fine reads of one step: the r4 affinity rows of the guiding frames
+    (:func:`guidance_affinity`, computed on first use) and their top-k selection, computed once
+    for the largest k and shared by r3 and r2 (r2 takes the first k of r3's selection)."""
+
+    def __init__(self, p4: Tensor, hw: int, guidance: str) -> None:
+        self.p4, self.hw, self.guidance = p4, hw, guidance  # p4: B x THW x HW r4 affinity
+        self._rows: Tensor | None = None
+        self._indices: Tensor | None = None
+
+    @property
+    def rows(self) -> Tensor:
+        """B x T'HW x HW: the guiding rows of the r4 affinity."""
+        if self._rows is None:
+            self._rows = guidance_affinity(self.p4, self.hw, self.guidance)
+        return self._rows
+
+    def topk(self, k: int, scale: str) -> Tensor:
+        """B x HW x k guiding rows (memory cells) with the largest affinity per r4 query cell, best
+        first; k is clamped (with a warning) to the rows available, and to an earlier selection."""
+        if self._indices is None:
+            k = clamp_k(k, self.rows.shape[1], scale)
+            self._indices, _ = ops.topk_guidance(self.rows, k)  # B x HW x k, best first
+        return self._indices[:, :, :k]
 
 
-register_fine_read("topk", "attend over the fine cells of the k r4 cells chosen by the r4 affinity")
-register_fine_read("dense", "attend over every fine memory position (memory grows as HW^2)")
-register_fine_read("none", "no memory read at this scale: the decoder gets zeros")
+@register_fine_read("topk")
+def topk_read(mk, mv, qk, guidance, config, module):
+    """Attend over the fine cells of the k r4 cells chosen by the r4 affinity (HMMN)."""
+    k = config.k_r3 if module.scale == "r3" else config.k_r2
+    indices = module.topk_indices(guidance.topk(k, module.scale))  # B x HW4 x k
+    readout, _, _ = ops.topk_guided_read(mk, mv, qk, indices, module.s, hook=module.hook)
+    return readout
 
 
-class FineRead(nn.Module):
-    """A fine-scale read (r3 or r2): top-k guided, dense, or none (``ReadConfig.fine``)."""
+@register_fine_read("dense")
+def dense_read(mk, mv, qk, guidance, config, module):
+    """Attend over every fine memory position (memory grows as HW^2)."""
+    check_dense_fits(mk, qk, config, module.scale)
+    p = module.attention(torch.softmax(ops.affinity(mk, qk), dim=1))  # B x T'HW x HW
+    return ops.read_out(mv, p, *qk.shape[-2:])
+
+
+@register_fine_read("none")
+def no_read(mk, mv, qk, guidance, config, module):
+    """No memory read at this scale: the decoder gets zeros (the "no hierarchy" ablation)."""
+    B, Cv = mv.shape[:2]
+    return mv.new_zeros(B, Cv, *qk.shape[-2:])
+
+
+class FineRead(_HookPoints):
+    """A fine-scale read (r3 or r2): the registered fine read ``ReadConfig.fine``."""
 
     def __init__(self, scale: str, stride_ratio: int) -> None:
         super().__init__()
@@ -193,20 +289,17 @@ class FineRead(nn.Module):
         self.readout = HookPoint()  # B x Cv x sh x sw
 
     def forward(
-        self, mk: Tensor, mv: Tensor, qk: Tensor, indices: Tensor | None, config: ReadConfig
+        self, mk: Tensor, mv: Tensor, qk: Tensor, guidance: Guidance, config: ReadConfig
     ) -> Tensor:
         """mk, mv: B x C x T' x (s h) x (s w) fine memory; qk: B x Ck x (s h) x (s w) query keys;
-        indices: B x HW4 x k r4 memory cells (rows of the guidance affinity) per r4 query cell."""
-        if config.fine == "none":
-            B, Cv = mv.shape[:2]
-            return self.readout(mv.new_zeros(B, Cv, *qk.shape[-2:]))
-        if config.fine == "dense":
-            check_dense_fits(mk, qk, config, self.scale)
-            p = self.attention(torch.softmax(ops.affinity(mk, qk), dim=1))  # B x T'HW x HW
-            return self.readout(ops.read_out(mv, p, *qk.shape[-2:]))
-        indices = self.topk_indices(indices)
-        readout, attention, _ = ops.topk_guided_read(mk, mv, qk, indices, self.s)
-        self.attention(attention)
+        guidance: the r4 affinity rows that guide the read (shared by r3 and r2)."""
+        readout = FINE_READS[config.fine](mk, mv, qk, guidance, config, self)
+        expected = (mk.shape[0], mv.shape[1], *qk.shape[-2:])
+        if readout.shape != expected:
+            raise ValueError(
+                f"fine read {config.fine!r} at {self.scale} returned shape "
+                f"{tuple(readout.shape)}, expected {expected} (B x Cv x H x W)"
+            )
         return self.readout(readout)
 
 

@@ -310,7 +310,7 @@ def max_skip_at(config: TrainConfig, step: int) -> int:
 
 
 def forward_clips(
-    model: HMMN, clips: Sequence[Clip], read: ReadConfig, device: torch.device
+    model: HMMN, clips: Sequence[Clip], read: ReadConfig, device: torch.device, *, hooks=None
 ) -> list[list[Tensor]]:
     """Run a batch of clips as :func:`hmmnlab.inference.propagate` runs a video, all clips in one
     :func:`~hmmnlab.step.segment_step` per frame; returns, per clip, the soft-aggregation logits
@@ -318,7 +318,8 @@ def forward_clips(
 
     Frame 0 enters the memory with its ground-truth mask, every later frame with its predicted soft
     probabilities, so the kernel track, the top-k selection and the memory schedule are the ones the
-    model meets at test time. The clips must have the same number of frames and the same size."""
+    model meets at test time. The clips must have the same number of frames and the same size.
+    hooks: causal hook functions, as for ``propagate`` (see :func:`hmmnlab.hooks.intervene`)."""
     sizes = {(len(c.frames), *c.frames.shape[-2:]) for c in clips}
     if len(sizes) != 1:
         raise ValueError(f"clips of one batch must have the same frames and size, got {sizes}")
@@ -342,13 +343,12 @@ def forward_clips(
     for t in range(1, len(frames)):
         masks = ops.pad(torch.cat([p[1:] for p in probs]), padding)  # B x Hp x Wp
         step = segment_step(
-            model, bank, t, frames[t - 1], masks, frames[t], read, objects_per_video=counts
-        )
-        probs = []
+            model, bank, t, frames[t - 1], masks, frames[t], read, objects_per_video=counts,
+            hooks=hooks,
+        )  # fmt: skip
         for out, logits in zip(outputs, step.logits, strict=True):
-            logits = ops.unpad(logits, padding)  # (K+1) x H x W
-            out.append(logits)
-            probs.append(torch.softmax(logits, dim=0))
+            out.append(ops.unpad(logits, padding))  # (K+1) x H x W
+        probs = [ops.unpad(p, padding) for p in step.probs]  # what goes into memory next
     return outputs
 
 

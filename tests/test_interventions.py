@@ -1,0 +1,57 @@
+"""hmmnlab.interventions on a tiny random model and a 3-frame synthetic video: every experiment
+returns its table, and the tables say what the hooks did."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from hmmnlab import interventions as iv
+
+
+@pytest.fixture(scope="module")
+def clip():
+    rng = np.random.default_rng(0)
+    frames = rng.integers(0, 256, size=(3, 48, 64, 3), dtype=np.uint8)
+    truth = np.zeros((3, 48, 64), np.uint8)
+    truth[:, 4:20, 4:30] = 1
+    truth[:, 25:45, 30:60] = 2
+    return iv.Video(frames, truth[0], truth, "noise")
+
+
+def test_knock_out_and_own_kernel(tiny_model, clip):
+    table = iv.knock_out_memory_frame(tiny_model, clip, memory_frame=0)
+    assert list(table["frame"]) == [1, 2]
+    assert list(table["in memory"]) == [False, True]  # frame 1 reads frame 0 alone: kept
+    assert table["change"].iloc[0] == 0
+    kernel = iv.replace_kernel(tiny_model, clip, lambda k, ctx: torch.ones_like(k), label="flat")
+    assert {"J&F", "J&F flat", "change"} <= set(kernel.columns)
+    with pytest.raises(ValueError, match="has no r4 kernel"):
+        from hmmnlab.model.reads import read_variant
+
+        iv.replace_kernel(tiny_model, clip, lambda k, ctx: k, read=read_variant("stm"))
+
+
+def test_zero_readouts_and_transplant(tiny_model, clip):
+    table = iv.zero_readouts(tiny_model, clip, scales=("r4", "r2"))
+    assert list(table["zeroed"]) == ["nothing", "r4.readout", "r2.readout"]
+    donor = iv.Video(clip.frames[:, ::-1].copy(), clip.first_labels[::-1].copy(), None, "flipped")
+    moved = iv.transplant_first_memory(tiny_model, clip, donor)
+    assert list(moved["frame"]) == [1, 2]
+    small = iv.Video(clip.frames[:, :32], clip.first_labels[:32], None, "small")
+    with pytest.raises(ValueError, match="same size"):
+        iv.transplant_first_memory(tiny_model, clip, small)
+
+
+def test_patching_the_output_restores_everything(tiny_model, clip):
+    corrupted = iv.occlude(clip, 2, box=(0, 0, 32, 48))
+    names = ["memory_features.k4", "query_features.k4", "output.probs"]
+    table = iv.patch_activations(tiny_model, clip, corrupted, frame=2, names=names).set_index(
+        "hook"
+    )
+    assert table.loc["output.probs", "restored"] == pytest.approx(1)  # the output itself
+    assert table.loc["memory_features.k4", "restored"] == pytest.approx(0)  # frame 1: unoccluded
+    assert list(table["scale"]) == ["memory", "query", "output"]
+    swapped = iv.swap_labels(clip)
+    assert set(np.unique(swapped.first_labels[4:20, 4:30])) == {2}

@@ -1,0 +1,107 @@
+"""Read variants are registered functions, and the registries are the only lists of them: a variant
+registered here runs through propagate, ablation.run and the demo report with no package change."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from hmmnlab import ablation, ops
+from hmmnlab.config import ReadConfig
+from hmmnlab.inference import propagate
+from hmmnlab.model.reads import (
+    FINE_READS,
+    KERNELS,
+    describe,
+    read_variant,
+    register_fine_read,
+    register_kernel,
+)
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def box_and_first_frame():
+    """A box kernel and a fine read of frame 0 only, registered for one test."""
+
+    @register_kernel("test-box")
+    def box_kernel(logits, track, h, w, config, module):
+        """1 in a box of side 5 around each memory row's best query position, 0.1 elsewhere."""
+        centres = module.centres(logits.argmax(dim=2))  # B x THW
+        y, x = ops.grid_coordinates(h, w, device=logits.device)  # HW, HW
+        cy, cx = (centres // w).unsqueeze(-1), (centres % w).unsqueeze(-1)  # B x THW x 1
+        box = ((y - cy).abs() <= 2) & ((x - cx).abs() <= 2)  # B x THW x HW
+        return 0.1 + 0.9 * box.float()  # 1 in the box, 0.1 elsewhere
+
+    @register_fine_read("test-first-frame")
+    def first_frame_read(mk, mv, qk, guidance, config, module):
+        """A dense read of frame 0 alone."""
+        p = module.attention(torch.softmax(ops.affinity(mk[:, :, :1], qk), dim=1))  # B x HW x HW
+        return ops.read_out(mv[:, :, :1], p, *qk.shape[-2:])
+
+    yield "test-box", "test-first-frame"
+    del KERNELS["test-box"], FINE_READS["test-first-frame"]
+
+
+def test_registering_twice_or_a_non_function_is_refused():
+    with pytest.raises(ValueError, match="already registered"):
+        register_kernel("hmmn")(lambda *a: None)
+    with pytest.raises(ValueError, match="already registered"):
+        register_fine_read("topk")(lambda *a: None)
+    with pytest.raises(TypeError, match="register a function"):
+        register_fine_read("text")("attend somewhere")
+
+
+def test_the_config_validates_against_the_registries(box_and_first_frame):
+    kernel, fine = box_and_first_frame
+    with pytest.raises(ValueError, match="variant must be one of"):
+        ReadConfig(variant="test-other")
+    config = read_variant(kernel, fine=fine)
+    assert (config.variant, config.fine) == (kernel, fine)
+    assert describe(KERNELS)[kernel] == (
+        "1 in a box of side 5 around each memory row's best query position, 0.1 elsewhere."
+    )
+
+
+def test_a_registered_variant_runs_everywhere(box_and_first_frame, tiny_model, tmp_path):
+    from hmmnlab import report
+    from hmmnlab.data.davis import DavisDataset
+
+    kernel, fine = box_and_first_frame
+    root = ablation.short_davis("data_samples", tmp_path / "davis", frames=3, sequences=["twins"])
+
+    twins = DavisDataset(root, year=2017, split="val")["twins"]
+    frames, labels = list(twins.frames()), twins.first_mask()
+    custom = read_variant(kernel, fine=fine)
+    results = list(propagate(tiny_model, frames, labels, read=custom, trace=["r4.kernel"]))
+    plain = list(propagate(tiny_model, frames, labels))
+    assert not torch.equal(results[2].probs, plain[2].probs)
+    values = results[2].trace["r4.kernel"].unique()
+    torch.testing.assert_close(values, torch.tensor([0.1, 1.0]))
+
+    grid = [("stm", read_variant("stm")), ("hmmn", read_variant("hmmn")), ("custom", custom)]
+    table = ablation.run(root, tiny_model, variants=grid, out=tmp_path / "ablation", progress=False)
+    row = table.set_index("label").loc["custom"]
+    assert (row["variant"], row["fine"]) == (kernel, fine) and 0 <= row["J&F"] <= 1
+    # the report segments the samples' trio-crossing and twins (cut to 3 frames)
+    page = report.demo(tmp_path / "demo", weights=tiny_model, frames=3, grid=grid, progress=False)
+    assert "custom" in page.read_text()
+
+
+def test_help_and_docs_list_every_registered_variant(box_and_first_frame, capsys):
+    from hmmnlab.cli import main
+
+    readme = (REPO / "README.md").read_text()
+    for name in set(KERNELS) - set(box_and_first_frame):
+        assert f"`{name}`" in readme, f"README: no row for the r4 read {name!r}"
+    for name in set(FINE_READS) - set(box_and_first_frame):
+        assert f'"{name}"' in readme, f"README: the fine read {name!r} is not named"
+    for command in ("segment", "eval"):
+        with pytest.raises(SystemExit):
+            main([command, "--help"])
+        help_text = " ".join(capsys.readouterr().out.split())
+        for name in KERNELS:  # the help is built from the registry: the test variant is there too
+            assert name in help_text, f"{command} --help does not name {name!r}"
