@@ -4,7 +4,7 @@ Run from the repository root::
 
     python benchmarks/bench_scoring.py [--repeats 3] [--no-files] [--workers 2]
 
-Masks: the ground truth and perturbed predictions of ``../shared/reference/davis_metrics_fixture.npz``
+Masks: the ground truth and perturbed predictions of ``tests/data/davis_metrics_fixture.npz``
 (480 x 854, 440 object-frames over 5 sequences). Without that file, the DAVIS-2016 240p training
 data of ``../shared/data`` is upsampled to 480 x 854 (nearest neighbour) and eroded; without either,
 random ellipses are used.
@@ -32,7 +32,7 @@ from hmmnlab.metrics import boundary_f_measure, jaccard_index, object_scores
 from hmmnlab.scoring import score
 
 REPO = Path(__file__).resolve().parents[1]
-REFERENCE = REPO / ".." / "shared" / "reference"
+REFERENCE = REPO / "tests" / "data"  # the bundled golden data
 SHARED_DAVIS = REPO / ".." / "shared" / "data" / "davis2016-train-240p"
 
 # Recorded official timings (ms), used when the fixture JSON is absent; same numbers.

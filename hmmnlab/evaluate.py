@@ -36,6 +36,7 @@ from hmmnlab.data.davis import DavisDataset, DavisSequence
 from hmmnlab.data.palette import write_label_png
 from hmmnlab.inference import propagate, resolve_device
 from hmmnlab.model import HMMN
+from hmmnlab.resources import check_memory
 from hmmnlab.scoring import check_unique_names, score, write_results
 from hmmnlab.segment import build_read
 from hmmnlab.viz import overlay
@@ -261,6 +262,10 @@ def evaluate(
     unknown = [n for n in names if n not in dataset.sequences]
     if unknown:
         raise ValueError(f"sequences not in the {split} split of {davis_root}: {unknown[:5]}")
+    for name in names:  # before any work: every sequence must fit in memory
+        sequence = dataset[name]
+        check_memory(*sequence.size, sequence.num_objects, len(sequence), read, device=device,
+                     what=f"sequence {name}")  # fmt: skip
     model = model.to(device).eval()
     settings = run_settings(model, read, resolution=resolution, overlays=overlays, amp=amp)
     with output_lock(out):

@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import base64
 import html
+import re
 import time
 from pathlib import Path
 
@@ -147,7 +148,30 @@ def animate(images: list[np.ndarray], *, fps: float = 6.0, width: float = 6.0) -
         return (shown,)
 
     movie = FuncAnimation(fig, draw, frames=len(images), interval=1000 / fps, blit=True)
-    return movie.to_jshtml(default_mode="loop")
+    return offline_player(movie.to_jshtml(default_mode="loop"))
+
+
+# matplotlib's player draws its buttons with Font Awesome icons fetched from a CDN (which fails
+# offline and in classrooms without internet); plain characters instead.
+PLAYER_ICONS = {
+    "fa fa-minus": "&#8722;",
+    "fa fa-fast-backward": "&#9198;",
+    "fa fa-step-backward": "&#9664;|",
+    "fa fa-play fa-flip-horizontal": "&#9664;",
+    "fa fa-pause": "&#9208;",
+    "fa fa-play": "&#9654;",
+    "fa fa-step-forward": "|&#9654;",
+    "fa fa-fast-forward": "&#9197;",
+    "fa fa-plus": "+",
+}
+
+
+def offline_player(page: str) -> str:
+    """matplotlib's JavaScript player without any request to the network (see PLAYER_ICONS)."""
+    page = re.sub(r"<link[^>]*font-awesome[^>]*>", "", page)
+    for icon, text in PLAYER_ICONS.items():
+        page = page.replace(f'<i class="{icon}"></i>', text)
+    return page
 
 
 def compare_reads(davis_root, folders: dict[str, Path], sequence: str, **kwargs) -> pd.DataFrame:

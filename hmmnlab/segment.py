@@ -16,6 +16,7 @@ from hmmnlab.data.palette import read_label_png, write_label_png
 from hmmnlab.inference import object_labels, propagate, resolve_device
 from hmmnlab.model import HMMN
 from hmmnlab.model.reads import read_variant
+from hmmnlab.resources import check_memory
 from hmmnlab.weights import load_model
 
 
@@ -225,7 +226,10 @@ def load_video_inputs(
         raise ValueError(
             f"first mask {args.first_mask} is {labels.shape} (H x W) but the frames are {frames.size}"
         )
-    object_labels(labels)  # no object (background and void only) is an error that says so
+    _, ids = object_labels(labels)  # no object (background and void only) is an error that says so
+    check_memory(
+        *frames.size, len(ids), len(frames), read, device=device, what=f"--frames {args.frames}"
+    )
     model = load_model(args.weights, device=device)
     return model, frames, labels, read, device
 

@@ -236,7 +236,9 @@ def affinity_maps(
     y, x = check_query(query_yx, r4_grid(cache))
     sigmas = cache.get("r4.sigmas")
     panels = len(memory_frames) + (query_frame is not None)
-    fig, axes = _figure(1, panels, title=f"{STAGES[stage][1]}; object {obj}, query cell ({y}, {x})")
+    fig, axes = _figure(
+        1, panels, title=f"{STAGES[stage][1]}; object {obj + 1}, query cell ({y}, {x})"
+    )
     axes = axes[0]
     if query_frame is not None:
         image = frame_image(frames, query_frame)
@@ -322,7 +324,7 @@ def flow_arrows(
     tx = (flow % w) * R4_STRIDE + 8 - padding.left
     keep = ((source // w) % step == 0) & ((source % w) % step == 0)
     fig, axes = _figure(1, 1, width=6.0, height=3.8, title=f"window argmax: frame t-1 -> frame "
-                        f"{query_frame}, object {obj}")  # fmt: skip
+                        f"{query_frame}, object {obj + 1}")  # fmt: skip
     ax = axes[0, 0]
     _show_frame(ax, image, "arrow: r4 cell of frame t-1 -> best match in the window")
     ax.quiver(sx[keep], sy[keep], (tx - sx)[keep], (ty - sy)[keep], color="yellow",
@@ -415,7 +417,7 @@ def topk_on_memory(
     y, x = check_query(query_yx, r4_grid(cache))
     s = SCALES[scale]
     panels = len(guide) + (query_frame is not None)
-    title = f"top-{len(table)} r4 cells guiding {scale}; object {obj}, query cell ({y}, {x})"
+    title = f"top-{len(table)} r4 cells guiding {scale}; object {obj + 1}, query cell ({y}, {x})"
     fig, axes = _figure(1, panels, width=3.6, height=2.6, title=title)
     axes = axes[0]
     if query_frame is not None:
@@ -466,7 +468,7 @@ def decoder_output(cache: Mapping[str, Tensor], frame: np.ndarray, *, obj: int =
             f"the trace's output is {tuple(probs.shape[-2:])} once unpadded but the frame is "
             f"{image.shape[:2]}: is it the traced frame?"
         )
-    fig, axes = _figure(1, 3, title=f"decoder output, object {obj}")
+    fig, axes = _figure(1, 3, title=f"decoder output, object {obj + 1}")
     axes = axes[0]
     for ax, data, title in (
         (axes[0], decoder, "decoder: P(object | pixel)"),
@@ -533,7 +535,7 @@ def features_pca(
         group = [i for i, m in enumerate(maps) if m.shape[0] == channels]
         for i, picture in zip(group, pca_rgb([maps[i] for i in group]), strict=True):
             rgb[i] = picture
-    title = f"first 3 principal components as RGB, object {obj}"
+    title = f"first 3 principal components as RGB, object {obj + 1}"
     fig, axes = _figure(1, len(names), title=title)
     for ax, name, picture, i in zip(axes[0], names, rgb, range(len(names)), strict=True):
         if images is not None:

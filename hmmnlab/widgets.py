@@ -66,7 +66,7 @@ class TopkInspector:
         num_frames: int = 10,
         read: ReadConfig | None = None,
         device: str = "cpu",
-        dpi: int = 72,
+        dpi: int = 100,
     ) -> None:
         if num_frames < 2:
             raise ValueError(f"num_frames must be >= 2, got {num_frames}")
@@ -96,21 +96,34 @@ class TopkInspector:
         self.table = widgets.HTML()
         self.events = self._click_events()
         hint = "click the query frame" if self.events is not None else "use the sliders"
+        self.progress = widgets.IntProgress(min=0, max=1, value=0, description="tracing")
+        top = widgets.Layout(align_items="flex-start")  # children at their own size, not stretched
+        # The query frame and the top-k cells side by side: the effect of a click is in view.
+        self.topk_box = widgets.HBox([self.topk_image, self.table], layout=top)
         self.app = widgets.VBox(
             [
                 widgets.HBox([self.video, self.frame, self.obj]),
                 widgets.HBox([self.scale, self.y, self.x]),
-                widgets.HTML(f"<b>Query frame</b> ({hint} to choose the query r4 cell)"),
-                self.query_image,
-                self.status,
+                widgets.HBox([self.progress, self.status]),
+                widgets.HBox(
+                    [
+                        widgets.VBox(
+                            [
+                                widgets.HTML(f"<b>Query frame</b> ({hint} to choose the r4 cell)"),
+                                self.query_image,
+                            ],
+                            layout=top,
+                        ),
+                        widgets.VBox([widgets.HTML("<b>Top-k guidance</b>"), self.topk_box]),
+                    ],
+                    layout=top,
+                ),
                 widgets.HTML("<b>r4 affinity after the kernel</b>"),
                 self.affinity_image,
                 widgets.HTML("<b>Gaussian kernel</b>"),
                 self.kernel_image,
-                widgets.HTML("<b>Top-k guidance</b>"),
-                widgets.HBox([self.topk_image, self.table]),
             ],
-            layout=widgets.Layout(align_items="flex-start"),  # images at their own size
+            layout=top,
         )
         self._load_video(sequence, frame)
         self.video.observe(self._on_video, names="value")
@@ -134,6 +147,8 @@ class TopkInspector:
         key = (name, frame)
         if key not in self.traces:
             frames, labels = self.video_frames(name)
+            self.progress.max, self.progress.value = frame, 0
+            self.status.value = html.escape(f"{name}: tracing frames 1..{frame} (once) ...")
             for result in propagate(
                 self.model,
                 frames[: frame + 1],
@@ -147,6 +162,7 @@ class TopkInspector:
                     self.traces[(name, result.index)] = FrameTrace(
                         result.trace, result.memory_frames
                     )
+                self.progress.value = result.index
         return self.traces[key]
 
     @property
@@ -209,14 +225,36 @@ class TopkInspector:
         try:
             self.frame.max = len(frames) - 1
             self.frame.value = min(frame or len(frames) - 1, len(frames) - 1)
-            self.obj.options = [(f"object {i}", n) for n, i in enumerate(ids)]
+            # "object n" counts objects from 1, as the figures' titles do; the label if it differs
+            self.obj.options = [
+                (f"object {n + 1}" + (f" (label {i})" if i != n + 1 else ""), n)
+                for n, i in enumerate(ids)
+            ]
             self.obj.value = 0
             self.y.max, self.x.max = h - 1, w - 1
-            self.y.value, self.x.value = h // 2, w // 2
+            self.y.value, self.x.value = self._object_cell(name, self.frame.value, ids[0])
         finally:
             self._busy = False
 
+    def _object_cell(self, name: str, frame: int, label: int) -> tuple[int, int]:
+        """The r4 cell of the object pixel nearest the object's centre in ``frame`` (its annotation
+        when there is one, else the first frame's), so that the inspector starts on the object."""
+        frames, first = self.video_frames(name)
+        seq = self.dataset[name]
+        labels = seq.mask(frame) if frame < len(seq.mask_paths) else first
+        ys, xs = np.nonzero(labels == label)
+        if not len(ys):
+            ys, xs = np.nonzero(first == label)
+        nearest = np.argmin((ys - ys.mean()) ** 2 + (xs - xs.mean()) ** 2)
+        y, x = viz.pixel_to_cell(float(ys[nearest]), float(xs[nearest]), frames[0].shape[:2])
+        return min(max(y, 0), self.y.max), min(max(x, 0), self.x.max)
+
     def _on_video(self, change) -> None:
+        # the old video's figures go at once: what is shown while the new one loads is the status
+        for image in (self.query_image, self.affinity_image, self.kernel_image, self.topk_image):
+            image.value = b""
+        self.table.value = ""
+        self.status.value = html.escape(f"loading {change['new']} ...")
         self._load_video(change["new"])
         self.update()
 
@@ -231,8 +269,6 @@ class TopkInspector:
         """Redraw every figure and the table for the current choices."""
         name, t, obj, scale = self.video.value, self.frame.value, self.obj.value, self.scale.value
         frames, _ = self.video_frames(name)
-        if (name, t) not in self.traces:
-            self.status.value = html.escape(f"{name}: tracing frames 1..{t} (once) ...")
         trace = self.current
         q = self.query_yx
         image = frames[t].copy()

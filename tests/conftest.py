@@ -1,16 +1,16 @@
-"""Shared test fixtures. Tests that need ../shared (the authors' fixtures, real DAVIS data) skip with a
-reason when it is absent, as in a user's clone."""
+"""Shared test fixtures. The golden data of the parity and metrics tests is bundled in tests/data (see
+its README); only the tests that need the real DAVIS training set (../shared/data) skip, with a
+reason, when it is absent, as in a user's clone."""
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
-REFERENCE = SHARED / "reference"
+REFERENCE = REPO / "tests" / "data"  # the golden fixtures, bundled
 DAVIS_240P = SHARED / "data" / "davis2016-train-240p"
 
 
@@ -65,27 +65,21 @@ def tiny_weights(tiny_model, tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def reference_dir() -> Path:
-    return require(REFERENCE, "the authors' reference fixtures")
+    """tests/data: the authors' golden fixtures, the state-dict table and the metrics fixture."""
+    return REFERENCE
 
 
 @pytest.fixture(scope="session")
-def make_weights(reference_dir):
-    """The ``make_weights`` module of ../shared/reference (recipe weights for the fixtures)."""
-    spec = importlib.util.spec_from_file_location("make_weights", reference_dir / "make_weights.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-@pytest.fixture(scope="session")
-def recipe_state_dict(make_weights, reference_dir):
+def recipe_state_dict():
     """The authors'-format state dict (keys with ``module.``) of recipe seed 1."""
-    return make_weights.build_state_dict(str(reference_dir / "hmmn_state_dict.tsv"), 1)
+    from recipe_weights import recipe_state_dict as build
+
+    return build(1)
 
 
 @pytest.fixture(scope="session")
 def recipe_weights_file(recipe_state_dict, tmp_path_factory) -> Path:
-    """Recipe seed 1 saved like the released checkpoint (as ``make_weights.py`` saves it)."""
+    """Recipe seed 1 saved like the released checkpoint (a plain state dict, keys ``module.*``)."""
     import torch
 
     path = tmp_path_factory.mktemp("weights") / "hmmn_seed1.pth"

@@ -177,8 +177,16 @@ def test_click_on_the_query_frame_updates_the_figures(served, browser):
         return " ".join(e.text for e in browser.find_elements(By.CSS_SELECTOR, ".widget-html"))
 
     try:
-        query, affinity = wait_for(images, "the inspector's images")[:2]
-        wait_for(lambda: "(y, x) = (2, 2)" in status(), "the initial query cell (2, 2)")
+        # in page order: the query frame, the top-k cells next to it, the affinity, the kernel
+        query, topk, affinity = wait_for(images, "the inspector's images")[:3]
+        # the inspector starts on object 1 (frame 3: rows 18-33, columns 18-33)
+        wait_for(lambda: "(y, x) = (1, 1)" in status(), "the initial query cell (1, 1)")
+        # issue 13 item 15: the top-k figure keeps its aspect ratio (not stretched to the table)
+        natural = browser.execute_script(
+            "return [arguments[0].naturalWidth, arguments[0].naturalHeight]", topk
+        )
+        shown_ratio = topk.size["width"] / topk.size["height"]
+        assert shown_ratio == pytest.approx(natural[0] / natural[1], rel=0.05), (natural, topk.size)
         before = np.asarray(Image.open(io.BytesIO(affinity.screenshot_as_png)).convert("RGB"))
         width, height = query.size["width"], query.size["height"]
         # frame pixel (5, 5) -> padded (7, 7) -> r4 cell (0, 0); offsets are from the centre
@@ -186,7 +194,7 @@ def test_click_on_the_query_frame_updates_the_figures(served, browser):
         y = 5 * height / SIZE[0] - height / 2
         ActionChains(browser).move_to_element_with_offset(query, int(x), int(y)).click().perform()
         wait_for(lambda: "(y, x) = (0, 0)" in status(), "the clicked query cell (0, 0)", 60)
-        affinity = wait_for(images, "the images after the click")[1]
+        affinity = wait_for(images, "the images after the click")[2]
         after = np.asarray(Image.open(io.BytesIO(affinity.screenshot_as_png)).convert("RGB"))
     finally:
         browser.save_screenshot(str(tmp_path / "page.png"))

@@ -24,19 +24,14 @@ from hmmnlab.metrics import (
     seg2bmap,
 )
 
-REFERENCE = Path(__file__).resolve().parents[1] / ".." / "shared" / "reference"
+REFERENCE = Path(__file__).resolve().parent / "data"  # the bundled golden data
 TOL = 1e-6
 
 
 @pytest.fixture(scope="module")
 def davis_fixture():
-    """(json dict, npz) of ../shared/reference/davis_metrics_fixture; skips when absent."""
+    """(json dict, npz) of tests/data/davis_metrics_fixture: the official toolkit's numbers."""
     json_path = REFERENCE / "davis_metrics_fixture.json"
-    if not json_path.is_file():
-        pytest.skip(
-            f"{json_path.resolve()} is absent: the official DAVIS numbers are only in the "
-            "developers' checkout (../shared/reference)"
-        )
     with np.load(REFERENCE / "davis_metrics_fixture.npz") as npz:
         arrays = {key: npz[key] for key in npz.files}
     return json.loads(json_path.read_text()), arrays

@@ -62,3 +62,47 @@ def test_notebook_runs_top_to_bottom(name):
         output for output in outputs if {"image/png", "text/html"} & set(output.get("data", {}))
     ]
     assert len(shown) >= MIN_IMAGES.get(name, 0), f"{name}: {len(shown)} figures or tables"
+
+
+# --- issue 13 item 19: what a student reads must not mislead ----------------------------------------
+
+
+def notebook_sources(name: str) -> list[tuple[str, str]]:
+    import json
+
+    cells = json.loads((REPO / "notebooks" / name).read_text())["cells"]
+    return [(cell["cell_type"], "".join(cell["source"])) for cell in cells]
+
+
+@pytest.mark.parametrize("name", NOTEBOOKS)
+def test_checks_assert_instead_of_printing_a_boolean(name):
+    """A cell ending in ``torch.allclose(...)`` shows False and the notebook still passes."""
+    checks = ("torch.allclose(", "torch.equal(", "np.allclose(", "np.array_equal(")
+    for kind, source in notebook_sources(name):
+        last = source.strip().splitlines()[-1] if source.strip() else ""
+        assert kind != "code" or not last.startswith(checks), f"{name}: {last}"
+
+
+def test_evaluation_notebook_says_when_it_scores_a_few_frames():
+    text = "\n".join(source for _, source in notebook_sources("03_davis_evaluation.ipynb"))
+    assert "FRAMES = 4" in text and "not full-sequence" in text and "J-Decay" in text
+    code = [
+        source for kind, source in notebook_sources("03_davis_evaluation.ipynb") if kind == "code"
+    ]
+    assert any("if FRAMES is not None:" in source and "print(" in source for source in code)
+
+
+def test_ablation_notebook_labels_timings_as_noisy():
+    text = "\n".join(source for _, source in notebook_sources("04_read_ablations.ipynb"))
+    assert "Timings are noisy" in text
+
+
+def test_animation_player_needs_no_network():
+    """Notebook 05's player asked a CDN for its button font and showed no buttons offline."""
+    import numpy as np
+
+    from hmmnlab.report import animate
+
+    page = animate([np.zeros((8, 8, 3), np.uint8)] * 2)
+    assert "http://" not in page and "https://" not in page
+    assert 'class="fa' not in page and "&#9654;" in page  # the play button, as a character

@@ -1,4 +1,4 @@
-"""hmmnlab against the authors' inference code: the golden fixtures of ../shared/reference."""
+"""hmmnlab against the authors' inference code: the golden fixtures bundled in tests/data."""
 
 from __future__ import annotations
 

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import numpy as np
 import pytest
 from PIL import Image
@@ -20,18 +17,14 @@ def write_video(folder, frames_uint8, suffix=".png"):
     return folder
 
 
-def public_fixture_as_files(tmp_path, reference_dir):
-    """The public fixture's video as PNG frames and a palette first mask in ``tmp_path``, and recipe
-    weights seed 1 saved by ``make_weights.py``. Returns (fixture arrays, weights path)."""
+def public_fixture_as_files(tmp_path, reference_dir, recipe_weights_file):
+    """The public fixture's video as PNG frames and a palette first mask in ``tmp_path``, and the
+    recipe weights seed 1 file. Returns (fixture arrays, weights path)."""
     fixture = np.load(reference_dir / "hmmn_fixture_public.npz")
-    weights = tmp_path / "w.pth"
-    make_weights = [sys.executable, str(reference_dir / "make_weights.py")]
-    tsv = str(reference_dir / "hmmn_state_dict.tsv")
-    subprocess.run([*make_weights, tsv, "1", str(weights)], check=True, capture_output=True)
     frames = np.round(fixture["frames"].transpose(0, 2, 3, 1) * 255).astype(np.uint8)
     write_video(tmp_path / "frames", frames)
     write_label_png(tmp_path / "mask.png", fixture["label0"])
-    return fixture, weights
+    return fixture, recipe_weights_file
 
 
 @pytest.fixture
@@ -64,8 +57,8 @@ def segment(video, weights, *extra, out="out"):
     )
 
 
-def test_cli_reproduces_the_public_fixture(tmp_path, reference_dir):
-    fixture, weights = public_fixture_as_files(tmp_path, reference_dir)
+def test_cli_reproduces_the_public_fixture(tmp_path, reference_dir, recipe_weights_file):
+    fixture, weights = public_fixture_as_files(tmp_path, reference_dir, recipe_weights_file)
     code = segment(tmp_path, weights, "--save-probs", str(tmp_path / "probs.npz"))
     assert code == 0
     probs = np.load(tmp_path / "probs.npz")["probs"]
@@ -160,8 +153,10 @@ def test_missing_weights(video, capsys):
     expect_error(capsys, segment(video, video / "nope.pth"), "checkpoint not found")
 
 
-def test_trace_cli_reproduces_the_public_fixture_intermediates(tmp_path, reference_dir):
-    fixture, weights = public_fixture_as_files(tmp_path, reference_dir)
+def test_trace_cli_reproduces_the_public_fixture_intermediates(
+    tmp_path, reference_dir, recipe_weights_file
+):
+    fixture, weights = public_fixture_as_files(tmp_path, reference_dir, recipe_weights_file)
     cap_t = int(fixture["cap_t"])
     code = main(
         ["trace", "--weights", str(weights), "--frames", str(tmp_path / "frames"),

@@ -78,7 +78,7 @@ def test_initial_state(inspector):
     assert inspector.frame.max == NUM_FRAMES - 1 and inspector.frame.value == NUM_FRAMES - 1
     assert inspector.obj.options == (("object 1", 0), ("object 2", 1))
     assert (inspector.y.max, inspector.x.max) == (3, 4)  # the padded r4 grid
-    assert inspector.query_yx == (2, 2)
+    assert inspector.query_yx == (1, 2)  # on object 1 of frame 6 (issue 13 item 17)
     for value in shown(inspector).values():
         assert value  # every figure and the table are drawn
     assert bytes(inspector.affinity_image.value).startswith(b"\x89PNG")
@@ -137,8 +137,20 @@ def test_scale_object_and_frame(inspector):
     assert "frame 2: memory frames (0, 1)" in inspector.status.value
 
 
-def test_switching_video(inspector):
+def test_switching_video(inspector, monkeypatch):
+    """Issue 13 item 18: the old video's figures go at once and a progress bar counts the frames."""
+    seen = []
+    real_trace = inspector.trace
+
+    def trace(name, frame):
+        seen.append((name, bytes(inspector.topk_image.value), inspector.status.value))
+        return real_trace(name, frame)
+
+    monkeypatch.setattr(inspector, "trace", trace)
     inspector.video.value = "single"
+    name, image, status = seen[0]
+    assert name == "single" and image == b"" and "loading single" in status
+    assert inspector.progress.value == inspector.progress.max == NUM_FRAMES - 1
     assert inspector.obj.options == (("object 1", 0),) and inspector.obj.value == 0
     assert ("single", NUM_FRAMES - 1) in inspector.traces
     assert "single" in inspector.status.value
@@ -152,3 +164,40 @@ def test_missing_weights_and_unknown_sequence(root, model, tmp_path):
     dataset = DavisDataset(root, year=2017, split="val")
     with pytest.raises(ValueError, match="num_frames must be >= 2"):
         TopkInspector(model, dataset, num_frames=1)
+
+
+# --- issue 13: as a student sees it ----------------------------------------------------------------
+
+
+def test_default_query_cell_is_on_the_object(inspector):
+    """Item 17: the inspector starts on object 1, not on the background between the objects."""
+    inspector.video.value = "pair"
+    labels = inspector.dataset["pair"].mask(inspector.frame.value)
+    top, left, bottom, right = (int(v) for v in viz.cell_box(*inspector.query_yx, labels.shape))
+    assert (labels[max(top, 0) : bottom, max(left, 0) : right] == 1).any()
+
+
+def test_figure_titles_count_objects_as_the_dropdown(inspector):
+    """Item 17: the dropdown's "object 1" is "object 1" in the figures' titles too."""
+    label, index = inspector.obj.options[0]
+    fig = viz.affinity_maps(
+        inspector.current.cache, inspector.video_frames("pair")[0], inspector.current.memory_frames,
+        inspector.query_yx, obj=index, stage="affinity",
+    )  # fmt: skip
+    assert label == "object 1" and "object 1," in fig.get_suptitle()
+
+
+def test_query_and_topk_side_by_side_and_unstretched(inspector):
+    """Items 15 and 16: the top-k figure keeps its aspect (not stretched to the table's height) and
+    sits next to the query frame, so a click and its effect are in view together."""
+    assert inspector.topk_box.layout.align_items == "flex-start"
+    rows = [child for child in inspector.app.children if hasattr(child, "children")]
+    side_by_side = [
+        row
+        for row in rows
+        if any(inspector.query_image in getattr(c, "children", ()) for c in row.children)
+    ]
+    assert side_by_side, "no row holds the query frame"
+    columns = side_by_side[0].children
+    assert any(inspector.topk_box in getattr(c, "children", ()) for c in columns)
+    assert inspector.dpi >= 100  # text of at least 12 px (9 pt fonts)

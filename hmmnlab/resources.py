@@ -1,0 +1,75 @@
+"""Memory a video needs, estimated before any work, so that a run too big for the machine stops at once
+with the estimate instead of failing after minutes in an allocation.
+
+The dominant term is the r4 read: its affinity logits, Gaussian kernel and kernel-weighted affinity are
+each B x (T*HW) x HW float32 (B objects, T memory frames, HW positions of the padded stride-16 grid),
+e.g. 4.2 GB each for one object and one memory frame of a 3840 x 2160 video. The top-k guided reads add
+B x HW x s^2 x k s^2 floats at r3 (s = 2) and r2 (s = 4).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from hmmnlab import ops
+from hmmnlab.config import ReadConfig
+
+FLOAT_BYTES = 4
+R4_COPIES = 3  # logits, kernel, kernel-weighted affinity live together in the r4 read
+
+
+def max_memory_frames(num_frames: int, read: ReadConfig) -> int:
+    """The most r4 memory frames any frame of a ``num_frames`` video reads (frame T-1's read: the
+    kept frames 0, mem_every, ... <= T-3 and frame T-2), with the cap of ``read``."""
+    if num_frames < 2:
+        return 0
+    kept = len(range(0, num_frames - 2, read.mem_every))
+    frames = kept + 1
+    return min(frames, read.max_memory_frames) if read.max_memory_frames else frames
+
+
+def peak_bytes(height: int, width: int, num_objects: int, num_frames: int, read: ReadConfig) -> int:
+    """An estimate of the largest working memory of one frame's read, in bytes (weights excluded)."""
+    padding = ops.padding_for(height, width)
+    h = (height + padding.top + padding.bottom) // 16
+    w = (width + padding.left + padding.right) // 16
+    hw = h * w
+    frames = max_memory_frames(num_frames, read)
+    r4 = R4_COPIES * num_objects * frames * hw * hw * FLOAT_BYTES
+    fine = 0
+    if read.fine == "topk":
+        fine = num_objects * hw * (4 * read.k_r3 * 4 + 16 * read.k_r2 * 16) * FLOAT_BYTES
+    return r4 + fine
+
+
+def available_bytes(device) -> int | None:
+    """Free memory of ``device`` in bytes (CUDA: free GPU memory; CPU: MemAvailable), or None where
+    it cannot be read."""
+    if getattr(device, "type", str(device)).startswith("cuda"):
+        import torch
+
+        return int(torch.cuda.mem_get_info(device)[0])
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
+def check_memory(
+    height: int, width: int, num_objects: int, num_frames: int, read: ReadConfig, *, device,
+    what: str = "the video",
+) -> None:  # fmt: skip
+    """Raise ValueError with the estimate when it exceeds the device's free memory."""
+    need = peak_bytes(height, width, num_objects, num_frames, read)
+    free = available_bytes(device)
+    if free is not None and need > free:
+        frames = max_memory_frames(num_frames, read)
+        raise ValueError(
+            f"{what} ({height} x {width}, {num_objects} object(s), up to {frames} memory frame(s)) "
+            f"needs about {need / 2**30:.1f} GiB for one memory read but {device} has "
+            f"{free / 2**30:.1f} GiB free; use a smaller resolution, fewer objects, "
+            "--max-memory-frames, or a larger --mem-every"
+        )
