@@ -79,13 +79,18 @@ def main() -> None:
     parser.add_argument("--sequences", default=HELD_OUT)
     parser.add_argument("--synthetic", type=int, default=10)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--parts", default="davis,synthetic,twins,speed", help="what to measure")
+    parser.add_argument("--repeats", type=int, default=3, help="alternating speed runs")
     parser.add_argument("--out", default=None, help="write the numbers to this JSON file")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     results: dict = {}
     hmmn, stm = read_variant("hmmn"), read_variant("stm")
 
+    parts = set(args.parts.split(","))
     for name, weights, variant in (("demo", args.demo, "hmmn"), ("demo-stm", args.demo_stm, "stm")):
+        if "davis" not in parts:
+            break
         table = teaching(["--weights", weights, "--davis", args.davis, "--sequences",
                           args.sequences, "--variant", variant, "--threads", str(args.threads)])  # fmt: skip
         mean = table.iloc[-1]
@@ -108,18 +113,22 @@ def main() -> None:
         print(name, "synthetic", results[f"{name}/synthetic_heldout"])
 
     rows = []
-    for video in twins_videos():
+    for video in twins_videos() if "twins" in parts else []:
         row = {"video": video.name}
         for name, model, read in (("demo (hmmn)", demo, hmmn), ("demo-stm (stm)", demo_stm, stm)):
             row[name] = evaluate(model, [video], device=torch.device("cpu"), read=read)["JF"]
         rows.append(row)
     twins = pd.DataFrame(rows)
     print(twins.to_string(index=False))
-    results["twins"] = {
-        "per_video": twins.set_index("video").round(4).to_dict(orient="index"),
-        "demo_hmmn_mean": float(twins["demo (hmmn)"].mean()),
-        "demo_stm_mean": float(twins["demo-stm (stm)"].mean()),
-    }
+    results["twins"] = (
+        {}
+        if twins.empty
+        else {
+            "per_video": twins.set_index("video").round(4).to_dict(orient="index"),
+            "demo_hmmn_mean": float(twins["demo (hmmn)"].mean()),
+            "demo_stm_mean": float(twins["demo-stm (stm)"].mean()),
+        }
+    )
 
     sample = sample_dataset()["twins"]
     frames = [sample.frame(i) for i in range(len(sample))]
@@ -130,10 +139,12 @@ def main() -> None:
     for model in models.values():
         seconds_per_frame(model, frames[:3], labels, hmmn)  # warm-up
     times = {name: [] for name in models}
-    for _ in range(3):
+    for _ in range(args.repeats if "speed" in parts else 0):
         for name, model in models.items():  # alternating
             times[name].append(seconds_per_frame(model, frames, labels, hmmn))
-    results["speed_240p_2_objects_s_per_frame"] = {n: float(np.median(t)) for n, t in times.items()}
+    results["speed_240p_2_objects_s_per_frame"] = {
+        n: float(np.median(t)) for n, t in times.items() if t
+    }
     print("s/frame at 240p, 2 objects:", results["speed_240p_2_objects_s_per_frame"])
     print(json.dumps(results, indent=2))
     if args.out:
