@@ -102,11 +102,11 @@ def main() -> None:
         )
 
     demo, demo_stm = load_model(args.demo), load_model(args.demo_stm)
-    synthetic = [
-        ArrayVideo(s.name, *generate_video(s))
-        for s in random_specs(args.synthetic, 1, prefix="val")
-    ]
+    specs = random_specs(args.synthetic, 1, prefix="val") if "synthetic" in parts else []
+    synthetic = [ArrayVideo(s.name, *generate_video(s)) for s in specs]
     for name, model, read in (("demo", demo, hmmn), ("demo-stm", demo_stm, stm)):
+        if not synthetic:
+            break
         results[f"{name}/synthetic_heldout"] = evaluate(
             model, synthetic, device=torch.device("cpu"), read=read
         )
