@@ -22,7 +22,7 @@ MIN_IMAGES = {
     "03_davis_evaluation.ipynb": 2,
     "04_read_ablations.ipynb": 2,
     "05_classroom_demo.ipynb": 4,
-    "06_interventions.ipynb": 6,  # a table per experiment
+    "06_interventions.ipynb": 5,  # a table per experiment
 }
 
 
