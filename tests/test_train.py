@@ -29,6 +29,7 @@ from hmmnlab.train.loop import (
     forward_clip,
     forward_clips,
     frozen_modules,
+    parameter_groups,
     parse_overrides,
     set_train_mode,
     train,
@@ -390,3 +391,34 @@ def test_tied_keys_match_before_training():
     assert tied.summary()["flow_hits"] > 0.8
     assert tied.summary()["topk_precision"] > 2 * tied.summary()["topk_chance"]
     assert untied.summary()["flow_hits"] < tied.summary()["flow_hits"] - 0.2
+
+
+
+def test_mask_convolutions_get_their_own_learning_rate(tiny_video, tmp_path):
+    """``mask_lr_mult`` puts the memory encoder's mask and other-objects stem convolutions in an
+    optimizer group of their own. Adam's first step moves every weight by about its learning rate,
+    so after one training step they have moved ``mask_lr_mult`` times further than the rest."""
+    model = build_model(tiny_config(), SMALL_MODEL)
+    groups = parameter_groups(model, 20.0)
+    encoder = model.memory_encoder
+    assert [g["lr_mult"] for g in groups] == [20.0, 1.0]
+    assert {id(p) for p in groups[0]["params"]} == {
+        id(encoder.conv1_m.weight),
+        id(encoder.conv1_o.weight),
+    }
+    everything = [id(p) for g in groups for p in g["params"]]
+    assert len(everything) == len(set(everything)) == len(list(model.parameters()))
+
+    config = tiny_config(steps=1, lr=1e-4, mask_lr_mult=20.0, grad_clip=None)
+    torch.manual_seed(config.seed)  # the initial weights train() starts from
+    before = build_model(config, SMALL_MODEL).state_dict()
+    train(config, [tiny_video], tmp_path, model_overrides=SMALL_MODEL, progress=False)
+    after = torch.load(tmp_path / STATE_FILE, weights_only=False)["model"]
+
+    def largest_change(key: str) -> float:
+        return float((after[key] - before[key]).abs().max())
+
+    assert largest_change("memory_encoder.conv1_m.weight") == pytest.approx(20 * 1e-4, rel=0.01)
+    assert largest_change("decoder.pred2.weight") == pytest.approx(1e-4, rel=0.01)
+    with pytest.raises(ValueError, match="mask_lr_mult"):
+        TrainConfig(mask_lr_mult=0)
