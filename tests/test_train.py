@@ -393,7 +393,6 @@ def test_tied_keys_match_before_training():
     assert untied.summary()["flow_hits"] < tied.summary()["flow_hits"] - 0.2
 
 
-
 def test_mask_convolutions_get_their_own_learning_rate(tiny_video, tmp_path):
     """``mask_lr_mult`` puts the memory encoder's mask and other-objects stem convolutions in an
     optimizer group of their own. Adam's first step moves every weight by about its learning rate,
