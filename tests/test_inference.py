@@ -178,3 +178,25 @@ def test_each_result_keeps_the_memory_of_its_own_frame(tiny_model):
     assert results[6].memory.frame_ids == [0, 5]
     assert results[-1].memory.frame_ids == [0, 5, 10]
     assert results[3].memory.keys_r4.shape[2] == 1 and results[-1].memory.keys_r4.shape[2] == 3
+
+
+def test_read_out_reads_subnormal_weights_as_zero():
+    """A sharp softmax gives subnormal weights (slow in a CPU matrix product); the read-out reads
+    them as zero, leaves normal weights and the caller's tensor alone, and changes R by < 1e-37."""
+    torch.manual_seed(0)
+    mv = torch.randn(2, 8, 2, 3, 4)  # B x Cv x T x h x w
+    logits = torch.randn(2, 24, 12) * 60  # logit gaps beyond 87: subnormal softmax weights
+    p = torch.softmax(logits, dim=1)
+    tiny = torch.finfo(p.dtype).tiny
+    subnormal = (p > 0) & (p < tiny)
+    assert subnormal.any()
+    original = p.clone()
+    flushed = ops.flush_denormals(p)
+    assert torch.equal(flushed[~subnormal], p[~subnormal])
+    assert not ((flushed > 0) & (flushed < tiny)).any()
+    assert torch.equal(p, original)  # the caller's weights keep their subnormals (for top-k)
+    exact = torch.bmm(mv.double().reshape(2, 8, -1), p.double()).view(2, 8, 3, 4)
+    assert (ops.read_out(mv, p, 3, 4).double() - exact).abs().max() < 1e-5
+    assert torch.equal(ops.read_out(mv, p, 3, 4), ops.read_out(mv, flushed, 3, 4))
+    half = torch.tensor([1e-6, 1e-3], dtype=torch.float16)
+    assert torch.equal(ops.flush_denormals(half), torch.tensor([0.0, 1e-3], dtype=torch.float16))
