@@ -31,6 +31,7 @@ import pandas as pd
 import torch
 from tqdm import tqdm
 
+from hmmnlab import options
 from hmmnlab.config import ReadConfig
 from hmmnlab.data.davis import DavisDataset, DavisSequence
 from hmmnlab.data.palette import write_label_png
@@ -38,7 +39,6 @@ from hmmnlab.inference import propagate, resolve_device
 from hmmnlab.model import HMMN
 from hmmnlab.resources import check_memory
 from hmmnlab.scoring import check_unique_names, score, write_results
-from hmmnlab.segment import build_read
 from hmmnlab.viz import overlay
 from hmmnlab.weights import load_model
 
@@ -285,7 +285,7 @@ def evaluate(
 
 def run(args: argparse.Namespace) -> int:
     device = resolve_device(args.device)
-    read = build_read(args)
+    read = options.read_config(args)
     model = load_model(args.weights, device=device)
     sequences = [s for s in args.sequences.split(",") if s] if args.sequences else None
     global_df, per_sequence_df = evaluate(

@@ -3,19 +3,18 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import os
 from pathlib import Path
 
 import numpy as np
 from tqdm import tqdm
 
+from hmmnlab import options
 from hmmnlab.config import ReadConfig
 from hmmnlab.data.frames import FrameFolder
 from hmmnlab.data.palette import read_label_png, write_label_png
 from hmmnlab.inference import object_labels, propagate, resolve_device
 from hmmnlab.model import HMMN
-from hmmnlab.model.reads import read_variant
 from hmmnlab.resources import check_memory
 from hmmnlab.weights import load_model
 
@@ -102,74 +101,6 @@ def segment_folder(
     return written
 
 
-def _read_field_types() -> dict[str, str]:
-    """ReadConfig field name -> its annotation, e.g. ``{"sigma": "float", "topk_r2": "int | None"}``."""
-    return {f.name: str(f.type) for f in dataclasses.fields(ReadConfig)}
-
-
-def parse_read_params(items: list[str] | None) -> dict:
-    """``["sigma=7", "fine=dense", "topk_r2=none"]`` -> {"sigma": 7.0, "fine": "dense", "topk_r2": None}.
-
-    Each value is parsed as the type of its ReadConfig field; a bad value names the option."""
-    types = _read_field_types()
-    params = {}
-    for item in items or []:
-        key, sep, text = item.partition("=")
-        key, text = key.strip().replace("-", "_"), text.strip()
-        if not sep:
-            raise ValueError(f"--read expects key=value, got {item!r}")
-        if key not in types:
-            raise ValueError(
-                f"--read {item}: unknown read parameter {key!r}; known: {sorted(types)}"
-            )
-        if key in params:
-            raise ValueError(f"--read {key} is given twice")
-        kind = types[key]
-        if text.lower() == "none":
-            if "None" not in kind:
-                raise ValueError(f"--read {item}: {key} cannot be none (expected {kind})")
-            params[key] = None
-            continue
-        try:
-            if kind.startswith("int"):
-                params[key] = int(text)
-            elif kind.startswith("float"):
-                params[key] = float(text)
-            else:
-                params[key] = text
-        except ValueError:
-            expected = "an integer" if kind.startswith("int") else "a number"
-            raise ValueError(
-                f"--read {item}: expected {expected} for {key}, found {text!r}"
-            ) from None
-    return params
-
-
-# Options that set a read field directly: (field, option); they must agree with --read.
-READ_OPTIONS = (("variant", "--variant"), ("mem_every", "--mem-every"),
-                ("max_memory_frames", "--max-memory-frames"))  # fmt: skip
-
-
-def build_read(args: argparse.Namespace) -> ReadConfig:
-    """The ReadConfig of a command's ``--variant``, ``--mem-every``, ``--max-memory-frames`` and
-    ``--read`` options; a field given twice with different values is an error naming both."""
-    params = parse_read_params(args.read)
-    for field, option in READ_OPTIONS:
-        given = getattr(args, field, None)
-        if given is None:
-            continue
-        if field in params and params[field] != given:
-            raise ValueError(
-                f"{option} {given} and --read {field}={params[field]} disagree; give only one"
-            )
-        params[field] = given
-    variant = params.pop("variant", "hmmn")
-    try:
-        return read_variant(variant, **params)
-    except ValueError as err:
-        raise ValueError(f"read options: {err}") from err
-
-
 def add_video_arguments(p: argparse.ArgumentParser) -> None:
     """The options every command that runs the model on one video shares."""
     p.add_argument(
@@ -215,7 +146,7 @@ def load_video_inputs(
 ):
     """Check a video command's inputs before any work: (model, frames, first labels, read, device)."""
     device = resolve_device(args.device)
-    read = build_read(args)
+    read = options.read_config(args)
     frames = FrameFolder(args.frames)
     if out is not None:
         check_output_folder(

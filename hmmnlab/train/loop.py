@@ -39,6 +39,7 @@ from hmmnlab.inference import propagate, resolve_device
 from hmmnlab.memory import MemoryBank
 from hmmnlab.metrics import evaluate_semisupervised
 from hmmnlab.model import HMMN
+from hmmnlab.options import parse_fields
 from hmmnlab.step import segment_step
 from hmmnlab.train import distributed
 from hmmnlab.train.clips import (
@@ -152,47 +153,17 @@ def parse_overrides(
 ) -> tuple[TrainConfig, dict]:
     """``["steps=100", "lr=3e-4", "model.decoder_dim=32"]`` -> (TrainConfig, ModelConfig overrides).
 
-    Values are parsed by the field's type; ``none`` gives None where a field allows it."""
+    ``--set`` items, parsed by :func:`hmmnlab.options.parse_fields` (the parser of ``--read``): each
+    value by its field's type, ``none`` for None where a field allows it; a key given twice is an
+    error."""
     config = config or TrainConfig()
-    train_fields = {f.name: f for f in dataclasses.fields(TrainConfig)}
-    model_fields = {f.name: f for f in dataclasses.fields(ModelConfig)}
-    train_values, model_values = {}, {}
-    for item in overrides:
-        key, sep, text = item.partition("=")
-        if not sep:
-            raise ValueError(f"--set expects key=value, got {item!r}")
-        key = key.strip().replace("-", "_")
-        if key.startswith("model."):
-            name = key.removeprefix("model.")
-            if name not in model_fields:
-                raise ValueError(f"unknown model field {name!r}; fields: {sorted(model_fields)}")
-            model_values[name] = _parse_value(text, str(model_fields[name].type), name)
-        elif key in train_fields:
-            train_values[key] = _parse_value(text, str(train_fields[key].type), key)
-        else:
-            raise ValueError(f"unknown training setting {key!r}; settings: {sorted(train_fields)}")
+    model_items = [item for item in overrides if item.strip().startswith("model.")]
+    train_items = [item for item in overrides if item not in model_items]
+    train_values = parse_fields(train_items, TrainConfig, option="--set", what="training setting")
+    model_values = parse_fields(
+        model_items, ModelConfig, option="--set", what="model field", prefix="model."
+    )
     return dataclasses.replace(config, **train_values), model_values
-
-
-def _parse_value(text: str, kind: str, name: str) -> object:
-    """Parse ``text`` for a field annotated ``kind`` (e.g. ``"int | None"``)."""
-    text = text.strip()
-    if text.lower() == "none":
-        if "None" not in kind:
-            raise ValueError(f"{name} cannot be none")
-        return None
-    if kind.startswith("bool"):
-        if text.lower() not in ("true", "false", "1", "0", "yes", "no"):
-            raise ValueError(f"{name} expects true or false, got {text!r}")
-        return text.lower() in ("true", "1", "yes")
-    try:
-        if kind.startswith("int"):
-            return int(text)
-        if kind.startswith("float"):
-            return float(text)
-    except ValueError:
-        raise ValueError(f"{name} expects a number, got {text!r}") from None
-    return text
 
 
 # --------------------------------------------------------------------------------------------------
