@@ -1,4 +1,8 @@
-"""``hmmnlab segment``: segment a folder of frames from its first frame's mask."""
+"""``hmmnlab segment``: segment a folder of frames from its first frame's mask.
+
+The command's options are declared in :mod:`hmmnlab.cli`; :func:`run` runs it, and
+:func:`load_video_inputs` checks the inputs of every command that runs a model on one video.
+"""
 
 from __future__ import annotations
 
@@ -101,46 +105,6 @@ def segment_folder(
     return written
 
 
-def add_video_arguments(p: argparse.ArgumentParser) -> None:
-    """The options every command that runs the model on one video shares."""
-    p.add_argument(
-        "--weights",
-        required=True,
-        help="bundled weights by name (demo, demo-stm) or a checkpoint: the authors' HMMN "
-        "file or hmmnlab's",
-    )
-    p.add_argument("--frames", required=True, help="folder of frames (JPEG or PNG)")
-    p.add_argument(
-        "--first-mask",
-        required=True,
-        help="first frame's annotation: palette PNG with labels 0..K, or 0/255 PNG",
-    )
-    p.add_argument(
-        "--mem-every", type=int, default=None, help="keep every N-th frame in memory (default 5)"
-    )
-    p.add_argument(
-        "--max-memory-frames",
-        type=int,
-        default=None,
-        help="cap on r4 memory frames for long videos (default: no cap)",
-    )
-    from hmmnlab.model import reads  # the registry lists the variants
-
-    p.add_argument(
-        "--variant",
-        default=None,
-        help=f"memory read variant: {', '.join(reads.KERNELS)} (default hmmn)",
-    )
-    p.add_argument(
-        "--read",
-        action="append",
-        metavar="KEY=VALUE",
-        help="read parameter, repeatable (e.g. sigma=7, fine=dense, topk_r3=16, guidance=all)",
-    )
-    p.add_argument("--device", default="cpu", help="cpu or cuda[:N] (default cpu)")
-    p.add_argument("--amp", action="store_true", help="autocast to float16 on CUDA")
-
-
 def load_video_inputs(
     args: argparse.Namespace, *, out: Path | None = None, overwrite: bool = False
 ):
@@ -185,24 +149,3 @@ def run(args: argparse.Namespace) -> int:
     if args.save_probs:
         print(f"wrote probabilities to {args.save_probs}")
     return 0
-
-
-def register_segment_command(subparsers) -> None:
-    p = subparsers.add_parser(
-        "segment",
-        help="segment a folder of frames from the first frame's mask",
-        description="Segment a video (a folder of JPEG/PNG frames sorted by name) from the first "
-        "frame's annotation; writes one DAVIS palette PNG per frame.",
-    )
-    add_video_arguments(p)
-    p.add_argument("--out", required=True, help="output folder for the palette PNGs")
-    p.add_argument(
-        "--save-probs",
-        default=None,
-        metavar="P.npz",
-        help="also write the probabilities (array 'probs', T x (K+1) x H x W)",
-    )
-    p.add_argument(
-        "--overwrite", action="store_true", help="replace the PNGs an existing --out holds"
-    )
-    p.set_defaults(func=run)

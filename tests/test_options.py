@@ -1,4 +1,5 @@
-"""One ``key=value`` parser for ``--read`` and ``--set``."""
+"""One set of model options for every command, the variant list from the registry, and one
+``key=value`` parser for ``--read`` and ``--set``."""
 
 from __future__ import annotations
 
@@ -8,6 +9,96 @@ from dataclasses import dataclass
 import pytest
 
 from hmmnlab import options
+from hmmnlab.cli import COMMANDS, command_parser
+from hmmnlab.config import ReadConfig
+
+#: The commands that run a model with one read.
+MODEL_COMMANDS = ("segment", "trace", "eval")
+MODEL_OPTIONS = ("--weights", "--variant", "--read", "--mem-every", "--max-memory-frames",
+                 "--device", "--amp")  # fmt: skip
+READ_ONLY = {"--variant", "--read", "--mem-every", "--max-memory-frames"}
+
+
+def declared(name: str) -> dict[str, tuple]:
+    """option -> what its parser declares for it (dest, default, type, choices, required, help...)."""
+    found = {}
+    for action in command_parser(name)._actions:
+        for option in action.option_strings:
+            choices = None if action.choices is None else list(action.choices)
+            found[option] = (type(action).__name__, action.dest, action.default, action.type,
+                             choices, action.required, action.metavar, action.help)  # fmt: skip
+    return found
+
+
+def test_every_model_command_declares_the_same_model_options():
+    reference = {o: declared(MODEL_COMMANDS[0])[o] for o in MODEL_OPTIONS}
+    for name in MODEL_COMMANDS[1:]:
+        found = declared(name)
+        missing = [o for o in MODEL_OPTIONS if o not in found]
+        assert not missing, f"hmmnlab {name} lacks {missing}"
+        for option in MODEL_OPTIONS:
+            assert found[option] == reference[option], f"hmmnlab {name} {option}"
+    defaults = {option: reference[option][2] for option in MODEL_OPTIONS}
+    assert defaults == dict.fromkeys(MODEL_OPTIONS) | {"--device": "cpu", "--amp": False}
+
+
+def test_read_options_come_all_together_and_only_to_model_commands():
+    """demo runs a fixed tour of several reads and takes none; a command with one takes all."""
+    with_read = {name for name in COMMANDS if READ_ONLY & set(declared(name))}
+    assert with_read == set(MODEL_COMMANDS)
+    for name in COMMANDS:  # --device means the same everywhere it is taken
+        found = declared(name)
+        if "--device" in found:
+            assert found["--device"] == declared("segment")["--device"], name
+
+
+def test_parsed_read_options_give_the_read_config():
+    args = command_parser("eval").parse_args(
+        ["--davis", "d", "--year", "2017", "--weights", "w", "--out", "o", "--variant", "kmn",
+         "--max-memory-frames", "3", "--read", "topk_r2=none", "--read", "fine=dense"]
+    )  # fmt: skip
+    read = options.read_config(args)
+    assert (read.variant, read.max_memory_frames) == ("kmn", 3)
+    assert (read.topk_r2, read.fine) == (None, "dense")
+    assert read.sigma == 7.0  # kmn's own default
+    plain = options.read_config(command_parser("eval").parse_args(args_of_eval()))
+    assert plain == ReadConfig()
+
+
+def args_of_eval() -> list[str]:
+    return ["--davis", "d", "--year", "2017", "--weights", "w", "--out", "o"]
+
+
+# --- the variant list is the registry's ------------------------------------------------------------
+
+
+def test_variant_choices_are_the_registry_names():
+    from hmmnlab.model.reads import KERNELS
+
+    for name in MODEL_COMMANDS:
+        assert declared(name)["--variant"][4] == list(KERNELS)
+
+
+def test_a_variant_registered_at_run_time_is_accepted(capsys):
+    from hmmnlab.model.reads import KERNELS, register_kernel
+
+    parser = command_parser("eval")  # built before the variant exists
+    with pytest.raises(SystemExit):
+        parser.parse_args([*args_of_eval(), "--variant", "test-cli-late"])
+    assert "invalid choice: 'test-cli-late'" in capsys.readouterr().err
+
+    @register_kernel("test-cli-late")
+    def late_kernel(logits, track, h, w, config, module):
+        """No kernel, under another name."""
+        return None
+
+    try:
+        args = parser.parse_args([*args_of_eval(), "--variant", "test-cli-late"])
+        assert options.read_config(args).variant == "test-cli-late"
+        assert "test-cli-late" in declared("segment")["--variant"][4]
+    finally:
+        del KERNELS["test-cli-late"]
+
 
 # --- one key=value parser ------------------------------------------------------------------------
 

@@ -700,6 +700,7 @@ def davis_videos(roots: Sequence[str], hold_out: Sequence[str]) -> tuple[list[Vi
 
 
 def run_train_command(args: argparse.Namespace) -> int:
+    """``hmmnlab train`` (its options: :mod:`hmmnlab.cli`)."""
     config, model_overrides = parse_overrides(args.set or [], TrainConfig(preset=args.preset))
     hold_out = [s for s in (args.hold_out or "").split(",") if s]
     real, real_val = davis_videos(args.davis or [], hold_out)
@@ -727,63 +728,3 @@ def run_train_command(args: argparse.Namespace) -> int:
     )
     print(f"done: {result.step} steps; best {result.best or 'n/a'}; files in {result.out}")
     return 0
-
-
-def register_train_command(subparsers) -> argparse.ArgumentParser:
-    p = subparsers.add_parser(
-        "train",
-        help="train an HMMN model (STM/HMMN recipe) on synthetic and DAVIS-layout videos",
-        description="Train HMMN on short clips (3 frames by default). Example: hmmnlab train --synthetic 200 "
-        "--davis ../shared/data/davis2016-train-240p --hold-out bear,bmx-bumps,boat "
-        "--preset demo --set steps=5000 --out runs/demo",
-    )
-    p.add_argument("--out", required=True, help="folder for state.pth, best.pth and log.csv")
-    p.add_argument(
-        "--synthetic", type=int, default=0, metavar="N", help="N random synthetic training videos"
-    )
-    p.add_argument(
-        "--synthetic-val",
-        type=int,
-        default=3,
-        metavar="N",
-        help="N held-out synthetic videos for validation (default 3)",
-    )
-    p.add_argument(
-        "--synthetic-cache",
-        default=None,
-        metavar="DIR",
-        help="write the synthetic videos here once (DAVIS layout) instead of in memory",
-    )
-    p.add_argument(
-        "--davis",
-        action="append",
-        metavar="ROOT",
-        help="a DAVIS-layout folder of training sequences (repeatable)",
-    )
-    p.add_argument(
-        "--hold-out",
-        default="",
-        metavar="SEQ,SEQ",
-        help="DAVIS sequences kept out of training and used for validation",
-    )
-    p.add_argument("--preset", default="demo", help="model preset (default demo)")
-    p.add_argument(
-        "--set",
-        action="append",
-        metavar="KEY=VALUE",
-        help="override a training setting (e.g. steps=2000, lr=2e-4, crop_size=160, "
-        "batch_size=2) or model.<field>",
-    )
-    p.add_argument(
-        "--init",
-        default=None,
-        metavar="CKPT",
-        help="start from the weights of this hmmnlab checkpoint or training state.pth (same "
-        "architecture) instead of random ones",
-    )
-    p.add_argument("--resume", action="store_true", help="continue from OUT/state.pth")
-    p.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
-    p.add_argument("--amp", action="store_true", help="float16 autocast (CUDA only)")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    p.set_defaults(func=run_train_command)
-    return p
