@@ -1,10 +1,14 @@
-"""The ``hmmnlab`` command line: one sub-command per job.
+"""The ``hmmnlab`` command line: one sub-command per job, every parser built here.
 
-Each sub-command lives in the module that does its work and is registered here through that module's
-``register_*_command(subparsers)`` function, which adds an argparse parser whose ``func`` default runs it.
+The options the commands share come from :mod:`hmmnlab.options`: every command that runs a model with
+one read (``segment``, ``trace``, ``eval``) takes the same ``--weights``, read options (``--variant``,
+``--read``, ``--mem-every``, ``--max-memory-frames``) and device options (``--device``, ``--amp``).
+``demo`` takes ``--weights`` and ``--device`` but no read options: it runs a fixed tour of several
+reads (the ablation grid, stm against hmmn).
 
-Only the module of the command being run is imported (the others get a one-line placeholder for the
-command list), so ``hmmnlab --help`` and ``hmmnlab score`` start without importing torch.
+Each command's run function stays in the module that does the work and is imported only when the
+command runs, so building the parsers imports no torch: ``hmmnlab --help`` and ``hmmnlab score``
+start quickly.
 """
 
 from __future__ import annotations
@@ -12,56 +16,269 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
 
-# command -> (module, register function, one-line help shown in ``hmmnlab --help``); the help must
-# be the one the module's parser gives (tests/test_cli.py checks it).
-COMMANDS: dict[str, tuple[str, str, str]] = {
-    "segment": ("hmmnlab.segment", "register_segment_command",
-                "segment a folder of frames from the first frame's mask"),
-    "trace": ("hmmnlab.trace", "register_trace_command",
-              "save the intermediate tensors of one frame's memory read"),
-    "score": ("hmmnlab.scoring", "register_score_command",
-              "score predicted masks on a DAVIS split (J, F, official CSVs)"),
-    "eval": ("hmmnlab.evaluate", "register_eval_command",
-             "run a model over a DAVIS split and score it"),
-    "samples": ("hmmnlab.data.synthetic", "register_samples_command",
-                "write the synthetic sample videos (and optional training videos) in DAVIS layout"),
-    "train": ("hmmnlab.train.loop", "register_train_command",
-              "train an HMMN model (STM/HMMN recipe) on synthetic and DAVIS-layout videos"),
-    "demo": ("hmmnlab.report", "register_demo_command",
-             "a headless tour on the bundled samples, as an HTML report"),
-}  # fmt: skip
+from hmmnlab import options
 
 
-def build_parser(command: str | None = None) -> argparse.ArgumentParser:
-    """The parser with every sub-command registered in full, or only ``command`` (the others as
-    placeholders that list it in ``--help``)."""
+@dataclass(frozen=True)
+class Runner:
+    """A command's run function ``module.function(args) -> exit code``, imported when it runs."""
+
+    module: str
+    function: str
+
+    def load(self) -> Callable[[argparse.Namespace], int]:
+        return getattr(importlib.import_module(self.module), self.function)
+
+    def __call__(self, args: argparse.Namespace) -> int:
+        return self.load()(args)
+
+
+@dataclass(frozen=True)
+class Command:
+    """One sub-command: its one-line help (``hmmnlab --help``), its description, a function that
+    adds its options to its parser, and its run function."""
+
+    help: str
+    description: str
+    add_arguments: Callable[[argparse.ArgumentParser], None]
+    run: Runner
+
+
+# ----------------------------------------------------------------------------------------------------
+# The commands' own options
+
+
+def segment_arguments(p: argparse.ArgumentParser) -> None:
+    add_video_arguments(p)
+    p.add_argument("--out", required=True, help="output folder for the palette PNGs")
+    p.add_argument(
+        "--save-probs",
+        default=None,
+        metavar="P.npz",
+        help="also write the probabilities (array 'probs', T x (K+1) x H x W)",
+    )
+    p.add_argument(
+        "--overwrite", action="store_true", help="replace the PNGs an existing --out holds"
+    )
+
+
+def trace_arguments(p: argparse.ArgumentParser) -> None:
+    add_video_arguments(p)
+    p.add_argument("--frame", type=int, required=True, help="the frame to trace (>= 1)")
+    p.add_argument("--out", required=True, help="output .npz")
+
+
+def add_video_arguments(p: argparse.ArgumentParser) -> None:
+    """A model run on one video: the model options, ``--frames`` and ``--first-mask``."""
+    options.add_model_options(p)
+    p.add_argument("--frames", required=True, help="folder of frames (JPEG or PNG)")
+    p.add_argument(
+        "--first-mask",
+        required=True,
+        help="first frame's annotation: palette PNG with labels 0..K, or 0/255 PNG",
+    )
+
+
+def score_arguments(p: argparse.ArgumentParser) -> None:
+    options.add_davis_options(p)
+    p.add_argument("--pred", required=True, type=Path, help="folder of predictions")
+    p.add_argument("--out", required=True, type=Path, help="folder for the two CSV files")
+    p.add_argument(
+        "--allow-missing",
+        action="store_true",
+        help="count missing prediction files as empty masks instead of failing",
+    )
+    p.add_argument("--workers", type=int, default=1, help="number of processes (default: 1)")
+
+
+def eval_arguments(p: argparse.ArgumentParser) -> None:
+    options.add_davis_options(p)
+    options.add_model_options(p)
+    p.add_argument("--out", required=True, help="output folder (masks, CSVs, timing records)")
+    p.add_argument("--overwrite", action="store_true", help="redo finished sequences")
+    p.add_argument("--overlays", action="store_true", help="also write overlay JPEGs and an MP4")
+
+
+def samples_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--out", required=True, type=Path, help="dataset root to write")
+    p.add_argument(
+        "--num-train",
+        type=int,
+        default=0,
+        metavar="N",
+        help="also write N random training videos (listed in ImageSets/2017/train.txt)",
+    )
+    p.add_argument(
+        "--seed", type=int, default=0, help="seed of the random training videos (default 0)"
+    )
+
+
+def train_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--out", required=True, help="folder for state.pth, best.pth and log.csv")
+    p.add_argument(
+        "--synthetic", type=int, default=0, metavar="N", help="N random synthetic training videos"
+    )
+    p.add_argument(
+        "--synthetic-val",
+        type=int,
+        default=3,
+        metavar="N",
+        help="N held-out synthetic videos for validation (default 3)",
+    )
+    p.add_argument(
+        "--synthetic-cache",
+        default=None,
+        metavar="DIR",
+        help="write the synthetic videos here once (DAVIS layout) instead of in memory",
+    )
+    p.add_argument(
+        "--davis",
+        action="append",
+        metavar="ROOT",
+        help="a DAVIS-layout folder of training sequences (repeatable)",
+    )
+    p.add_argument(
+        "--hold-out",
+        default="",
+        metavar="SEQ,SEQ",
+        help="DAVIS sequences kept out of training and used for validation",
+    )
+    p.add_argument("--preset", default="demo", help="model preset (default demo)")
+    p.add_argument(
+        "--set",
+        action="append",
+        metavar="KEY=VALUE",
+        help="override a training setting (e.g. steps=2000, lr=2e-4, crop_size=160, "
+        "batch_size=2, grad_clip=none) or model.<field>",
+    )
+    p.add_argument(
+        "--init",
+        default=None,
+        metavar="CKPT",
+        help="start from the weights of this hmmnlab checkpoint or training state.pth (same "
+        "architecture) instead of random ones",
+    )
+    p.add_argument("--resume", action="store_true", help="continue from OUT/state.pth")
+    options.add_device_options(p)
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+#: ``hmmnlab demo`` cuts the videos to their first 20 frames (the twins cross at 12-14);
+#: hmmnlab.report.DEMO_FRAMES is this number (tests/test_cli.py checks).
+DEMO_FRAMES = 20
+
+
+def demo_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--out", default="out/demo", help="output folder (default out/demo)")
+    options.add_weights_option(
+        p,
+        required=False,
+        help="registered name or checkpoint (default: $HMMNLAB_DEMO_WEIGHTS, else demo)",
+    )
+    p.add_argument(
+        "--stm-weights",
+        default="demo-stm",
+        help="the model trained with the stm read, for the twins case's 'trained with each read' "
+        "comparison (default demo-stm; none: leave it out)",
+    )
+    p.add_argument(
+        "--davis", default="data_samples", help="DAVIS 2017-layout root with the samples"
+    )
+    options.add_device_options(p, amp=False)
+    p.add_argument("--full", action="store_true", help="the full read grid on every sequence")
+    p.add_argument(
+        "--frames",
+        type=int,
+        default=None,
+        help=f"use the first N frames of each video (default {DEMO_FRAMES}; 0 or --full: all)",
+    )
+    p.add_argument("--quick", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+COMMANDS: dict[str, Command] = {
+    "segment": Command(
+        "segment a folder of frames from the first frame's mask",
+        "Segment a video (a folder of JPEG/PNG frames sorted by name) from the first frame's "
+        "annotation; writes one DAVIS palette PNG per frame.",
+        segment_arguments,
+        Runner("hmmnlab.segment", "run"),
+    ),
+    "trace": Command(
+        "save the intermediate tensors of one frame's memory read",
+        "Propagate from frame 0 and write every hook point of frame T to an .npz (see "
+        "hmmnlab.trace for the names, shapes and meanings).",
+        trace_arguments,
+        Runner("hmmnlab.trace", "run"),
+    ),
+    "score": Command(
+        "score predicted masks on a DAVIS split (J, F, official CSVs)",
+        "Score a folder of predicted masks (<pred>/<sequence>/<frame>.png) against a DAVIS split "
+        "with the official semi-supervised conventions; writes global_results.csv and "
+        "per-sequence_results.csv into --out and prints both tables.",
+        score_arguments,
+        Runner("hmmnlab.scoring", "run_score_command"),
+    ),
+    "eval": Command(
+        "run a model over a DAVIS split and score it",
+        "Segment every sequence of a DAVIS split (resumable), write palette PNGs and the official "
+        "global_results.csv / per-sequence_results.csv (with seconds per frame and peak memory).",
+        eval_arguments,
+        Runner("hmmnlab.evaluate", "run"),
+    ),
+    "samples": Command(
+        "write the synthetic sample videos (and optional training videos) in DAVIS layout",
+        "Write the bundled synthetic sample sequences (split 'val') to --out in the DAVIS 2017 "
+        "layout; with --num-train N also N random training sequences (split 'train').",
+        samples_arguments,
+        Runner("hmmnlab.data.synthetic", "run_samples_command"),
+    ),
+    "train": Command(
+        "train an HMMN model (STM/HMMN recipe) on synthetic and DAVIS-layout videos",
+        "Train HMMN on short clips (3 frames by default). Example: hmmnlab train --synthetic 200 "
+        "--davis ../shared/data/davis2016-train-240p --hold-out bear,bmx-bumps,boat "
+        "--preset demo --set steps=5000 --out runs/demo",
+        train_arguments,
+        Runner("hmmnlab.train.loop", "run_train_command"),
+    ),
+    "demo": Command(
+        "a headless tour on the bundled samples, as an HTML report",
+        "Segment a sample video, explain one memory read from a trace, run a small read ablation "
+        "and the twins case (stm vs hmmn); write a self-contained report.html and ablation.csv "
+        "to --out. A few minutes on a CPU (--full: the full grid, much longer).",
+        demo_arguments,
+        Runner("hmmnlab.report", "run"),
+    ),
+}
+
+
+def build_parser(*, prog: str = "hmmnlab") -> argparse.ArgumentParser:
+    """The parser of every sub-command (building it imports no torch)."""
     parser = argparse.ArgumentParser(
-        prog="hmmnlab",
+        prog=prog,
         description="Learn, inspect and ablate HMMN video object segmentation.",
     )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     subparsers.required = True
-    for name, (module, register, help_text) in COMMANDS.items():
-        if command is None or name == command:
-            getattr(importlib.import_module(module), register)(subparsers)
-        else:
-            subparsers.add_parser(name, help=help_text)
+    for name, command in COMMANDS.items():
+        p = subparsers.add_parser(name, help=command.help, description=command.description)
+        command.add_arguments(p)
+        p.set_defaults(func=command.run)
     return parser
 
 
-def command_of(argv: list[str]) -> str | None:
-    """The sub-command named in ``argv`` (its first argument that is not an option), if known."""
-    first = next((arg for arg in argv if not arg.startswith("-")), None)
-    return first if first in COMMANDS else None
+def command_parser(name: str) -> argparse.ArgumentParser:
+    """The parser of the sub-command ``name``."""
+    return build_parser()._subparsers._group_actions[0].choices[name]
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
-    command = command_of(argv)
-    # `hmmnlab --help` (no command): placeholders only, nothing heavy is imported
-    parser = build_parser(command) if command else build_parser("")
-    args = parser.parse_args(argv)
+    args = build_parser().parse_args(argv)
     try:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:

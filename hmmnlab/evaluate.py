@@ -31,6 +31,7 @@ import pandas as pd
 import torch
 from tqdm import tqdm
 
+from hmmnlab import options
 from hmmnlab.config import ReadConfig
 from hmmnlab.data.davis import DavisDataset, DavisSequence
 from hmmnlab.data.palette import write_label_png
@@ -38,7 +39,6 @@ from hmmnlab.inference import propagate, resolve_device
 from hmmnlab.model import HMMN
 from hmmnlab.resources import check_memory
 from hmmnlab.scoring import check_unique_names, score, write_results
-from hmmnlab.segment import build_read
 from hmmnlab.viz import overlay
 from hmmnlab.weights import load_model
 
@@ -284,13 +284,13 @@ def evaluate(
 
 
 def run(args: argparse.Namespace) -> int:
+    """``hmmnlab eval`` (its options: :mod:`hmmnlab.cli`)."""
     device = resolve_device(args.device)
-    read = build_read(args)
+    read = options.read_config(args)
     model = load_model(args.weights, device=device)
-    sequences = [s for s in args.sequences.split(",") if s] if args.sequences else None
     global_df, per_sequence_df = evaluate(
         model, args.davis, args.out, year=args.year, split=args.split, resolution=args.resolution,
-        read=read, sequences=sequences, device=device, amp=args.amp, overwrite=args.overwrite,
+        read=read, sequences=args.sequences, device=device, amp=args.amp, overwrite=args.overwrite,
         overlays=args.overlays,
     )  # fmt: skip
     write_results(args.out, global_df, per_sequence_df)
@@ -298,34 +298,3 @@ def run(args: argparse.Namespace) -> int:
     print(per_sequence_df.to_string(index=False))
     print(f"wrote masks and results to {args.out}")
     return 0
-
-
-def register_eval_command(subparsers) -> None:
-    p = subparsers.add_parser(
-        "eval",
-        help="run a model over a DAVIS split and score it",
-        description="Segment every sequence of a DAVIS split (resumable), write palette PNGs and "
-        "the official global_results.csv / per-sequence_results.csv (with seconds per frame and "
-        "peak memory).",
-    )
-    p.add_argument("--davis", required=True, help="DAVIS root folder (e.g. data_samples)")
-    p.add_argument("--year", required=True, type=int, choices=(2016, 2017))
-    p.add_argument("--split", default="val")
-    p.add_argument("--resolution", default="480p")
-    p.add_argument(
-        "--weights",
-        required=True,
-        help="bundled weights by name (demo, demo-stm), the authors' checkpoint or hmmnlab's",
-    )
-    p.add_argument("--out", required=True)
-    from hmmnlab.model.reads import KERNELS  # the registry lists the variants
-
-    p.add_argument("--variant", default=None, help=f"{', '.join(KERNELS)} (default hmmn)")
-    p.add_argument("--read", action="append", metavar="KEY=VALUE", help="read parameter")
-    p.add_argument("--mem-every", type=int, default=None, help="default 5")
-    p.add_argument("--device", default="cpu")
-    p.add_argument("--amp", action="store_true")
-    p.add_argument("--sequences", default=None, help="comma-separated subset, e.g. a,b")
-    p.add_argument("--overwrite", action="store_true", help="redo finished sequences")
-    p.add_argument("--overlays", action="store_true", help="also write overlay JPEGs and an MP4")
-    p.set_defaults(func=run)

@@ -30,9 +30,8 @@ from hmmnlab.model.reads import read_variant
 SEGMENT_SEQUENCE = "trio-crossing"
 TWINS_SEQUENCE = "twins"
 TRACE_FRAME = 10  # the frame whose memory read is explained (or the last frame of a short video)
-DEMO_FRAMES = (
-    20  # `hmmnlab demo` cuts the videos to their first 20 frames (the twins cross at 12-14)
-)
+#: `hmmnlab demo` cuts the videos to their first 20 frames (the twins cross at 12-14).
+DEMO_FRAMES = 20
 
 # ----------------------------------------------------------------------------------------------------
 # Helpers shared with the notebooks
@@ -440,6 +439,7 @@ def _scores_text(per_frame: pd.DataFrame) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    """``hmmnlab demo`` (its options: :mod:`hmmnlab.cli`)."""
     grid = None
     frames = args.frames if args.frames is not None else (None if args.full else DEMO_FRAMES)
     if args.quick:  # for tests: two reads on 4 frames
@@ -451,39 +451,3 @@ def run(args: argparse.Namespace) -> int:
                 progress=not args.quiet)  # fmt: skip
     print(f"wrote {path}")
     return 0
-
-
-def register_demo_command(subparsers) -> None:
-    p = subparsers.add_parser(
-        "demo",
-        help="a headless tour on the bundled samples, as an HTML report",
-        description="Segment a sample video, explain one memory read from a trace, run a small "
-        "read ablation and the twins case (stm vs hmmn); write a self-contained report.html and "
-        "ablation.csv to --out. A few minutes on a CPU (--full: the full grid, much longer).",
-    )
-    p.add_argument("--out", default="out/demo", help="output folder (default out/demo)")
-    p.add_argument(
-        "--weights",
-        default=None,
-        help="registered name or checkpoint (default: $HMMNLAB_DEMO_WEIGHTS, else demo)",
-    )
-    p.add_argument(
-        "--stm-weights",
-        default="demo-stm",
-        help="the model trained with the stm read, for the twins case's 'trained with each read' "
-        "comparison (default demo-stm; none: leave it out)",
-    )
-    p.add_argument(
-        "--davis", default="data_samples", help="DAVIS 2017-layout root with the samples"
-    )
-    p.add_argument("--device", default="cpu")
-    p.add_argument("--full", action="store_true", help="the full read grid on every sequence")
-    p.add_argument(
-        "--frames",
-        type=int,
-        default=None,
-        help=f"use the first N frames of each video (default {DEMO_FRAMES}; 0 or --full: all)",
-    )
-    p.add_argument("--quick", action="store_true", help=argparse.SUPPRESS)
-    p.add_argument("--quiet", action="store_true", help="no progress bars")
-    p.set_defaults(func=run)

@@ -11,9 +11,8 @@ annotation.
 
 :func:`score` returns two pandas DataFrames in the official toolkit's layout, :func:`write_results`
 writes them as ``global_results.csv`` and ``per-sequence_results.csv``, and
-:func:`register_score_command` adds ``hmmnlab score`` to the command line. pandas, tqdm, OpenCV and
-the metrics are imported when a score is computed, not when this module is imported, so the command
-line starts quickly.
+:func:`run_score_command` runs ``hmmnlab score``. pandas, tqdm, OpenCV and the metrics are imported
+when a score is computed, not when this module is imported, so the command line starts quickly.
 """
 
 from __future__ import annotations
@@ -297,14 +296,8 @@ def write_results(
 # --- command line --------------------------------------------------------------------------------
 
 
-def _parse_sequences(text: str) -> list[str]:
-    names = [name.strip() for name in text.split(",") if name.strip()]
-    if not names:
-        raise argparse.ArgumentTypeError(f"expected comma-separated sequence names, found {text!r}")
-    return names
-
-
-def _run_score_command(args: argparse.Namespace) -> int:
+def run_score_command(args: argparse.Namespace) -> int:
+    """``hmmnlab score`` (its options: :mod:`hmmnlab.cli`)."""
     start = time.perf_counter()
     global_df, per_sequence_df = score(
         args.davis,
@@ -325,33 +318,3 @@ def _run_score_command(args: argparse.Namespace) -> int:
     print(f"\nwrote {global_path} and {per_sequence_path}")
     print(f"total time: {time.perf_counter() - start:.1f} s")
     return 0
-
-
-def register_score_command(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    """Add ``hmmnlab score`` (official DAVIS semi-supervised evaluation of a prediction folder)."""
-    parser = subparsers.add_parser(
-        "score",
-        help="score predicted masks on a DAVIS split (J, F, official CSVs)",
-        description=(
-            "Score a folder of predicted masks (<pred>/<sequence>/<frame>.png) against a DAVIS "
-            "split with the official semi-supervised conventions; writes global_results.csv and "
-            "per-sequence_results.csv into --out and prints both tables."
-        ),
-    )
-    parser.add_argument("--davis", required=True, type=Path, help="DAVIS root folder")
-    parser.add_argument("--year", required=True, type=int, choices=(2016, 2017))
-    parser.add_argument("--split", default="val", help="split name (default: val)")
-    parser.add_argument("--pred", required=True, type=Path, help="folder of predictions")
-    parser.add_argument("--out", required=True, type=Path, help="folder for the two CSV files")
-    parser.add_argument("--resolution", default="480p", help="annotation folder (default: 480p)")
-    parser.add_argument(
-        "--sequences", type=_parse_sequences, default=None, help="comma-separated subset, e.g. a,b"
-    )
-    parser.add_argument(
-        "--allow-missing",
-        action="store_true",
-        help="count missing prediction files as empty masks instead of failing",
-    )
-    parser.add_argument("--workers", type=int, default=1, help="number of processes (default: 1)")
-    parser.set_defaults(func=_run_score_command)
-    return parser

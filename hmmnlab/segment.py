@@ -1,21 +1,24 @@
-"""``hmmnlab segment``: segment a folder of frames from its first frame's mask."""
+"""``hmmnlab segment``: segment a folder of frames from its first frame's mask.
+
+The command's options are declared in :mod:`hmmnlab.cli`; :func:`run` runs it, and
+:func:`load_video_inputs` checks the inputs of every command that runs a model on one video.
+"""
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import os
 from pathlib import Path
 
 import numpy as np
 from tqdm import tqdm
 
+from hmmnlab import options
 from hmmnlab.config import ReadConfig
 from hmmnlab.data.frames import FrameFolder
 from hmmnlab.data.palette import read_label_png, write_label_png
 from hmmnlab.inference import object_labels, propagate, resolve_device
 from hmmnlab.model import HMMN
-from hmmnlab.model.reads import read_variant
 from hmmnlab.resources import check_memory
 from hmmnlab.weights import load_model
 
@@ -102,120 +105,12 @@ def segment_folder(
     return written
 
 
-def _read_field_types() -> dict[str, str]:
-    """ReadConfig field name -> its annotation, e.g. ``{"sigma": "float", "topk_r2": "int | None"}``."""
-    return {f.name: str(f.type) for f in dataclasses.fields(ReadConfig)}
-
-
-def parse_read_params(items: list[str] | None) -> dict:
-    """``["sigma=7", "fine=dense", "topk_r2=none"]`` -> {"sigma": 7.0, "fine": "dense", "topk_r2": None}.
-
-    Each value is parsed as the type of its ReadConfig field; a bad value names the option."""
-    types = _read_field_types()
-    params = {}
-    for item in items or []:
-        key, sep, text = item.partition("=")
-        key, text = key.strip().replace("-", "_"), text.strip()
-        if not sep:
-            raise ValueError(f"--read expects key=value, got {item!r}")
-        if key not in types:
-            raise ValueError(
-                f"--read {item}: unknown read parameter {key!r}; known: {sorted(types)}"
-            )
-        if key in params:
-            raise ValueError(f"--read {key} is given twice")
-        kind = types[key]
-        if text.lower() == "none":
-            if "None" not in kind:
-                raise ValueError(f"--read {item}: {key} cannot be none (expected {kind})")
-            params[key] = None
-            continue
-        try:
-            if kind.startswith("int"):
-                params[key] = int(text)
-            elif kind.startswith("float"):
-                params[key] = float(text)
-            else:
-                params[key] = text
-        except ValueError:
-            expected = "an integer" if kind.startswith("int") else "a number"
-            raise ValueError(
-                f"--read {item}: expected {expected} for {key}, found {text!r}"
-            ) from None
-    return params
-
-
-# Options that set a read field directly: (field, option); they must agree with --read.
-READ_OPTIONS = (("variant", "--variant"), ("mem_every", "--mem-every"),
-                ("max_memory_frames", "--max-memory-frames"))  # fmt: skip
-
-
-def build_read(args: argparse.Namespace) -> ReadConfig:
-    """The ReadConfig of a command's ``--variant``, ``--mem-every``, ``--max-memory-frames`` and
-    ``--read`` options; a field given twice with different values is an error naming both."""
-    params = parse_read_params(args.read)
-    for field, option in READ_OPTIONS:
-        given = getattr(args, field, None)
-        if given is None:
-            continue
-        if field in params and params[field] != given:
-            raise ValueError(
-                f"{option} {given} and --read {field}={params[field]} disagree; give only one"
-            )
-        params[field] = given
-    variant = params.pop("variant", "hmmn")
-    try:
-        return read_variant(variant, **params)
-    except ValueError as err:
-        raise ValueError(f"read options: {err}") from err
-
-
-def add_video_arguments(p: argparse.ArgumentParser) -> None:
-    """The options every command that runs the model on one video shares."""
-    p.add_argument(
-        "--weights",
-        required=True,
-        help="bundled weights by name (demo, demo-stm) or a checkpoint: the authors' HMMN "
-        "file or hmmnlab's",
-    )
-    p.add_argument("--frames", required=True, help="folder of frames (JPEG or PNG)")
-    p.add_argument(
-        "--first-mask",
-        required=True,
-        help="first frame's annotation: palette PNG with labels 0..K, or 0/255 PNG",
-    )
-    p.add_argument(
-        "--mem-every", type=int, default=None, help="keep every N-th frame in memory (default 5)"
-    )
-    p.add_argument(
-        "--max-memory-frames",
-        type=int,
-        default=None,
-        help="cap on r4 memory frames for long videos (default: no cap)",
-    )
-    from hmmnlab.model import reads  # the registry lists the variants
-
-    p.add_argument(
-        "--variant",
-        default=None,
-        help=f"memory read variant: {', '.join(reads.KERNELS)} (default hmmn)",
-    )
-    p.add_argument(
-        "--read",
-        action="append",
-        metavar="KEY=VALUE",
-        help="read parameter, repeatable (e.g. sigma=7, fine=dense, topk_r3=16, guidance=all)",
-    )
-    p.add_argument("--device", default="cpu", help="cpu or cuda[:N] (default cpu)")
-    p.add_argument("--amp", action="store_true", help="autocast to float16 on CUDA")
-
-
 def load_video_inputs(
     args: argparse.Namespace, *, out: Path | None = None, overwrite: bool = False
 ):
     """Check a video command's inputs before any work: (model, frames, first labels, read, device)."""
     device = resolve_device(args.device)
-    read = build_read(args)
+    read = options.read_config(args)
     frames = FrameFolder(args.frames)
     if out is not None:
         check_output_folder(
@@ -254,24 +149,3 @@ def run(args: argparse.Namespace) -> int:
     if args.save_probs:
         print(f"wrote probabilities to {args.save_probs}")
     return 0
-
-
-def register_segment_command(subparsers) -> None:
-    p = subparsers.add_parser(
-        "segment",
-        help="segment a folder of frames from the first frame's mask",
-        description="Segment a video (a folder of JPEG/PNG frames sorted by name) from the first "
-        "frame's annotation; writes one DAVIS palette PNG per frame.",
-    )
-    add_video_arguments(p)
-    p.add_argument("--out", required=True, help="output folder for the palette PNGs")
-    p.add_argument(
-        "--save-probs",
-        default=None,
-        metavar="P.npz",
-        help="also write the probabilities (array 'probs', T x (K+1) x H x W)",
-    )
-    p.add_argument(
-        "--overwrite", action="store_true", help="replace the PNGs an existing --out holds"
-    )
-    p.set_defaults(func=run)

@@ -116,6 +116,7 @@ def trace_arrays(result: FrameResult, cache: dict[str, Tensor], read: ReadConfig
 
 
 def run(args: argparse.Namespace) -> int:
+    """``hmmnlab trace`` (its options: :mod:`hmmnlab.cli`)."""
     from hmmnlab.segment import check_npz_path, load_video_inputs  # the CLI, only by the CLI
 
     check_npz_path(Path(args.out), "--out")
@@ -132,18 +133,3 @@ def run(args: argparse.Namespace) -> int:
     np.savez_compressed(args.out, **arrays)
     print(f"wrote {len(arrays)} arrays of frame {args.frame} to {args.out}")
     return 0
-
-
-def register_trace_command(subparsers) -> None:
-    from hmmnlab.segment import add_video_arguments
-
-    p = subparsers.add_parser(
-        "trace",
-        help="save the intermediate tensors of one frame's memory read",
-        description="Propagate from frame 0 and write every hook point of frame T to an .npz "
-        "(see hmmnlab.trace for the names, shapes and meanings).",
-    )
-    add_video_arguments(p)
-    p.add_argument("--frame", type=int, required=True, help="the frame to trace (>= 1)")
-    p.add_argument("--out", required=True, help="output .npz")
-    p.set_defaults(func=run)

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from hmmnlab.cli import COMMANDS, build_parser
+from hmmnlab.cli import COMMANDS, build_parser, command_parser
 
 
 def modules_after(code: str) -> set[str]:
@@ -43,8 +43,60 @@ def test_score_does_not_import_torch(tmp_path):
     assert (tmp_path / "out" / "global_results.csv").is_file()
 
 
+def test_building_every_parser_does_not_import_torch():
+    """cli.py builds every command's parser; the run functions are imported only when run."""
+    modules = modules_after("from hmmnlab.cli import build_parser\nbuild_parser()")
+    assert "hmmnlab" in modules and "torch" not in modules
+
+
 @pytest.mark.parametrize("name", sorted(COMMANDS))
-def test_placeholder_help_is_the_commands_own(name):
-    full = build_parser()._subparsers._group_actions[0]
-    helps = {action.dest: action.help for action in full._choices_actions}
-    assert helps[name] == COMMANDS[name][2]
+def test_every_command_runs_a_function_of_its_module(name):
+    import importlib
+
+    runner = build_parser().parse_args(REQUIRED[name]).func
+    assert runner is COMMANDS[name].run
+    function = runner.load()
+    assert callable(function) and function is getattr(importlib.import_module(runner.module),
+                                                      runner.function)  # fmt: skip
+
+
+#: The fewest arguments each command parses with (nothing is run).
+REQUIRED = {
+    "segment": ["segment", "--weights", "w", "--frames", "f", "--first-mask", "m", "--out", "o"],
+    "trace": ["trace", "--weights", "w", "--frames", "f", "--first-mask", "m", "--frame", "1",
+              "--out", "o.npz"],
+    "score": ["score", "--davis", "d", "--year", "2017", "--pred", "p", "--out", "o"],
+    "eval": ["eval", "--davis", "d", "--year", "2017", "--weights", "w", "--out", "o"],
+    "samples": ["samples", "--out", "o"],
+    "train": ["train", "--out", "o"],
+    "demo": ["demo"],
+}  # fmt: skip
+
+
+def test_demo_frames_help_gives_the_reports_number():
+    from hmmnlab import cli, report
+
+    assert cli.DEMO_FRAMES == report.DEMO_FRAMES
+
+
+def test_the_readme_command_lines_use_options_the_parsers_have():
+    """Every `--option` of an `hmmnlab COMMAND ...` line in the README's bash blocks exists."""
+    import re
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    checked = set()
+    for block in re.findall(r"```bash\n(.*?)```", readme, flags=re.S):
+        for line in block.replace("\\\n", " ").splitlines():
+            words = line.split()
+            starts = [i for i, word in enumerate(words) if word.endswith("hmmnlab")]
+            if not starts or starts[0] + 1 >= len(words) or words[starts[0] + 1] not in COMMANDS:
+                continue
+            name = words[starts[0] + 1]
+            known = {o for a in command_parser(name)._actions for o in a.option_strings}
+            for word in words[starts[0] + 2 :]:
+                option = word.strip("[]").split("=")[0]
+                if option.startswith("--"):
+                    assert option in known, f"README: hmmnlab {name} has no option {option}"
+            checked.add(name)
+    assert {"segment", "trace", "eval", "score", "train", "demo"} <= checked

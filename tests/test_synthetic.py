@@ -247,7 +247,7 @@ def test_cli_registers_samples():
     from hmmnlab.cli import build_parser
 
     args = build_parser().parse_args(["samples", "--out", "x", "--num-train", "3", "--seed", "5"])
-    assert args.func is synthetic._run_samples
+    assert args.func.load() is synthetic.run_samples_command
     assert (args.out, args.num_train, args.seed) == (Path("x"), 3, 5)
 
 

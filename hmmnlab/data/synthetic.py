@@ -32,6 +32,7 @@ import argparse
 import colorsys
 import math
 import re
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -1045,21 +1046,8 @@ def write_samples(out: str | Path, *, num_train: int = 0, seed: int = 0) -> list
     return names
 
 
-def _add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--out", required=True, type=Path, help="dataset root to write")
-    parser.add_argument(
-        "--num-train",
-        type=int,
-        default=0,
-        metavar="N",
-        help="also write N random training videos (listed in ImageSets/2017/train.txt)",
-    )
-    parser.add_argument(
-        "--seed", type=int, default=0, help="seed of the random training videos (default 0)"
-    )
-
-
-def _run_samples(args: argparse.Namespace) -> int:
+def run_samples_command(args: argparse.Namespace) -> int:
+    """``hmmnlab samples`` (its options: :mod:`hmmnlab.cli`)."""
     if args.num_train < 0:
         raise ValueError(f"--num-train must be non-negative, got {args.num_train}")
     names = write_samples(args.out, num_train=args.num_train, seed=args.seed)
@@ -1067,29 +1055,12 @@ def _run_samples(args: argparse.Namespace) -> int:
     return 0
 
 
-def register_samples_command(subparsers) -> argparse.ArgumentParser:
-    """Add the ``samples`` sub-command to an argparse ``subparsers`` object."""
-    parser = subparsers.add_parser(
-        "samples",
-        help="write the synthetic sample videos (and optional training videos) in DAVIS layout",
-        description=(
-            "Write the bundled synthetic sample sequences (split 'val') to --out in the DAVIS "
-            "2017 layout; with --num-train N also N random training sequences (split 'train')."
-        ),
-    )
-    _add_arguments(parser)
-    parser.set_defaults(func=_run_samples)
-    return parser
-
-
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m hmmnlab.data.synthetic --out DIR [--num-train N] [--seed S]``."""
-    parser = argparse.ArgumentParser(
-        prog="python -m hmmnlab.data.synthetic",
-        description="Write the synthetic sample videos in DAVIS layout.",
-    )
-    _add_arguments(parser)
-    return _run_samples(parser.parse_args(argv))
+    """``python -m hmmnlab.data.synthetic --out DIR [--num-train N] [--seed S]``: the same as
+    ``hmmnlab samples``."""
+    from hmmnlab.cli import main as cli_main  # the CLI, only when run as a script
+
+    return cli_main(["samples", *(sys.argv[1:] if argv is None else argv)])
 
 
 if __name__ == "__main__":

@@ -39,6 +39,7 @@ from hmmnlab.inference import propagate, resolve_device
 from hmmnlab.memory import MemoryBank
 from hmmnlab.metrics import evaluate_semisupervised
 from hmmnlab.model import HMMN
+from hmmnlab.options import parse_fields
 from hmmnlab.step import segment_step
 from hmmnlab.train import distributed
 from hmmnlab.train.clips import (
@@ -155,47 +156,17 @@ def parse_overrides(
 ) -> tuple[TrainConfig, dict]:
     """``["steps=100", "lr=3e-4", "model.decoder_dim=32"]`` -> (TrainConfig, ModelConfig overrides).
 
-    Values are parsed by the field's type; ``none`` gives None where a field allows it."""
+    ``--set`` items, parsed by :func:`hmmnlab.options.parse_fields` (the parser of ``--read``): each
+    value by its field's type, ``none`` for None where a field allows it; a key given twice is an
+    error."""
     config = config or TrainConfig()
-    train_fields = {f.name: f for f in dataclasses.fields(TrainConfig)}
-    model_fields = {f.name: f for f in dataclasses.fields(ModelConfig)}
-    train_values, model_values = {}, {}
-    for item in overrides:
-        key, sep, text = item.partition("=")
-        if not sep:
-            raise ValueError(f"--set expects key=value, got {item!r}")
-        key = key.strip().replace("-", "_")
-        if key.startswith("model."):
-            name = key.removeprefix("model.")
-            if name not in model_fields:
-                raise ValueError(f"unknown model field {name!r}; fields: {sorted(model_fields)}")
-            model_values[name] = _parse_value(text, str(model_fields[name].type), name)
-        elif key in train_fields:
-            train_values[key] = _parse_value(text, str(train_fields[key].type), key)
-        else:
-            raise ValueError(f"unknown training setting {key!r}; settings: {sorted(train_fields)}")
+    model_items = [item for item in overrides if item.strip().startswith("model.")]
+    train_items = [item for item in overrides if item not in model_items]
+    train_values = parse_fields(train_items, TrainConfig, option="--set", what="training setting")
+    model_values = parse_fields(
+        model_items, ModelConfig, option="--set", what="model field", prefix="model."
+    )
     return dataclasses.replace(config, **train_values), model_values
-
-
-def _parse_value(text: str, kind: str, name: str) -> object:
-    """Parse ``text`` for a field annotated ``kind`` (e.g. ``"int | None"``)."""
-    text = text.strip()
-    if text.lower() == "none":
-        if "None" not in kind:
-            raise ValueError(f"{name} cannot be none")
-        return None
-    if kind.startswith("bool"):
-        if text.lower() not in ("true", "false", "1", "0", "yes", "no"):
-            raise ValueError(f"{name} expects true or false, got {text!r}")
-        return text.lower() in ("true", "1", "yes")
-    try:
-        if kind.startswith("int"):
-            return int(text)
-        if kind.startswith("float"):
-            return float(text)
-    except ValueError:
-        raise ValueError(f"{name} expects a number, got {text!r}") from None
-    return text
 
 
 # --------------------------------------------------------------------------------------------------
@@ -751,6 +722,7 @@ def davis_videos(roots: Sequence[str], hold_out: Sequence[str]) -> tuple[list[Vi
 
 
 def run_train_command(args: argparse.Namespace) -> int:
+    """``hmmnlab train`` (its options: :mod:`hmmnlab.cli`)."""
     config, model_overrides = parse_overrides(args.set or [], TrainConfig(preset=args.preset))
     hold_out = [s for s in (args.hold_out or "").split(",") if s]
     real, real_val = davis_videos(args.davis or [], hold_out)
@@ -778,63 +750,3 @@ def run_train_command(args: argparse.Namespace) -> int:
     )
     print(f"done: {result.step} steps; best {result.best or 'n/a'}; files in {result.out}")
     return 0
-
-
-def register_train_command(subparsers) -> argparse.ArgumentParser:
-    p = subparsers.add_parser(
-        "train",
-        help="train an HMMN model (STM/HMMN recipe) on synthetic and DAVIS-layout videos",
-        description="Train HMMN on short clips (3 frames by default). Example: hmmnlab train --synthetic 200 "
-        "--davis ../shared/data/davis2016-train-240p --hold-out bear,bmx-bumps,boat "
-        "--preset demo --set steps=5000 --out runs/demo",
-    )
-    p.add_argument("--out", required=True, help="folder for state.pth, best.pth and log.csv")
-    p.add_argument(
-        "--synthetic", type=int, default=0, metavar="N", help="N random synthetic training videos"
-    )
-    p.add_argument(
-        "--synthetic-val",
-        type=int,
-        default=3,
-        metavar="N",
-        help="N held-out synthetic videos for validation (default 3)",
-    )
-    p.add_argument(
-        "--synthetic-cache",
-        default=None,
-        metavar="DIR",
-        help="write the synthetic videos here once (DAVIS layout) instead of in memory",
-    )
-    p.add_argument(
-        "--davis",
-        action="append",
-        metavar="ROOT",
-        help="a DAVIS-layout folder of training sequences (repeatable)",
-    )
-    p.add_argument(
-        "--hold-out",
-        default="",
-        metavar="SEQ,SEQ",
-        help="DAVIS sequences kept out of training and used for validation",
-    )
-    p.add_argument("--preset", default="demo", help="model preset (default demo)")
-    p.add_argument(
-        "--set",
-        action="append",
-        metavar="KEY=VALUE",
-        help="override a training setting (e.g. steps=2000, lr=2e-4, crop_size=160, "
-        "batch_size=2) or model.<field>",
-    )
-    p.add_argument(
-        "--init",
-        default=None,
-        metavar="CKPT",
-        help="start from the weights of this hmmnlab checkpoint or training state.pth (same "
-        "architecture) instead of random ones",
-    )
-    p.add_argument("--resume", action="store_true", help="continue from OUT/state.pth")
-    p.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
-    p.add_argument("--amp", action="store_true", help="float16 autocast (CUDA only)")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    p.set_defaults(func=run_train_command)
-    return p

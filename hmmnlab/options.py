@@ -1,0 +1,264 @@
+"""Command-line option groups shared by the commands, and the one ``key=value`` parser.
+
+Every command that runs a model with one memory read (``segment``, ``trace``, ``eval``) takes the same
+options from :func:`add_model_options`: ``--weights``, the read options (``--variant``, ``--read
+KEY=VALUE``, ``--mem-every``, ``--max-memory-frames``) and the device options (``--device``,
+``--amp``); :func:`read_config` turns them into a :class:`~hmmnlab.config.ReadConfig`. The
+``--variant`` choices are the read registry's names (:data:`hmmnlab.model.reads.KERNELS`), looked up
+when the command line is parsed, so a variant registered at run time is accepted.
+
+:func:`parse_fields` parses ``key=value`` items as the fields of a dataclass (``--read`` for
+ReadConfig, ``--set`` for the training config): each value by its field's type, ``none`` for None
+where the field allows it.
+
+Nothing heavy is imported here (no torch): ``hmmnlab --help`` builds every parser with these groups.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import importlib
+import types
+import typing
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+from hmmnlab.config import ReadConfig
+
+# ----------------------------------------------------------------------------------------------------
+# key=value
+
+TRUE_WORDS = ("true", "yes", "on", "1")
+FALSE_WORDS = ("false", "no", "off", "0")
+
+
+def field_types(cls: type) -> dict[str, tuple[type, bool]]:
+    """Dataclass field name -> (its type, whether None is allowed), e.g. ``ReadConfig``'s
+    ``{"sigma": (float, False), "topk_r2": (int, True), ...}``."""
+    hints = typing.get_type_hints(cls)
+    kinds = {}
+    for field in dataclasses.fields(cls):
+        hint = hints[field.name]
+        optional = False
+        if typing.get_origin(hint) in (typing.Union, types.UnionType):
+            args = typing.get_args(hint)
+            optional = type(None) in args
+            rest = [arg for arg in args if arg is not type(None)]
+            hint = rest[0] if len(rest) == 1 else hint
+        kinds[field.name] = (hint, optional)
+    return kinds
+
+
+def field_defaults(cls: type) -> dict[str, object]:
+    """Dataclass field name -> its default (without building an instance)."""
+    return {f.name: f.default for f in dataclasses.fields(cls)}
+
+
+def _parse_value(text: str, kind: type, *, where: str, key: str) -> object:
+    """``text`` as a value of type ``kind``; errors start with ``where`` (the option and item)."""
+    if kind is bool:
+        if text.lower() in TRUE_WORDS:
+            return True
+        if text.lower() in FALSE_WORDS:
+            return False
+        raise ValueError(f"{where}: expected true or false for {key}, found {text!r}")
+    if kind is int:
+        try:
+            return int(text)
+        except ValueError:
+            raise ValueError(f"{where}: expected an integer for {key}, found {text!r}") from None
+    if kind is float:
+        try:
+            return float(text)
+        except ValueError:
+            raise ValueError(f"{where}: expected a number for {key}, found {text!r}") from None
+    if kind is str:
+        return text
+    raise ValueError(f"{where}: {key} (of type {kind}) cannot be set from the command line")
+
+
+def parse_fields(
+    items: Iterable[str] | None,
+    cls: type,
+    *,
+    option: str,
+    what: str = "field",
+    prefix: str = "",
+) -> dict[str, object]:
+    """``key=value`` items -> {field: value} for the fields of the dataclass ``cls``, e.g.
+    ``parse_fields(["sigma=7", "fine=dense", "topk_r2=none"], ReadConfig, option="--read")`` ->
+    ``{"sigma": 7.0, "fine": "dense", "topk_r2": None}``.
+
+    Each value is parsed by its field's type (int, float, str; bool from true/false, yes/no, on/off,
+    1/0); ``none`` gives None where the field allows it. Dashes in keys count as underscores; with a
+    ``prefix`` (``"model."``) every key must start with it and names the field after it. Errors name
+    ``option`` and the item: no ``=``, an unknown key (listing the known ones, called ``what``), a
+    key given twice, a value of the wrong type."""
+    kinds = field_types(cls)
+    values: dict[str, object] = {}
+    for item in items or ():
+        key, sep, text = item.partition("=")
+        key, text = key.strip().replace("-", "_"), text.strip()
+        if not sep:
+            raise ValueError(f"{option} expects key=value, got {item!r}")
+        where = f"{option} {item}"
+        name = key.removeprefix(prefix)
+        if not key.startswith(prefix) or name not in kinds:
+            raise ValueError(f"{where}: unknown {what} {name!r}; known: {', '.join(sorted(kinds))}")
+        if name in values:
+            raise ValueError(f"{option} {key} is given twice")
+        kind, optional = kinds[name]
+        if text.lower() == "none":
+            if not optional:
+                raise ValueError(f"{where}: {name} cannot be none (expected {kind.__name__})")
+            values[name] = None
+        else:
+            values[name] = _parse_value(text, kind, where=where, key=name)
+    return values
+
+
+# ----------------------------------------------------------------------------------------------------
+# Option groups
+
+
+class RegistryNames:
+    """The names of a registry (a dict in a module), looked up whenever they are asked for.
+
+    As argparse ``choices``: building a parser imports nothing, and a name registered after the
+    parser was built is accepted."""
+
+    def __init__(self, module: str, registry: str) -> None:
+        self.module, self.registry = module, registry
+
+    def names(self) -> list[str]:
+        return list(getattr(importlib.import_module(self.module), self.registry))
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.names())
+
+    def __contains__(self, name: object) -> bool:
+        return name in self.names()
+
+    def __len__(self) -> int:
+        return len(self.names())
+
+    def __repr__(self) -> str:
+        return f"RegistryNames({self.module}.{self.registry}: {self.names()})"
+
+
+#: The r4 read variants: :data:`hmmnlab.model.reads.KERNELS`.
+VARIANTS = RegistryNames("hmmnlab.model.reads", "KERNELS")
+
+#: ReadConfig fields with an option of their own: field -> option (they must agree with --read).
+READ_OPTIONS = {
+    "variant": "--variant",
+    "mem_every": "--mem-every",
+    "max_memory_frames": "--max-memory-frames",
+}
+
+WEIGHTS_HELP = (
+    "bundled weights by name (demo, demo-stm) or a checkpoint: the authors' HMMN file or hmmnlab's"
+)
+
+
+def add_weights_option(
+    parser: argparse.ArgumentParser, *, required: bool = True, help: str = WEIGHTS_HELP
+) -> None:
+    """``--weights``: a registered name or a checkpoint path."""
+    parser.add_argument("--weights", required=required, default=None, help=help)
+
+
+def add_read_options(parser: argparse.ArgumentParser) -> None:
+    """``--variant``, ``--read KEY=VALUE`` (repeatable), ``--mem-every``, ``--max-memory-frames``;
+    all default to None (ReadConfig's defaults), see :func:`read_config`."""
+    defaults = field_defaults(ReadConfig)
+    group = parser.add_argument_group("memory read (hmmnlab.config.ReadConfig)")
+    group.add_argument(
+        "--variant",
+        default=None,
+        choices=VARIANTS,
+        metavar="NAME",
+        help=f"memory read variant: %(choices)s (default {defaults['variant']})",
+    )
+    group.add_argument(
+        "--read",
+        action="append",
+        metavar="KEY=VALUE",
+        help="read parameter, repeatable (e.g. sigma=7, fine=dense, topk_r3=16, guidance=all, "
+        f"topk_r2=none); keys: {', '.join(defaults)}",
+    )
+    group.add_argument(
+        "--mem-every",
+        type=int,
+        default=None,
+        metavar="N",
+        help=f"keep every N-th frame in memory (default {defaults['mem_every']})",
+    )
+    group.add_argument(
+        "--max-memory-frames",
+        type=int,
+        default=None,
+        metavar="N",
+        help="cap on r4 memory frames for long videos (default: no cap)",
+    )
+
+
+def add_device_options(parser: argparse.ArgumentParser, *, amp: bool = True) -> None:
+    """``--device`` (default cpu) and, unless ``amp=False``, ``--amp``."""
+    parser.add_argument("--device", default="cpu", help="cpu or cuda[:N] (default cpu)")
+    if amp:
+        parser.add_argument("--amp", action="store_true", help="autocast to float16 on CUDA")
+
+
+def add_model_options(parser: argparse.ArgumentParser) -> None:
+    """The options of every command that runs a model with one read: ``--weights``, the read
+    options and the device options."""
+    add_weights_option(parser)
+    add_read_options(parser)
+    add_device_options(parser)
+
+
+def comma_separated(text: str) -> list[str]:
+    """``"a, b"`` -> ``["a", "b"]`` (an argparse ``type``)."""
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    if not names:
+        raise argparse.ArgumentTypeError(f"expected comma-separated sequence names, found {text!r}")
+    return names
+
+
+def add_davis_options(parser: argparse.ArgumentParser) -> None:
+    """``--davis``, ``--year``, ``--split``, ``--resolution`` and ``--sequences``: a DAVIS split."""
+    parser.add_argument("--davis", required=True, type=Path, help="DAVIS root folder")
+    parser.add_argument("--year", required=True, type=int, choices=(2016, 2017))
+    parser.add_argument("--split", default="val", help="split name (default: val)")
+    parser.add_argument("--resolution", default="480p", help="annotation folder (default: 480p)")
+    parser.add_argument(
+        "--sequences", type=comma_separated, default=None, help="comma-separated subset, e.g. a,b"
+    )
+
+
+# ----------------------------------------------------------------------------------------------------
+# Parsed options -> configs
+
+
+def read_config(args: argparse.Namespace) -> ReadConfig:
+    """The ReadConfig of a command's read options (:func:`add_read_options`); a field given both
+    by its own option and by ``--read`` with different values is an error naming both."""
+    params = parse_fields(args.read, ReadConfig, option="--read", what="read parameter")
+    for field, option in READ_OPTIONS.items():
+        given = getattr(args, field, None)
+        if given is None:
+            continue
+        if field in params and params[field] != given:
+            raise ValueError(
+                f"{option} {given} and --read {field}={params[field]} disagree; give only one"
+            )
+        params[field] = given
+    from hmmnlab.model.reads import read_variant  # the registry (imports torch)
+
+    variant = params.pop("variant", field_defaults(ReadConfig)["variant"])
+    try:
+        return read_variant(variant, **params)
+    except ValueError as err:
+        raise ValueError(f"read options: {err}") from err
