@@ -298,7 +298,7 @@ def demo(
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     device = resolve_device(device)
-    model = ablation._load(weights, device)
+    model = ablation.resolve_model(weights, device)
     root = ablation.repo_path(davis_root)
     frames = frames or None  # 0: whole videos
     if frames is not None:
@@ -402,7 +402,7 @@ def demo(
     lines = [f"(a) same weights, read swapped: {_scores_text(swapped)}"]
     per_frame = swapped
     if stm_weights is not None:
-        stm_model = ablation._load(stm_weights, device)
+        stm_model = ablation.resolve_model(stm_weights, device)
         evaluate(
             stm_model, root, out / "trained-stm", year=2017, read=read_variant("stm"),
             sequences=[TWINS_SEQUENCE], device=device, progress=progress,
