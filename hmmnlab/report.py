@@ -7,8 +7,9 @@ only by their motion, read by ``stm`` (no kernel) and ``hmmn`` (temporal kernel)
 
 The report is self-contained (figures are embedded as base64 PNG, tables as HTML). The helpers
 used to build it (:func:`frame_scores`, :func:`worst_frames`, :func:`frames_against_truth`,
-:func:`overlay_panels`, :func:`filmstrip`, :func:`compare_reads`, :func:`animate`) are the ones the
-notebooks call.
+:func:`filmstrip`, :func:`compare_reads`) are the ones the notebooks call; the pure figures
+(``overlay_panels``, ``compare_plot``, ``animate``, ``query_cell_on_object``) are in
+:mod:`hmmnlab.viz`.
 """
 
 from __future__ import annotations
@@ -16,14 +17,13 @@ from __future__ import annotations
 import argparse
 import base64
 import html
-import re
 import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from hmmnlab import ablation
+from hmmnlab import ablation, viz
 from hmmnlab.model.reads import read_variant
 
 #: The sequence segmented in the first section, and the one of the twins case.
@@ -72,28 +72,6 @@ def worst_frames(
     return per_frame.head(n).reset_index(drop=True)
 
 
-def overlay_panels(panels: list[tuple[str, np.ndarray, np.ndarray]], *, columns: int = 4):
-    """A Figure of labelled overlays: ``panels`` = (title, H x W x 3 frame, H x W labels)."""
-    from matplotlib.figure import Figure
-
-    from hmmnlab.viz import overlay
-
-    if not panels:
-        raise ValueError("overlay_panels needs at least one (title, frame, labels) panel")
-    columns = min(columns, len(panels))
-    rows = -(-len(panels) // columns)
-    height, width = panels[0][1].shape[:2]
-    size = 3.2
-    fig = Figure(figsize=(size * columns, size * height / width * rows + 0.4), layout="constrained")
-    axes = np.atleast_1d(fig.subplots(rows, columns)).ravel()
-    for ax in axes:
-        ax.axis("off")
-    for ax, (title, frame, labels) in zip(axes, panels, strict=False):
-        ax.imshow(overlay(np.asarray(frame), np.asarray(labels)))
-        ax.set_title(title, fontsize=9)
-    return fig
-
-
 def predicted_labels(pred_dir, sequence, index: int) -> np.ndarray:
     """The predicted label map of frame ``index`` of a DavisSequence, from ``pred_dir``."""
     from hmmnlab.data.palette import read_label_png
@@ -109,7 +87,7 @@ def filmstrip(sequence, pred_dir, *, count: int = 6):
          predicted_labels(pred_dir, sequence, i))
         for i in indices
     ]  # fmt: skip
-    return overlay_panels(panels, columns=min(len(panels), 3))
+    return viz.overlay_panels(panels, columns=min(len(panels), 3))
 
 
 def frames_against_truth(
@@ -126,52 +104,7 @@ def frames_against_truth(
         score = f", J&F {row['J&F']:.2f}" if "J&F" in row else ""
         panels.append((f"{seq.name} {t}: ground truth", seq.frame(t), seq.mask(t)))
         panels.append((f"prediction{score}", seq.frame(t), predicted_labels(pred_dir, seq, t)))
-    return overlay_panels(panels, columns=4)
-
-
-def animate(images: list[np.ndarray], *, fps: float = 6.0, width: float = 6.0) -> str:
-    """A JavaScript player (play, pause, frame slider) for H x W x 3 images, as an HTML string:
-    ``IPython.display.HTML(animate(images))`` in a notebook; it plays without a running kernel."""
-    from matplotlib.animation import FuncAnimation
-    from matplotlib.figure import Figure
-
-    if not images:
-        raise ValueError("animate needs at least one image")
-    height = width * images[0].shape[0] / images[0].shape[1]
-    fig = Figure(figsize=(width, height))
-    ax = fig.add_axes((0, 0, 1, 1))
-    ax.axis("off")
-    shown = ax.imshow(images[0])
-
-    def draw(t):
-        shown.set_data(images[t])
-        return (shown,)
-
-    movie = FuncAnimation(fig, draw, frames=len(images), interval=1000 / fps, blit=True)
-    return offline_player(movie.to_jshtml(default_mode="loop"))
-
-
-# matplotlib's player draws its buttons with Font Awesome icons fetched from a CDN (which fails
-# offline and in classrooms without internet); plain characters instead.
-PLAYER_ICONS = {
-    "fa fa-minus": "&#8722;",
-    "fa fa-fast-backward": "&#9198;",
-    "fa fa-step-backward": "&#9664;|",
-    "fa fa-play fa-flip-horizontal": "&#9664;",
-    "fa fa-pause": "&#9208;",
-    "fa fa-play": "&#9654;",
-    "fa fa-step-forward": "|&#9654;",
-    "fa fa-fast-forward": "&#9197;",
-    "fa fa-plus": "+",
-}
-
-
-def offline_player(page: str) -> str:
-    """matplotlib's JavaScript player without any request to the network (see PLAYER_ICONS)."""
-    page = re.sub(r"<link[^>]*font-awesome[^>]*>", "", page)
-    for icon, text in PLAYER_ICONS.items():
-        page = page.replace(f'<i class="{icon}"></i>', text)
-    return page
+    return viz.overlay_panels(panels, columns=4)
 
 
 def compare_reads(davis_root, folders: dict[str, Path], sequence: str, **kwargs) -> pd.DataFrame:
@@ -184,42 +117,13 @@ def compare_reads(davis_root, folders: dict[str, Path], sequence: str, **kwargs)
     return pd.DataFrame(columns)
 
 
-def compare_plot(per_frame: pd.DataFrame, *, title: str = ""):
-    """A line plot of :func:`compare_reads`' table: J&F per frame, one line per read."""
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(6, 2.8), layout="constrained")
-    ax = fig.subplots()
-    for label in per_frame.columns:
-        ax.plot(per_frame.index, per_frame[label], marker=".", label=label)
-    ax.set_xlabel("frame")
-    ax.set_ylabel("J&F (mean over objects)")
-    ax.set_ylim(-0.02, 1.02)
-    ax.set_title(title, fontsize=10)
-    ax.legend(fontsize=8)
-    return fig
-
-
-def query_cell_on_object(labels: np.ndarray, obj_label: int = 1) -> tuple[int, int]:
-    """The r4 cell under the centre of mass of object ``obj_label`` in a label map (or the frame
-    centre when the object is absent)."""
-    from hmmnlab.viz import pixel_to_cell
-
-    ys, xs = np.nonzero(np.asarray(labels) == obj_label)
-    h, w = np.asarray(labels).shape
-    py, px = (ys.mean(), xs.mean()) if len(ys) else (h / 2, w / 2)
-    return pixel_to_cell(py, px, (h, w))
-
-
 # ----------------------------------------------------------------------------------------------------
 # The HTML report
 
 
 def figure_tag(fig, *, dpi: int = 80) -> str:
     """An <img> with the figure embedded as a base64 PNG."""
-    from hmmnlab.viz import figure_png
-
-    data = base64.b64encode(figure_png(fig, dpi=dpi)).decode("ascii")
+    data = base64.b64encode(viz.figure_png(fig, dpi=dpi)).decode("ascii")
     return f'<img alt="figure" src="data:image/png;base64,{data}">'
 
 
@@ -292,7 +196,6 @@ def demo(
     from hmmnlab.evaluate import evaluate
     from hmmnlab.inference import resolve_device
     from hmmnlab.trace import run_with_cache
-    from hmmnlab.viz import affinity_maps, kernel_sigmas, topk_on_memory
 
     started = time.perf_counter()
     out = Path(out)
@@ -348,7 +251,7 @@ def demo(
     obj = 0  # the first object
     # the query cell: on the object in the annotation (the samples annotate every frame)
     truth = sequence.mask(t) if t < len(sequence.mask_paths) else result.labels.cpu().numpy()
-    query = query_cell_on_object(truth, result.object_ids[obj])
+    query = viz.query_cell_on_object(truth, result.object_ids[obj])
     report.heading(f"2. One memory read, explained (frame {t}, object {result.object_ids[obj]})")
     report.text(
         f"For one r4 cell of frame {t} (cyan box, on object {result.object_ids[obj]}), where does "
@@ -358,15 +261,15 @@ def demo(
         "whose weights average the memory values."
     )
     for stage in ("logits", "kernel", "affinity"):
-        report.figure(affinity_maps(cache, sequence, result.memory_frames, query,
+        report.figure(viz.affinity_maps(cache, sequence, result.memory_frames, query,
                                     obj=obj, stage=stage, query_frame=t))  # fmt: skip
     report.text("Older memory frames get wider kernels (their positions are less certain):")
-    report.figure(kernel_sigmas(cache, result.memory_frames))
+    report.figure(viz.kernel_sigmas(cache, result.memory_frames))
     report.text(
         "The r4 affinity then guides the finer reads: for the same query cell, the r3 read "
         "attends only to the children of the top-k r4 memory cells (frame 0 and frame t-1)."
     )
-    report.figure(topk_on_memory(cache, sequence, result.memory_frames, query, obj=obj,
+    report.figure(viz.topk_on_memory(cache, sequence, result.memory_frames, query, obj=obj,
                                  scale="r3", query_frame=t, read=reads["hmmn"]))  # fmt: skip
 
     # 3. read ablation
@@ -412,10 +315,12 @@ def demo(
         lines.append(f"(b) trained with each read: {_scores_text(per_frame)}")
         folders = {"demo (hmmn)": folders["hmmn read"], "demo-stm (stm)": out / "trained-stm"}
     report.text(f"Measured on {TWINS_SEQUENCE}, J&amp;F: " + "; ".join(lines) + ".")
-    report.figure(compare_plot(swapped, title=f"(a) {TWINS_SEQUENCE}: same weights, J&F per frame"))
+    report.figure(
+        viz.compare_plot(swapped, title=f"(a) {TWINS_SEQUENCE}: same weights, J&F per frame")
+    )
     if stm_weights is not None:
         report.figure(
-            compare_plot(per_frame, title=f"(b) {TWINS_SEQUENCE}: trained with each read")
+            viz.compare_plot(per_frame, title=f"(b) {TWINS_SEQUENCE}: trained with each read")
         )
     gap = (per_frame.iloc[:, 0] - per_frame.iloc[:, 1]).abs()
     where = int(gap.idxmax())
@@ -424,7 +329,7 @@ def demo(
     for label, folder in folders.items():
         panels.append((f"{label}, frame {where}", twins.frame(where),
                        predicted_labels(folder, twins, where)))  # fmt: skip
-    report.figure(overlay_panels(panels, columns=3))
+    report.figure(viz.overlay_panels(panels, columns=3))
     report.text(f"Built in {time.perf_counter() - started:.0f} s.", note=True)
     path = out / "report.html"
     path.write_text(report.html())
