@@ -11,7 +11,8 @@ read's flat parameters (``ReadConfig.to_dict()``) followed by the scores and cos
 ``J&F``, ``J`` and ``F`` are the DAVIS means over objects. A read that refuses to run (a dense fine
 read whose affinity would not fit in ``ReadConfig.dense_max_gib``) is kept as a row with NaN scores
 and the reason in ``note``. :func:`styled` and :func:`plot` present the table;
-:func:`short_davis` writes a copy of a split cut to its first frames, for quick runs.
+:func:`short_davis` writes a copy of a split cut to its first frames, for quick runs;
+:func:`resolve_model` turns a ``weights`` argument (a model, a registered name or a path) into a model.
 """
 
 from __future__ import annotations
@@ -130,7 +131,11 @@ def _stale(folder: Path, read: ReadConfig) -> bool:
     return False
 
 
-def _load(weights, device):
+def resolve_model(weights, device="cpu"):
+    """The model ``weights`` names: an :class:`~hmmnlab.model.HMMN` as given; None or a registered
+    name (``"demo"``, ``"demo-stm"``): those weights (None: ``$HMMNLAB_DEMO_WEIGHTS`` if set, else
+    :data:`DEMO_WEIGHTS`); else a checkpoint path (relative paths also from the repository root),
+    loaded on ``device``. A missing file is a FileNotFoundError."""
     from hmmnlab.model import HMMN
     from hmmnlab.weights import load_model, registered_weights
 
@@ -190,7 +195,7 @@ def run(
     if unknown:
         raise ValueError(f"sequences not in the {split} split of {davis_root}: {unknown[:5]}")
     device = resolve_device(device)
-    model = _load(weights, device)
+    model = resolve_model(weights, device)
     out = Path("out/ablation" if out is None else out)
     rows = []
     for label, read in tqdm(variants, desc="reads", unit="read", disable=not progress):

@@ -5,10 +5,17 @@ from a trace (where a query cell looks, the Gaussian kernels, the top-k guidance
 ablation (the table, its CSV and a plot); and the *twins* case, two identical objects told apart
 only by their motion, read by ``stm`` (no kernel) and ``hmmn`` (temporal kernel).
 
-The report is self-contained (figures are embedded as base64 PNG, tables as HTML). The helpers
-used to build it (:func:`frame_scores`, :func:`worst_frames`, :func:`frames_against_truth`,
-:func:`overlay_panels`, :func:`filmstrip`, :func:`compare_reads`, :func:`animate`) are the ones the
-notebooks call.
+:func:`demo` does it in three steps, one job each: :func:`prepare_demo` loads the model and the
+data; the *runs* (:func:`segment_video`, :func:`trace_read`, :func:`run_ablation`,
+:func:`compare_twins`) segment, trace and score, writing their files under ``out``; the *sections*
+(:func:`intro_section` ... :func:`twins_section`) turn what the runs measured into text, figures and
+tables of a :class:`Report`, which assembles the HTML. The report is self-contained (figures are
+embedded as base64 PNG, tables as HTML).
+
+The helpers that read a run's files (:func:`frame_scores`, :func:`worst_frames`,
+:func:`frames_against_truth`, :func:`predicted_labels`, :func:`filmstrip`, :func:`compare_reads`)
+are the ones the notebooks call; the pure figures (``overlay_panels``, ``compare_plot``,
+``animate``, ``query_cell_on_object``) are in :mod:`hmmnlab.viz`.
 """
 
 from __future__ import annotations
@@ -16,15 +23,23 @@ from __future__ import annotations
 import argparse
 import base64
 import html
-import re
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
-from hmmnlab import ablation
+from hmmnlab import ablation, viz
 from hmmnlab.model.reads import read_variant
+
+if TYPE_CHECKING:
+    import torch
+
+    from hmmnlab.config import ReadConfig
+    from hmmnlab.data.davis import DavisDataset, DavisSequence
+    from hmmnlab.model import HMMN
 
 #: The sequence segmented in the first section, and the one of the twins case.
 SEGMENT_SEQUENCE = "trio-crossing"
@@ -32,9 +47,10 @@ TWINS_SEQUENCE = "twins"
 TRACE_FRAME = 10  # the frame whose memory read is explained (or the last frame of a short video)
 #: `hmmnlab demo` cuts the videos to their first 20 frames (the twins cross at 12-14).
 DEMO_FRAMES = 20
+TITLE = "hmmnlab demo: HMMN video object segmentation, explained and ablated"
 
 # ----------------------------------------------------------------------------------------------------
-# Helpers shared with the notebooks
+# Helpers shared with the notebooks: a run's predictions and scores, read from its folder
 
 
 def frame_scores(
@@ -71,28 +87,6 @@ def worst_frames(
     return per_frame.head(n).reset_index(drop=True)
 
 
-def overlay_panels(panels: list[tuple[str, np.ndarray, np.ndarray]], *, columns: int = 4):
-    """A Figure of labelled overlays: ``panels`` = (title, H x W x 3 frame, H x W labels)."""
-    from matplotlib.figure import Figure
-
-    from hmmnlab.viz import overlay
-
-    if not panels:
-        raise ValueError("overlay_panels needs at least one (title, frame, labels) panel")
-    columns = min(columns, len(panels))
-    rows = -(-len(panels) // columns)
-    height, width = panels[0][1].shape[:2]
-    size = 3.2
-    fig = Figure(figsize=(size * columns, size * height / width * rows + 0.4), layout="constrained")
-    axes = np.atleast_1d(fig.subplots(rows, columns)).ravel()
-    for ax in axes:
-        ax.axis("off")
-    for ax, (title, frame, labels) in zip(axes, panels, strict=False):
-        ax.imshow(overlay(np.asarray(frame), np.asarray(labels)))
-        ax.set_title(title, fontsize=9)
-    return fig
-
-
 def predicted_labels(pred_dir, sequence, index: int) -> np.ndarray:
     """The predicted label map of frame ``index`` of a DavisSequence, from ``pred_dir``."""
     from hmmnlab.data.palette import read_label_png
@@ -100,15 +94,21 @@ def predicted_labels(pred_dir, sequence, index: int) -> np.ndarray:
     return read_label_png(Path(pred_dir) / sequence.name / f"{sequence.frame_names[index]}.png")
 
 
-def filmstrip(sequence, pred_dir, *, count: int = 6):
-    """Overlays of ``count`` evenly spaced frames of a segmented DavisSequence."""
+def filmstrip_panels(sequence, pred_dir, *, count: int = 6) -> list:
+    """(title, frame, predicted labels) of ``count`` evenly spaced frames of a segmented
+    DavisSequence, for :func:`hmmnlab.viz.overlay_panels`."""
     indices = np.linspace(0, len(sequence) - 1, min(count, len(sequence))).round().astype(int)
-    panels = [
+    return [
         (f"frame {i}" + (" (given)" if i == 0 else ""), sequence.frame(i),
          predicted_labels(pred_dir, sequence, i))
         for i in indices
     ]  # fmt: skip
-    return overlay_panels(panels, columns=min(len(panels), 3))
+
+
+def filmstrip(sequence, pred_dir, *, count: int = 6):
+    """Overlays of ``count`` evenly spaced frames of a segmented DavisSequence."""
+    panels = filmstrip_panels(sequence, pred_dir, count=count)
+    return viz.overlay_panels(panels, columns=min(len(panels), 3))
 
 
 def frames_against_truth(
@@ -125,52 +125,7 @@ def frames_against_truth(
         score = f", J&F {row['J&F']:.2f}" if "J&F" in row else ""
         panels.append((f"{seq.name} {t}: ground truth", seq.frame(t), seq.mask(t)))
         panels.append((f"prediction{score}", seq.frame(t), predicted_labels(pred_dir, seq, t)))
-    return overlay_panels(panels, columns=4)
-
-
-def animate(images: list[np.ndarray], *, fps: float = 6.0, width: float = 6.0) -> str:
-    """A JavaScript player (play, pause, frame slider) for H x W x 3 images, as an HTML string:
-    ``IPython.display.HTML(animate(images))`` in a notebook; it plays without a running kernel."""
-    from matplotlib.animation import FuncAnimation
-    from matplotlib.figure import Figure
-
-    if not images:
-        raise ValueError("animate needs at least one image")
-    height = width * images[0].shape[0] / images[0].shape[1]
-    fig = Figure(figsize=(width, height))
-    ax = fig.add_axes((0, 0, 1, 1))
-    ax.axis("off")
-    shown = ax.imshow(images[0])
-
-    def draw(t):
-        shown.set_data(images[t])
-        return (shown,)
-
-    movie = FuncAnimation(fig, draw, frames=len(images), interval=1000 / fps, blit=True)
-    return offline_player(movie.to_jshtml(default_mode="loop"))
-
-
-# matplotlib's player draws its buttons with Font Awesome icons fetched from a CDN (which fails
-# offline and in classrooms without internet); plain characters instead.
-PLAYER_ICONS = {
-    "fa fa-minus": "&#8722;",
-    "fa fa-fast-backward": "&#9198;",
-    "fa fa-step-backward": "&#9664;|",
-    "fa fa-play fa-flip-horizontal": "&#9664;",
-    "fa fa-pause": "&#9208;",
-    "fa fa-play": "&#9654;",
-    "fa fa-step-forward": "|&#9654;",
-    "fa fa-fast-forward": "&#9197;",
-    "fa fa-plus": "+",
-}
-
-
-def offline_player(page: str) -> str:
-    """matplotlib's JavaScript player without any request to the network (see PLAYER_ICONS)."""
-    page = re.sub(r"<link[^>]*font-awesome[^>]*>", "", page)
-    for icon, text in PLAYER_ICONS.items():
-        page = page.replace(f'<i class="{icon}"></i>', text)
-    return page
+    return viz.overlay_panels(panels, columns=4)
 
 
 def compare_reads(davis_root, folders: dict[str, Path], sequence: str, **kwargs) -> pd.DataFrame:
@@ -183,42 +138,13 @@ def compare_reads(davis_root, folders: dict[str, Path], sequence: str, **kwargs)
     return pd.DataFrame(columns)
 
 
-def compare_plot(per_frame: pd.DataFrame, *, title: str = ""):
-    """A line plot of :func:`compare_reads`' table: J&F per frame, one line per read."""
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(6, 2.8), layout="constrained")
-    ax = fig.subplots()
-    for label in per_frame.columns:
-        ax.plot(per_frame.index, per_frame[label], marker=".", label=label)
-    ax.set_xlabel("frame")
-    ax.set_ylabel("J&F (mean over objects)")
-    ax.set_ylim(-0.02, 1.02)
-    ax.set_title(title, fontsize=10)
-    ax.legend(fontsize=8)
-    return fig
-
-
-def query_cell_on_object(labels: np.ndarray, obj_label: int = 1) -> tuple[int, int]:
-    """The r4 cell under the centre of mass of object ``obj_label`` in a label map (or the frame
-    centre when the object is absent)."""
-    from hmmnlab.viz import pixel_to_cell
-
-    ys, xs = np.nonzero(np.asarray(labels) == obj_label)
-    h, w = np.asarray(labels).shape
-    py, px = (ys.mean(), xs.mean()) if len(ys) else (h / 2, w / 2)
-    return pixel_to_cell(py, px, (h, w))
-
-
 # ----------------------------------------------------------------------------------------------------
 # The HTML report
 
 
 def figure_tag(fig, *, dpi: int = 80) -> str:
     """An <img> with the figure embedded as a base64 PNG."""
-    from hmmnlab.viz import figure_png
-
-    data = base64.b64encode(figure_png(fig, dpi=dpi)).decode("ascii")
+    data = base64.b64encode(viz.figure_png(fig, dpi=dpi)).decode("ascii")
     return f'<img alt="figure" src="data:image/png;base64,{data}">'
 
 
@@ -264,6 +190,279 @@ class Report:
             f"<h1>{html.escape(self.title)}</h1>\n{body}\n</body></html>\n"
         )
 
+    def write(self, path: str | Path) -> Path:
+        """Write the document to ``path`` and return it."""
+        path = Path(path)
+        path.write_text(self.html())
+        return path
+
+
+# ----------------------------------------------------------------------------------------------------
+# The demo: its inputs, its runs (files under out/, measured tables) and its sections (HTML)
+
+
+@dataclass
+class DemoSetup:
+    """What the demo's runs share: the output folder, the model, the data and the read grid."""
+
+    out: Path
+    model: HMMN
+    weights_name: str  # how the report names the weights
+    root: Path  # the DAVIS root read (a copy cut to ``frames`` frames when given)
+    dataset: DavisDataset  # the split of ``root``
+    grid: ablation.Grid
+    device: torch.device
+    frames: int | None
+    full: bool
+
+    @property
+    def reads(self) -> dict[str, ReadConfig]:
+        return dict(self.grid)
+
+    @property
+    def ablation_sequences(self) -> list[str] | None:
+        """The sequences of the read ablation (None: every sequence of the split)."""
+        return None if self.full else [TWINS_SEQUENCE]
+
+
+def prepare_demo(
+    out: str | Path,
+    *,
+    weights=None,
+    davis_root: str | Path = "data_samples",
+    device: str = "cpu",
+    full: bool = False,
+    frames: int | None = None,
+    grid: ablation.Grid | None = None,
+) -> DemoSetup:
+    """Create ``out``, load the model (see :func:`hmmnlab.ablation.resolve_model`), cut the data to
+    ``frames`` frames when given and check the read grid (see :func:`demo` for the arguments)."""
+    from hmmnlab.data.davis import DavisDataset
+    from hmmnlab.inference import resolve_device
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    device = resolve_device(device)
+    model = ablation.resolve_model(weights, device)
+    root = ablation.repo_path(davis_root)
+    frames = frames or None  # 0: whole videos
+    if frames is not None:
+        names = None if full else [SEGMENT_SEQUENCE, TWINS_SEQUENCE]
+        root = ablation.short_davis(root, out / f"data-{frames}", frames=frames, sequences=names)
+    dataset = DavisDataset(root, year=2017, split="val")
+    grid = grid or (ablation.default_grid() if full else ablation.quick_grid())
+    reads = dict(grid)
+    for needed in ("stm", "hmmn"):
+        if needed not in reads:
+            raise ValueError(
+                f"the demo's read grid needs a read labelled {needed!r}: {list(reads)}"
+            )
+    weights_name = "the demo weights" if weights is None else str(weights)
+    if not isinstance(weights, (str, Path, type(None))):
+        weights_name = "a model passed in"
+    return DemoSetup(out, model, weights_name, root, dataset, grid, device, frames, full)
+
+
+@dataclass
+class Segmented:
+    """A video segmented with the hmmn read: its per-sequence scores and overlay panels."""
+
+    sequence: DavisSequence
+    folder: Path  # the predictions (and overlays/)
+    scores: pd.DataFrame  # the per-sequence table of evaluate()
+    panels: list  # filmstrip_panels()
+
+
+def segment_video(setup: DemoSetup, *, progress: bool = True) -> Segmented:
+    """Segment and score :data:`SEGMENT_SEQUENCE` with the hmmn read, writing the masks, overlay
+    frames and MP4 to ``out/segment``."""
+    from hmmnlab.evaluate import evaluate
+
+    sequence = setup.dataset[SEGMENT_SEQUENCE]
+    folder = setup.out / "segment"
+    _, per_sequence_df = evaluate(
+        setup.model, setup.root, folder, year=2017, read=setup.reads["hmmn"],
+        sequences=[sequence.name], device=setup.device, overlays=True, progress=progress,
+    )  # fmt: skip
+    return Segmented(sequence, folder, per_sequence_df, filmstrip_panels(sequence, folder))
+
+
+@dataclass
+class TracedRead:
+    """The trace of one frame's memory read, and the query cell to explain."""
+
+    sequence: DavisSequence  # the frames of the figures
+    frame: int
+    cache: dict  # hook name -> tensor
+    memory_frames: tuple[int, ...]
+    obj: int  # the object explained (an index of the trace's objects)
+    object_id: int  # its label
+    query: tuple[int, int]  # the r4 query cell, on the object
+    read: ReadConfig  # the read traced
+
+
+def trace_read(setup: DemoSetup, sequence: DavisSequence) -> TracedRead:
+    """Trace frame :data:`TRACE_FRAME` (or the last) of ``sequence`` with the hmmn read; the query
+    cell is on the first object (in the annotation, else in the prediction)."""
+    from hmmnlab.trace import run_with_cache
+
+    read = setup.reads["hmmn"]
+    t = min(TRACE_FRAME, len(sequence) - 1)
+    result, cache = run_with_cache(
+        setup.model, sequence, sequence.first_mask(), frame=t, read=read, device=setup.device
+    )
+    obj = 0  # the first object
+    # the query cell: on the object in the annotation (the samples annotate every frame)
+    truth = sequence.mask(t) if t < len(sequence.mask_paths) else result.labels.cpu().numpy()
+    object_id = result.object_ids[obj]
+    query = viz.query_cell_on_object(truth, object_id)
+    return TracedRead(sequence, t, cache, result.memory_frames, obj, object_id, query, read)
+
+
+def run_ablation(setup: DemoSetup, *, progress: bool = True) -> pd.DataFrame:
+    """The read ablation of the grid (:func:`hmmnlab.ablation.run`) into ``out/ablation``; its
+    table is also written to ``out/ablation.csv``."""
+    table = ablation.run(setup.root, setup.model, variants=setup.grid,
+                         sequences=setup.ablation_sequences, out=setup.out / "ablation",
+                         device=str(setup.device), progress=progress)  # fmt: skip
+    table.to_csv(setup.out / "ablation.csv", index=False)
+    return table
+
+
+@dataclass
+class TwinsComparison:
+    """stm against hmmn on :data:`TWINS_SEQUENCE`: per-frame J&F tables and the frame of the last
+    comparison where they differ most, as overlay panels."""
+
+    swapped: pd.DataFrame  # (a) same weights, read swapped at inference
+    trained: pd.DataFrame | None  # (b) trained with each read (None: no stm weights)
+    where: int
+    panels: list  # (title, frame, labels): the ground truth, then each read's prediction
+
+
+def compare_twins(
+    setup: DemoSetup, *, stm_weights="demo-stm", progress: bool = True
+) -> TwinsComparison:
+    """Compare the reads on the twins from the ablation's folders (``hmmn`` and ``stm``, so run
+    :func:`run_ablation` first) and, unless ``stm_weights`` is None, the model trained with the stm
+    read (segmented into ``out/trained-stm``) against the hmmn one."""
+    from hmmnlab.evaluate import evaluate
+
+    twins = setup.dataset[TWINS_SEQUENCE]
+    folders = {
+        "hmmn read": setup.out / "ablation" / "hmmn",
+        "stm read": setup.out / "ablation" / "stm",
+    }
+    swapped = compare_reads(setup.root, folders, TWINS_SEQUENCE)
+    trained = None
+    if stm_weights is not None:
+        stm_model = ablation.resolve_model(stm_weights, setup.device)
+        evaluate(
+            stm_model, setup.root, setup.out / "trained-stm", year=2017,
+            read=read_variant("stm"), sequences=[TWINS_SEQUENCE], device=setup.device,
+            progress=progress,
+        )  # fmt: skip
+        folders = {"demo (hmmn)": folders["hmmn read"], "demo-stm (stm)": setup.out / "trained-stm"}
+        trained = compare_reads(setup.root, folders, TWINS_SEQUENCE)
+    last = swapped if trained is None else trained
+    where = int((last.iloc[:, 0] - last.iloc[:, 1]).abs().idxmax())
+    panels = [(f"ground truth, frame {where}", twins.frame(where), twins.mask(where))]
+    for label, folder in folders.items():
+        panels.append((f"{label}, frame {where}", twins.frame(where),
+                       predicted_labels(folder, twins, where)))  # fmt: skip
+    return TwinsComparison(swapped, trained, where, panels)
+
+
+def intro_section(report: Report, setup: DemoSetup) -> None:
+    """The weights, data and device of the run."""
+    report.text(
+        f"Weights: <code>{html.escape(setup.weights_name)}"
+        f"</code>; data: <code>{html.escape(str(setup.root))}</code>"
+        + (f" (first {setup.frames} frames)" if setup.frames else "")
+        + f"; device: {setup.device}. Every number below was measured by this run.",
+        note=True,
+    )
+
+
+def segment_section(report: Report, segmented: Segmented) -> None:
+    """1. A filmstrip of overlays and the sequence's scores."""
+    report.heading(f"1. Segmenting a video: {segmented.sequence.name}")
+    report.text(
+        "Frame 0's mask is given; every later frame is segmented by reading the memory of past "
+        "frames (the HMMN read). Overlays of evenly spaced frames (colours: objects; frame 0 is the "
+        "annotation). Overlay frames and an MP4 are in "
+        f"<code>{html.escape(str(segmented.folder / 'overlays'))}</code>."
+    )
+    panels = segmented.panels
+    report.figure(viz.overlay_panels(panels, columns=min(len(panels), 3)))
+    report.table(segmented.scores)
+
+
+def read_section(report: Report, traced: TracedRead) -> None:
+    """2. Where one query cell looks in memory: affinity, kernel, sigmas and top-k guidance."""
+    t, obj, cache, memory = traced.frame, traced.obj, traced.cache, traced.memory_frames
+    report.heading(f"2. One memory read, explained (frame {t}, object {traced.object_id})")
+    report.text(
+        f"For one r4 cell of frame {t} (cyan box, on object {traced.object_id}), where does "
+        "the read look in memory? First the raw affinity <i>S</i> (every memory position, "
+        "no kernel: what STM reads), then the Gaussian kernel <i>G</i> centred where each memory "
+        "position is tracked to, and the affinity after the kernel, softmax(<i>S</i>) <i>G</i>, "
+        "whose weights average the memory values."
+    )
+    for stage in ("logits", "kernel", "affinity"):
+        report.figure(viz.affinity_maps(cache, traced.sequence, memory, traced.query,
+                                        obj=obj, stage=stage, query_frame=t))  # fmt: skip
+    report.text("Older memory frames get wider kernels (their positions are less certain):")
+    report.figure(viz.kernel_sigmas(cache, memory))
+    report.text(
+        "The r4 affinity then guides the finer reads: for the same query cell, the r3 read "
+        "attends only to the children of the top-k r4 memory cells (frame 0 and frame t-1)."
+    )
+    report.figure(viz.topk_on_memory(cache, traced.sequence, memory, traced.query, obj=obj,
+                                     scale="r3", query_frame=t, read=traced.read))  # fmt: skip
+
+
+def ablation_section(report: Report, table: pd.DataFrame, setup: DemoSetup) -> None:
+    """3. The ablation table (styled) and its two plots."""
+    sequences = setup.ablation_sequences or setup.dataset.sequences
+    report.heading("3. Read ablation: the same weights, different memory reads")
+    report.text(
+        f"Sequences: {', '.join(sequences)}. Columns: the read parameters "
+        "that vary, J&amp;F, J and F (DAVIS means over objects), seconds per frame and peak memory "
+        f"on {setup.device} (timings depend on what else the machine is doing). Best J&amp;F in green; the full table with every parameter is "
+        f"<code>{html.escape(str(setup.out / 'ablation.csv'))}</code>."
+    )
+    report.table(ablation.styled(table))
+    report.figure(ablation.plot(table))
+    report.figure(ablation.plot(table, kind="scatter"))
+
+
+def twins_section(report: Report, twins: TwinsComparison) -> None:
+    """4. Both comparisons on the twins: numbers, per-frame plots and the most different frame."""
+    report.heading("4. The twins case: stm against hmmn, compared two ways")
+    report.text(
+        "Two identical objects cross. A non-local read (stm) matches appearance anywhere in the "
+        "frame, so it can confuse the twins; the kernel read (hmmn) only trusts matches near where "
+        "each memory position is tracked to. There are two fair questions, and they have "
+        "different answers: <b>(a) same weights, read swapped at inference</b> (the ablation "
+        "above: a model trained with one read, run with another, is out of its training "
+        "conditions), and <b>(b) trained with each read</b>: the demo model (trained and run with "
+        "hmmn) against demo-stm (trained and run with stm, otherwise trained identically)."
+    )
+    lines = [f"(a) same weights, read swapped: {_scores_text(twins.swapped)}"]
+    if twins.trained is not None:
+        lines.append(f"(b) trained with each read: {_scores_text(twins.trained)}")
+    report.text(f"Measured on {TWINS_SEQUENCE}, J&amp;F: " + "; ".join(lines) + ".")
+    report.figure(viz.compare_plot(
+        twins.swapped, title=f"(a) {TWINS_SEQUENCE}: same weights, J&F per frame"
+    ))  # fmt: skip
+    if twins.trained is not None:
+        report.figure(
+            viz.compare_plot(twins.trained, title=f"(b) {TWINS_SEQUENCE}: trained with each read")
+        )
+    report.text(f"The frame where the last comparison differs most: frame {twins.where}.")
+    report.figure(viz.overlay_panels(twins.panels, columns=3))
+
 
 def demo(
     out: str | Path = "out/demo",
@@ -287,147 +486,22 @@ def demo(
     ``hmmn`` for the twins case). stm_weights: the model trained with the stm read, compared
     in the twins case with ``weights`` under its own (hmmn) read (None: that comparison is left out).
     """
-    from hmmnlab.data.davis import DavisDataset
-    from hmmnlab.evaluate import evaluate
-    from hmmnlab.inference import resolve_device
-    from hmmnlab.trace import run_with_cache
-    from hmmnlab.viz import affinity_maps, kernel_sigmas, topk_on_memory
-
     started = time.perf_counter()
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    device = resolve_device(device)
-    model = ablation._load(weights, device)
-    root = ablation.repo_path(davis_root)
-    frames = frames or None  # 0: whole videos
-    if frames is not None:
-        names = None if full else [SEGMENT_SEQUENCE, TWINS_SEQUENCE]
-        root = ablation.short_davis(root, out / f"data-{frames}", frames=frames, sequences=names)
-    dataset = DavisDataset(root, year=2017, split="val")
-    grid = grid or (ablation.default_grid() if full else ablation.quick_grid())
-    reads = dict(grid)
-    for needed in ("stm", "hmmn"):
-        if needed not in reads:
-            raise ValueError(
-                f"the demo's read grid needs a read labelled {needed!r}: {list(reads)}"
-            )
-    weights_name = "the demo weights" if weights is None else str(weights)
-    if not isinstance(weights, (str, Path, type(None))):
-        weights_name = "a model passed in"
-    report = Report("hmmnlab demo: HMMN video object segmentation, explained and ablated")
-    report.text(
-        f"Weights: <code>{html.escape(weights_name)}"
-        f"</code>; data: <code>{html.escape(str(root))}</code>"
-        + (f" (first {frames} frames)" if frames else "")
-        + f"; device: {device}. Every number below was measured by this run.",
-        note=True,
-    )
+    setup = prepare_demo(out, weights=weights, davis_root=davis_root, device=device, full=full,
+                         frames=frames, grid=grid)  # fmt: skip
+    segmented = segment_video(setup, progress=progress)
+    traced = trace_read(setup, segmented.sequence)
+    table = run_ablation(setup, progress=progress)
+    twins = compare_twins(setup, stm_weights=stm_weights, progress=progress)
 
-    # 1. segment a video
-    sequence = dataset[SEGMENT_SEQUENCE]
-    global_df, per_sequence_df = evaluate(
-        model, root, out / "segment", year=2017, read=reads["hmmn"], sequences=[sequence.name],
-        device=device, overlays=True, progress=progress,
-    )  # fmt: skip
-    report.heading(f"1. Segmenting a video: {sequence.name}")
-    report.text(
-        "Frame 0's mask is given; every later frame is segmented by reading the memory of past "
-        "frames (the HMMN read). Overlays of evenly spaced frames (colours: objects; frame 0 is the "
-        "annotation). Overlay frames and an MP4 are in "
-        f"<code>{html.escape(str(out / 'segment' / 'overlays'))}</code>."
-    )
-    report.figure(filmstrip(sequence, out / "segment"))
-    report.table(per_sequence_df)
-
-    # 2. one memory read explained
-    t = min(TRACE_FRAME, len(sequence) - 1)
-    result, cache = run_with_cache(
-        model, sequence, sequence.first_mask(), frame=t, read=reads["hmmn"], device=device
-    )
-    obj = 0  # the first object
-    # the query cell: on the object in the annotation (the samples annotate every frame)
-    truth = sequence.mask(t) if t < len(sequence.mask_paths) else result.labels.cpu().numpy()
-    query = query_cell_on_object(truth, result.object_ids[obj])
-    report.heading(f"2. One memory read, explained (frame {t}, object {result.object_ids[obj]})")
-    report.text(
-        f"For one r4 cell of frame {t} (cyan box, on object {result.object_ids[obj]}), where does "
-        "the read look in memory? First the raw affinity <i>S</i> (every memory position, "
-        "no kernel: what STM reads), then the Gaussian kernel <i>G</i> centred where each memory "
-        "position is tracked to, and the affinity after the kernel, softmax(<i>S</i>) <i>G</i>, "
-        "whose weights average the memory values."
-    )
-    for stage in ("logits", "kernel", "affinity"):
-        report.figure(affinity_maps(cache, sequence, result.memory_frames, query,
-                                    obj=obj, stage=stage, query_frame=t))  # fmt: skip
-    report.text("Older memory frames get wider kernels (their positions are less certain):")
-    report.figure(kernel_sigmas(cache, result.memory_frames))
-    report.text(
-        "The r4 affinity then guides the finer reads: for the same query cell, the r3 read "
-        "attends only to the children of the top-k r4 memory cells (frame 0 and frame t-1)."
-    )
-    report.figure(topk_on_memory(cache, sequence, result.memory_frames, query, obj=obj,
-                                 scale="r3", query_frame=t, read=reads["hmmn"]))  # fmt: skip
-
-    # 3. read ablation
-    sequences = None if full else [TWINS_SEQUENCE]
-    table = ablation.run(root, model, variants=grid, sequences=sequences, out=out / "ablation",
-                         device=str(device), progress=progress)  # fmt: skip
-    table.to_csv(out / "ablation.csv", index=False)
-    report.heading("3. Read ablation: the same weights, different memory reads")
-    report.text(
-        f"Sequences: {', '.join(sequences or dataset.sequences)}. Columns: the read parameters "
-        "that vary, J&amp;F, J and F (DAVIS means over objects), seconds per frame and peak memory "
-        f"on {device} (timings depend on what else the machine is doing). Best J&amp;F in green; the full table with every parameter is "
-        f"<code>{html.escape(str(out / 'ablation.csv'))}</code>."
-    )
-    report.table(ablation.styled(table))
-    report.figure(ablation.plot(table))
-    report.figure(ablation.plot(table, kind="scatter"))
-
-    # 4. the twins case, both kinds of comparison
-    twins = dataset[TWINS_SEQUENCE]
-    folders = {"hmmn read": out / "ablation" / "hmmn", "stm read": out / "ablation" / "stm"}
-    swapped = compare_reads(root, folders, TWINS_SEQUENCE)
-    report.heading("4. The twins case: stm against hmmn, compared two ways")
-    report.text(
-        "Two identical objects cross. A non-local read (stm) matches appearance anywhere in the "
-        "frame, so it can confuse the twins; the kernel read (hmmn) only trusts matches near where "
-        "each memory position is tracked to. There are two fair questions, and they have "
-        "different answers: <b>(a) same weights, read swapped at inference</b> (the ablation "
-        "above: a model trained with one read, run with another, is out of its training "
-        "conditions), and <b>(b) trained with each read</b>: the demo model (trained and run with "
-        "hmmn) against demo-stm (trained and run with stm, otherwise trained identically)."
-    )
-    lines = [f"(a) same weights, read swapped: {_scores_text(swapped)}"]
-    per_frame = swapped
-    if stm_weights is not None:
-        stm_model = ablation._load(stm_weights, device)
-        evaluate(
-            stm_model, root, out / "trained-stm", year=2017, read=read_variant("stm"),
-            sequences=[TWINS_SEQUENCE], device=device, progress=progress,
-        )  # fmt: skip
-        trained = {"demo (hmmn)": folders["hmmn read"], "demo-stm (stm)": out / "trained-stm"}
-        per_frame = compare_reads(root, trained, TWINS_SEQUENCE)
-        lines.append(f"(b) trained with each read: {_scores_text(per_frame)}")
-        folders = {"demo (hmmn)": folders["hmmn read"], "demo-stm (stm)": out / "trained-stm"}
-    report.text(f"Measured on {TWINS_SEQUENCE}, J&amp;F: " + "; ".join(lines) + ".")
-    report.figure(compare_plot(swapped, title=f"(a) {TWINS_SEQUENCE}: same weights, J&F per frame"))
-    if stm_weights is not None:
-        report.figure(
-            compare_plot(per_frame, title=f"(b) {TWINS_SEQUENCE}: trained with each read")
-        )
-    gap = (per_frame.iloc[:, 0] - per_frame.iloc[:, 1]).abs()
-    where = int(gap.idxmax())
-    report.text(f"The frame where the last comparison differs most: frame {where}.")
-    panels = [(f"ground truth, frame {where}", twins.frame(where), twins.mask(where))]
-    for label, folder in folders.items():
-        panels.append((f"{label}, frame {where}", twins.frame(where),
-                       predicted_labels(folder, twins, where)))  # fmt: skip
-    report.figure(overlay_panels(panels, columns=3))
+    report = Report(TITLE)
+    intro_section(report, setup)
+    segment_section(report, segmented)
+    read_section(report, traced)
+    ablation_section(report, table, setup)
+    twins_section(report, twins)
     report.text(f"Built in {time.perf_counter() - started:.0f} s.", note=True)
-    path = out / "report.html"
-    path.write_text(report.html())
-    return path
+    return report.write(setup.out / "report.html")
 
 
 def _scores_text(per_frame: pd.DataFrame) -> str:

@@ -1,9 +1,12 @@
-"""Pictures: overlays of label maps on frames, and figures from traces (see below)."""
+"""Pictures: overlays of label maps on frames, figures from traces (see below), figures of score
+tables, and an offline animation player. Pure functions: arrays, tensors and DataFrames in,
+matplotlib Figures (or HTML) out; no model runs, no files read."""
 
 from __future__ import annotations
 
 import io
 import numbers
+import re
 from collections.abc import Mapping
 
 import cv2
@@ -34,6 +37,24 @@ def overlay(frame: np.ndarray, labels: np.ndarray, *, alpha: float = 0.5) -> np.
     boundary = (edges > 0) & objects
     out[boundary] = colours[boundary]
     return out
+
+
+def overlay_panels(panels: list[tuple[str, np.ndarray, np.ndarray]], *, columns: int = 4) -> Figure:
+    """A Figure of labelled overlays: ``panels`` = (title, H x W x 3 frame, H x W labels)."""
+    if not panels:
+        raise ValueError("overlay_panels needs at least one (title, frame, labels) panel")
+    columns = min(columns, len(panels))
+    rows = -(-len(panels) // columns)
+    height, width = panels[0][1].shape[:2]
+    size = 3.2
+    fig = Figure(figsize=(size * columns, size * height / width * rows + 0.4), layout="constrained")
+    axes = np.atleast_1d(fig.subplots(rows, columns)).ravel()
+    for ax in axes:
+        ax.axis("off")
+    for ax, (title, frame, labels) in zip(axes, panels, strict=False):
+        ax.imshow(overlay(np.asarray(frame), np.asarray(labels)))
+        ax.set_title(title, fontsize=9)
+    return fig
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -113,6 +134,15 @@ def pixel_to_cell(py: float, px: float, size: tuple[int, int], *, scale: str = "
     padding = ops.padding_for(*size)
     stride = R4_STRIDE // SCALES[scale]
     return int((py + padding.top) // stride), int((px + padding.left) // stride)
+
+
+def query_cell_on_object(labels: np.ndarray, obj_label: int = 1) -> tuple[int, int]:
+    """The r4 cell under the centre of mass of object ``obj_label`` in a label map (or the frame
+    centre when the object is absent)."""
+    ys, xs = np.nonzero(np.asarray(labels) == obj_label)
+    h, w = np.asarray(labels).shape
+    py, px = (ys.mean(), xs.mean()) if len(ys) else (h / 2, w / 2)
+    return pixel_to_cell(py, px, (h, w))
 
 
 def cell_box(y: int, x: int, size: tuple[int, int], *, scale: str = "r4") -> tuple[float, ...]:
@@ -578,3 +608,66 @@ def figure_png(fig: Figure, *, dpi: int = 80) -> bytes:
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=dpi)
     return buffer.getvalue()
+
+
+# ----------------------------------------------------------------------------------------------------
+# Score tables and animations
+
+
+def compare_plot(per_frame, *, title: str = "") -> Figure:
+    """A line plot of a per-frame J&F table (one row per frame, one column per read, as
+    :func:`hmmnlab.report.compare_reads` returns): J&F per frame, one line per read."""
+    fig = Figure(figsize=(6, 2.8), layout="constrained")
+    ax = fig.subplots()
+    for label in per_frame.columns:
+        ax.plot(per_frame.index, per_frame[label], marker=".", label=label)
+    ax.set_xlabel("frame")
+    ax.set_ylabel("J&F (mean over objects)")
+    ax.set_ylim(-0.02, 1.02)
+    ax.set_title(title, fontsize=10)
+    ax.legend(fontsize=8)
+    return fig
+
+
+def animate(images: list[np.ndarray], *, fps: float = 6.0, width: float = 6.0) -> str:
+    """A JavaScript player (play, pause, frame slider) for H x W x 3 images, as an HTML string:
+    ``IPython.display.HTML(animate(images))`` in a notebook; it plays without a running kernel."""
+    from matplotlib.animation import FuncAnimation
+
+    if not images:
+        raise ValueError("animate needs at least one image")
+    height = width * images[0].shape[0] / images[0].shape[1]
+    fig = Figure(figsize=(width, height))
+    ax = fig.add_axes((0, 0, 1, 1))
+    ax.axis("off")
+    shown = ax.imshow(images[0])
+
+    def draw(t):
+        shown.set_data(images[t])
+        return (shown,)
+
+    movie = FuncAnimation(fig, draw, frames=len(images), interval=1000 / fps, blit=True)
+    return offline_player(movie.to_jshtml(default_mode="loop"))
+
+
+# matplotlib's player draws its buttons with Font Awesome icons fetched from a CDN (which fails
+# offline and in classrooms without internet); plain characters instead.
+PLAYER_ICONS = {
+    "fa fa-minus": "&#8722;",
+    "fa fa-fast-backward": "&#9198;",
+    "fa fa-step-backward": "&#9664;|",
+    "fa fa-play fa-flip-horizontal": "&#9664;",
+    "fa fa-pause": "&#9208;",
+    "fa fa-play": "&#9654;",
+    "fa fa-step-forward": "|&#9654;",
+    "fa fa-fast-forward": "&#9197;",
+    "fa fa-plus": "+",
+}
+
+
+def offline_player(page: str) -> str:
+    """matplotlib's JavaScript player without any request to the network (see PLAYER_ICONS)."""
+    page = re.sub(r"<link[^>]*font-awesome[^>]*>", "", page)
+    for icon, text in PLAYER_ICONS.items():
+        page = page.replace(f'<i class="{icon}"></i>', text)
+    return page

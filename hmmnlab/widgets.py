@@ -1,29 +1,35 @@
 """Interactive viewers built on :mod:`hmmnlab.viz` (ipywidgets).
 
-:func:`topk_inspector` builds the top-k inspector: pick a video, a frame, an object and a scale; click
-a query position on the query frame (or move the y / x sliders, always there) and see, on every memory
-frame, the r4 affinity after the kernel, the Gaussian kernel and the r4 cells selected to guide the r3
-or r2 read (with their children), plus a table of the selected cells. Traces are computed on demand
-and kept per (video, frame). Everything is drivable from Python: ``inspector.select(y, x)``,
-``inspector.click(px, py)``, or set any widget's ``value``.
+:class:`TopkInspector` shows traces it is given, as bertviz's ``head_view`` shows tensors: pick a
+video, a frame, an object and a scale; click a query position on the query frame (or move the y / x
+sliders, always there) and see, on every memory frame, the r4 affinity after the kernel, the Gaussian
+kernel and the r4 cells selected to guide the r3 or r2 read (with their children), plus a table of
+the selected cells. It never runs a model: each video is an :class:`InspectorVideo` (frames, first
+labels, and the traces of its frames as :class:`FrameTrace`), and traces not given are asked of a
+``trace_of(video, frame)`` provider, once per (video, frame).
+
+:func:`topk_inspector` is the thin builder that runs the model: it reads the videos of a DAVIS root
+and hands the viewer :func:`model_traces` as its provider. Everything is drivable from Python:
+``inspector.select(y, x)``, ``inspector.click(px, py)``, or set any widget's ``value``.
 """
 
 from __future__ import annotations
 
 import html
 import io
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import cv2
 import ipywidgets as widgets
 import numpy as np
+import torch
 from PIL import Image
 
 from hmmnlab import ops, viz
 from hmmnlab.config import ReadConfig
-from hmmnlab.data.davis import DavisDataset
-from hmmnlab.inference import VOID_LABEL, propagate
+from hmmnlab.data.davis import VOID_LABEL
 
 # The hook points the inspector needs (a small part of a full trace).
 TRACE_NAMES = (
@@ -46,6 +52,130 @@ class FrameTrace:
     memory_frames: tuple[int, ...]
 
 
+@dataclass(frozen=True)
+class InspectorVideo:
+    """One video as the inspector shows it.
+
+    frames: H x W x 3 uint8 images, frame 0 first; first_labels: H x W labels of frame 0 (its
+    objects: every label but 0 and 255, in increasing order, as the traces' object axis); traces:
+    frame index (>= 1) -> :class:`FrameTrace`, computed beforehand (the frames without one are
+    asked of the inspector's ``trace_of``); truth: frame index -> H x W annotation, optional, to
+    start the query cell on the object in that frame (else on its position in frame 0).
+    """
+
+    frames: Sequence[np.ndarray]
+    first_labels: np.ndarray
+    traces: Mapping[int, FrameTrace] = field(default_factory=dict)
+    truth: Mapping[int, np.ndarray] = field(default_factory=dict)
+
+
+#: ``trace_of(video, frame)``: the trace of ``frame``, or an iterable of (frame index, FrameTrace)
+#: pairs that includes it (a propagation yields the earlier frames' traces on the way; all are kept).
+TraceProvider = Callable[[str, int], "FrameTrace | Iterable[tuple[int, FrameTrace]]"]
+
+
+def r4_grid_of(size: tuple[int, int]) -> tuple[int, int]:
+    """(h, w) of the padded r4 grid of an H x W frame."""
+    left, right, top, bottom = ops.padding_for(*size)
+    return (size[0] + top + bottom) // viz.R4_STRIDE, (size[1] + left + right) // viz.R4_STRIDE
+
+
+def object_labels(first_labels: np.ndarray) -> list[int]:
+    """The object labels of a first-frame label map (not background 0, not void 255)."""
+    return [int(v) for v in np.unique(first_labels) if v not in (0, VOID_LABEL)]
+
+
+def check_video(name: str, video: InspectorVideo) -> InspectorVideo:
+    """``video`` with its frames and labels as arrays, after checking their shapes (and its traces,
+    see :func:`check_trace`)."""
+    if not isinstance(video, InspectorVideo):
+        raise TypeError(f"video {name!r} must be an InspectorVideo, got {type(video).__name__}")
+    frames = [np.asarray(frame) for frame in video.frames]
+    if len(frames) < 2:
+        raise ValueError(f"video {name!r} has {len(frames)} frame: nothing to read from memory")
+    for t, frame in enumerate(frames):
+        if frame.ndim != 3 or frame.shape[-1] != 3 or frame.shape != frames[0].shape:
+            raise ValueError(
+                f"video {name!r}: frames must be H x W x 3 images of one size ({frames[0].shape}), "
+                f"but frame {t} has shape {frame.shape}"
+            )
+    size = frames[0].shape[:2]
+    labels = np.asarray(video.first_labels)
+    if labels.shape != size:
+        raise ValueError(f"video {name!r}: frames are {size} but first_labels are {labels.shape}")
+    ids = object_labels(labels)
+    if not ids:
+        raise ValueError(f"video {name!r}: first_labels has no object (labels {np.unique(labels)})")
+    truth = {int(t): np.asarray(mask) for t, mask in video.truth.items()}
+    for t, mask in truth.items():
+        if mask.shape != size:
+            raise ValueError(f"video {name!r}: frames are {size} but truth[{t}] is {mask.shape}")
+    grid = r4_grid_of(size)
+    traces = {}
+    for t, trace in video.traces.items():
+        t = int(t)
+        if not 1 <= t < len(frames):
+            raise ValueError(
+                f"video {name!r} has frames 0..{len(frames) - 1}: a trace of frame {t} cannot be "
+                "shown (frame 0 is given, not read from memory)"
+            )
+        traces[t] = check_trace(trace, video=name, frame=t, num_objects=len(ids), grid=grid)
+    return InspectorVideo(frames, labels, traces, truth)
+
+
+def check_trace(
+    trace: FrameTrace, *, video: str, frame: int, num_objects: int, grid: tuple[int, int]
+) -> FrameTrace:
+    """``trace`` with its tensors as CPU torch tensors, after checking that it has every hook point of
+    :data:`TRACE_NAMES` with the shapes of a read of ``num_objects`` objects over memory frames
+    earlier than ``frame`` on the padded r4 grid ``grid`` (see the table in :mod:`hmmnlab.trace`)."""
+    where = f"the trace of frame {frame} of video {video!r}"
+    if not isinstance(trace, FrameTrace):
+        raise TypeError(f"{where} must be a FrameTrace(cache, memory_frames), got {trace!r:.80}")
+    if not isinstance(trace.cache, Mapping):
+        raise TypeError(f"{where}: cache must map hook names to tensors, got {trace.cache!r:.80}")
+    missing = [name for name in TRACE_NAMES if name not in trace.cache]
+    if missing:
+        raise ValueError(
+            f"{where} has no {', '.join(missing)}: the inspector needs {', '.join(TRACE_NAMES)} "
+            "(trace them with a read that has a kernel and top-k fine reads, e.g. ReadConfig()); "
+            f"it has: {', '.join(sorted(trace.cache)) or 'nothing'}"
+        )
+    memory = tuple(int(f) for f in trace.memory_frames)
+    if not memory or any(not 0 <= f < frame for f in memory) or len(set(memory)) != len(memory):
+        raise ValueError(
+            f"{where}: memory_frames must be distinct earlier frames (in 0..{frame - 1}), "
+            f"got {tuple(trace.memory_frames)}"
+        )
+    cache = {name: torch.as_tensor(value).cpu() for name, value in trace.cache.items()}
+    h, w = grid
+    B, T, HW = num_objects, len(memory), h * w  # the dimension letters of hmmnlab.trace
+    k3, k2 = (cache[f"{s}.topk_indices"].shape[-1] if cache[f"{s}.topk_indices"].ndim else 0
+              for s in ("r3", "r2"))  # fmt: skip
+    expected = {  # name: (shape, in words)
+        "r4.affinity": ((B, T * HW, HW), "B x THW x HW"),
+        "r4.kernel": ((B, T * HW, HW), "B x THW x HW"),
+        "r4.sigmas": ((T,), "T"),
+        "r4.readout": ((B, None, h, w), "B x Cv x h x w"),
+        "r3.topk_indices": ((B, HW, None), "B x HW x k"),
+        "r3.attention": ((B, HW, 4, 4 * k3), "B x HW x 4 x 4k"),
+        "r2.topk_indices": ((B, HW, None), "B x HW x k2"),
+        "r2.attention": ((B, HW, 16, 16 * k2), "B x HW x 16 x 16k2"),
+    }
+    for name, (shape, words) in expected.items():
+        found = tuple(cache[name].shape)
+        fits = len(found) == len(shape) and all(
+            e is None or e == f for e, f in zip(shape, found, strict=True)
+        )
+        if not fits:
+            want = " x ".join("*" if e is None else str(e) for e in shape)
+            raise ValueError(
+                f"{where}: {name} should be {words} = {want} ({B} objects, memory frames {memory}, "
+                f"r4 grid {h} x {w}), got {' x '.join(map(str, found)) or 'a scalar'}"
+            )
+    return FrameTrace(cache, memory)
+
+
 def _png(image: np.ndarray) -> bytes:
     buffer = io.BytesIO()
     Image.fromarray(image).save(buffer, format="PNG")
@@ -53,31 +183,34 @@ def _png(image: np.ndarray) -> bytes:
 
 
 class TopkInspector:
-    """The widget app of :func:`topk_inspector`; ``.app`` is the root widget (displaying the
-    inspector displays it)."""
+    """The top-k inspector over ``videos`` (name -> :class:`InspectorVideo`, read when the video is
+    first shown; a lazy mapping works). ``trace_of(video, frame)`` computes the traces the videos do
+    not hold (see :data:`TraceProvider`); without it every frame 1..T-1 of a video needs a trace.
+    read: the ReadConfig the traces were made with (its guidance frames). ``.app`` is the root
+    widget (displaying the inspector displays it)."""
 
     def __init__(
         self,
-        model,
-        dataset: DavisDataset,
+        videos: Mapping[str, InspectorVideo],
         *,
+        trace_of: TraceProvider | None = None,
         sequence: str | None = None,
         frame: int | None = None,
-        num_frames: int = 10,
         read: ReadConfig | None = None,
-        device: str = "cpu",
         dpi: int = 100,
     ) -> None:
-        if num_frames < 2:
-            raise ValueError(f"num_frames must be >= 2, got {num_frames}")
-        names = list(dataset.sequences)
-        sequence = sequence or names[0]
+        names = list(videos)
+        if not names:
+            raise ValueError("the inspector needs at least one video, got none")
+        sequence = names[0] if sequence is None else sequence
         if sequence not in names:
-            raise ValueError(f"unknown sequence {sequence!r}; {dataset.root} has {names}")
-        self.model, self.dataset, self.read = model, dataset, read or ReadConfig()
-        self.num_frames, self.device, self.dpi = num_frames, device, dpi
+            raise ValueError(f"unknown sequence {sequence!r}; the videos are {names}")
+        if trace_of is not None and not callable(trace_of):
+            raise TypeError(f"trace_of must be a function (video, frame), got {trace_of!r:.80}")
+        self.videos, self.trace_of, self.read = videos, trace_of, read or ReadConfig()
+        self.dpi = dpi
         self.traces: dict[tuple[str, int], FrameTrace] = {}
-        self._videos: dict[str, tuple[list[np.ndarray], np.ndarray]] = {}
+        self._checked: dict[str, InspectorVideo] = {}
         self._busy = False
 
         self.video = widgets.Dropdown(options=names, value=sequence, description="video")
@@ -133,36 +266,54 @@ class TopkInspector:
 
     # --- data ----------------------------------------------------------------------------------
 
+    def video_data(self, name: str) -> InspectorVideo:
+        """Video ``name``, checked (with :func:`check_video`) when first used."""
+        if name not in self._checked:
+            video = check_video(name, self.videos[name])
+            missing = [t for t in range(1, len(video.frames)) if t not in video.traces]
+            if self.trace_of is None and missing:
+                raise ValueError(
+                    f"video {name!r} has frames 0..{len(video.frames) - 1} but no trace of frames "
+                    f"{missing}, and the inspector has no trace_of to compute them: give every "
+                    "frame's trace, cut the frames to the traced ones, or pass trace_of"
+                )
+            self._checked[name] = video
+            for t, trace in video.traces.items():
+                self.traces.setdefault((name, t), trace)
+        return self._checked[name]
+
     def video_frames(self, name: str) -> tuple[list[np.ndarray], np.ndarray]:
-        """The first ``num_frames`` frames of video ``name`` and its first frame's labels."""
-        if name not in self._videos:
-            seq = self.dataset[name]
-            count = min(self.num_frames, len(seq))
-            self._videos[name] = ([seq[i] for i in range(count)], seq.first_mask())
-        return self._videos[name]
+        """The frames of video ``name`` and its first frame's labels."""
+        video = self.video_data(name)
+        return list(video.frames), video.first_labels
 
     def trace(self, name: str, frame: int) -> FrameTrace:
-        """The trace of ``frame`` of video ``name`` (computed once; the propagation keeps the
-        traces of the earlier frames on the way)."""
+        """The trace of ``frame`` of video ``name``: given, or asked of ``trace_of`` once (with the
+        other frames' traces it yields on the way, all checked and kept)."""
         key = (name, frame)
+        if key in self.traces:
+            return self.traces[key]
+        video = self.video_data(name)
+        if not 1 <= frame < len(video.frames):
+            raise ValueError(
+                f"video {name!r} has frames 0..{len(video.frames) - 1}: frame {frame} has no "
+                f"memory read to show (frames 1..{len(video.frames) - 1} have)"
+            )
+        self.progress.max, self.progress.value = frame, 0
+        self.status.value = html.escape(f"{name}: tracing frame {frame} (once) ...")
+        made = self.trace_of(name, frame)
+        pairs = [(frame, made)] if isinstance(made, FrameTrace) else made
+        for t, trace in pairs:
+            t = int(t)
+            if (name, t) not in self.traces and 1 <= t < len(video.frames):
+                self.traces[(name, t)] = check_trace(
+                    trace, video=name, frame=t, num_objects=self._num_objects(name),
+                    grid=r4_grid_of(video.frames[0].shape[:2]),
+                )  # fmt: skip
+            self.progress.value = min(max(t, 0), frame)
         if key not in self.traces:
-            frames, labels = self.video_frames(name)
-            self.progress.max, self.progress.value = frame, 0
-            self.status.value = html.escape(f"{name}: tracing frames 1..{frame} (once) ...")
-            for result in propagate(
-                self.model,
-                frames[: frame + 1],
-                labels,
-                read=self.read,
-                device=self.device,
-                trace=list(TRACE_NAMES),
-                trace_to_cpu=True,
-            ):
-                if result.index >= 1:
-                    self.traces[(name, result.index)] = FrameTrace(
-                        result.trace, result.memory_frames
-                    )
-                self.progress.value = result.index
+            raise ValueError(f"trace_of({name!r}, {frame}) gave no trace of frame {frame}")
+        self.progress.value = frame
         return self.traces[key]
 
     @property
@@ -187,12 +338,14 @@ class TopkInspector:
 
     def click(self, px: float, py: float) -> None:
         """A click at pixel (px, py) of the (unpadded) query frame: select the r4 cell there."""
-        frames, _ = self.video_frames(self.video.value)
-        size = frames[0].shape[:2]
+        size = self.video_data(self.video.value).frames[0].shape[:2]
         y, x = viz.pixel_to_cell(py, px, size)
         self.select(min(max(y, 0), self.y.max), min(max(x, 0), self.x.max))
 
     # --- internals -----------------------------------------------------------------------------
+
+    def _num_objects(self, name: str) -> int:
+        return len(object_labels(self.video_data(name).first_labels))
 
     def _click_events(self):
         try:
@@ -207,24 +360,20 @@ class TopkInspector:
         if "dataX" in event:
             px, py = event["dataX"], event["dataY"]
         else:  # scale the position in the displayed element to image pixels
-            frames, _ = self.video_frames(self.video.value)
-            height, width = frames[0].shape[:2]
+            height, width = self.video_data(self.video.value).frames[0].shape[:2]
             px = event["relativeX"] * width / max(event.get("boundingRectWidth", width), 1)
             py = event["relativeY"] * height / max(event.get("boundingRectHeight", height), 1)
         self.click(px, py)
 
     def _load_video(self, name: str, frame: int | None = None) -> None:
-        frames, labels = self.video_frames(name)
-        if len(frames) < 2:
-            raise ValueError(f"video {name!r} has {len(frames)} frame: nothing to read from memory")
-        ids = [int(v) for v in np.unique(labels) if v not in (0, VOID_LABEL)]
-        left, right, top, bottom = ops.padding_for(*frames[0].shape[:2])
-        h = (frames[0].shape[0] + top + bottom) // viz.R4_STRIDE  # the padded r4 grid
-        w = (frames[0].shape[1] + left + right) // viz.R4_STRIDE
+        video = self.video_data(name)
+        ids = object_labels(video.first_labels)
+        h, w = r4_grid_of(video.frames[0].shape[:2])
+        last = len(video.frames) - 1
         self._busy = True
         try:
-            self.frame.max = len(frames) - 1
-            self.frame.value = min(frame or len(frames) - 1, len(frames) - 1)
+            self.frame.max = last
+            self.frame.value = min(frame or last, last)
             # "object n" counts objects from 1, as the figures' titles do; the label if it differs
             self.obj.options = [
                 (f"object {n + 1}" + (f" (label {i})" if i != n + 1 else ""), n)
@@ -239,14 +388,14 @@ class TopkInspector:
     def _object_cell(self, name: str, frame: int, label: int) -> tuple[int, int]:
         """The r4 cell of the object pixel nearest the object's centre in ``frame`` (its annotation
         when there is one, else the first frame's), so that the inspector starts on the object."""
-        frames, first = self.video_frames(name)
-        seq = self.dataset[name]
-        labels = seq.mask(frame) if frame < len(seq.mask_paths) else first
+        video = self.video_data(name)
+        labels = video.truth.get(frame, video.first_labels)
         ys, xs = np.nonzero(labels == label)
         if not len(ys):
-            ys, xs = np.nonzero(first == label)
+            ys, xs = np.nonzero(video.first_labels == label)
         nearest = np.argmin((ys - ys.mean()) ** 2 + (xs - xs.mean()) ** 2)
-        y, x = viz.pixel_to_cell(float(ys[nearest]), float(xs[nearest]), frames[0].shape[:2])
+        size = video.frames[0].shape[:2]
+        y, x = viz.pixel_to_cell(float(ys[nearest]), float(xs[nearest]), size)
         return min(max(y, 0), self.y.max), min(max(x, 0), self.x.max)
 
     def _on_video(self, change) -> None:
@@ -268,7 +417,7 @@ class TopkInspector:
     def update(self) -> None:
         """Redraw every figure and the table for the current choices."""
         name, t, obj, scale = self.video.value, self.frame.value, self.obj.value, self.scale.value
-        frames, _ = self.video_frames(name)
+        frames = self.video_data(name).frames
         trace = self.current
         q = self.query_yx
         image = frames[t].copy()
@@ -297,6 +446,70 @@ class TopkInspector:
         display(self.app)
 
 
+# --- the builder: videos from a DAVIS root, traces from a model -------------------------------------
+
+
+class DavisVideos(Mapping):
+    """The sequences of a DAVIS dataset as :class:`InspectorVideo`, cut to their first
+    ``num_frames`` frames and read from disk when first used (name -> video)."""
+
+    def __init__(self, dataset, *, num_frames: int = 10) -> None:
+        if num_frames < 2:
+            raise ValueError(f"num_frames must be >= 2, got {num_frames}")
+        self.dataset, self.num_frames = dataset, num_frames
+        self._loaded: dict[str, InspectorVideo] = {}
+
+    def __getitem__(self, name: str) -> InspectorVideo:
+        if name not in self._loaded:
+            if name not in self.dataset.sequences:
+                raise KeyError(f"unknown sequence {name!r}; {self.dataset.root} has {list(self)}")
+            seq = self.dataset[name]
+            count = min(self.num_frames, len(seq))
+            annotated = min(count, len(seq.mask_paths))  # the annotations of the first frames
+            self._loaded[name] = InspectorVideo(
+                [seq[i] for i in range(count)],
+                seq.first_mask(),
+                truth={i: seq.mask(i) for i in range(1, annotated)},
+            )
+        return self._loaded[name]
+
+    def __contains__(self, name: object) -> bool:
+        return name in self.dataset.sequences
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.dataset.sequences)
+
+    def __len__(self) -> int:
+        return len(self.dataset.sequences)
+
+
+def model_traces(
+    model, videos: Mapping[str, InspectorVideo], *, read: ReadConfig | None = None,
+    device: str = "cpu",
+) -> TraceProvider:  # fmt: skip
+    """A ``trace_of`` for :class:`TopkInspector` that runs ``model``: propagate over the frames of
+    ``videos[video]`` up to ``frame``, yielding every frame's trace (:data:`TRACE_NAMES`) on the way."""
+    from hmmnlab.inference import propagate
+
+    read = read or ReadConfig()
+
+    def trace_of(name: str, frame: int) -> Iterator[tuple[int, FrameTrace]]:
+        video = videos[name]
+        for result in propagate(
+            model,
+            list(video.frames[: frame + 1]),
+            video.first_labels,
+            read=read,
+            device=device,
+            trace=list(TRACE_NAMES),
+            trace_to_cpu=True,
+        ):
+            if result.index >= 1:
+                yield result.index, FrameTrace(result.trace, result.memory_frames)
+
+    return trace_of
+
+
 def topk_inspector(
     root: str | Path | None = None,
     *,
@@ -310,18 +523,23 @@ def topk_inspector(
 ) -> TopkInspector:
     """The top-k inspector over the sequences of a DAVIS 2017 val root (default: the bundled
     samples) with ``model`` or the checkpoint ``weights`` (default: the demo weights, see
-    :func:`hmmnlab.lesson.demo_weights`). Only the first ``num_frames`` frames of a video are used."""
+    :func:`hmmnlab.lesson.demo_weights`). Only the first ``num_frames`` frames of a video are used;
+    a frame's trace is computed when it is first shown."""
     from hmmnlab.lesson import demo_weights, sample_dataset
     from hmmnlab.weights import load_model
 
+    if num_frames < 2:
+        raise ValueError(f"num_frames must be >= 2, got {num_frames}")
     if model is None:
         model = load_model(demo_weights(weights), device=device)
+    dataset = sample_dataset(root)
+    if sequence is not None and sequence not in dataset.sequences:
+        raise ValueError(f"unknown sequence {sequence!r}; {dataset.root} has {dataset.sequences}")
+    videos = DavisVideos(dataset, num_frames=num_frames)
     return TopkInspector(
-        model,
-        sample_dataset(root),
+        videos,
+        trace_of=model_traces(model, videos, read=read, device=device),
         sequence=sequence,
         frame=frame,
-        num_frames=num_frames,
         read=read,
-        device=device,
     )

@@ -48,7 +48,7 @@ def test_demo_missing_weights_is_a_clear_error(tmp_path, capsys):
 
 
 def test_report_helpers_on_perfect_predictions(tmp_path):
-    from hmmnlab import ablation, report
+    from hmmnlab import ablation, report, viz
 
     root = ablation.short_davis("data_samples", tmp_path / "davis", frames=4,
                                 sequences=["twins", "solo-blob"])  # fmt: skip
@@ -63,7 +63,22 @@ def test_report_helpers_on_perfect_predictions(tmp_path):
     assert len([ax for ax in fig.axes if ax.images]) == 4
     per_frame = report.compare_reads(root, {"a": predictions, "b": predictions}, "twins")
     assert list(per_frame.columns) == ["a", "b"] and list(per_frame.index) == [1, 2]
-    assert report.compare_plot(per_frame).axes
+    assert viz.compare_plot(per_frame).axes
     frames = [np.zeros((8, 12, 3), np.uint8), np.full((8, 12, 3), 255, np.uint8)]
-    assert "<script" in report.animate(frames)
-    assert report.query_cell_on_object(np.pad(np.ones((16, 16), int), ((40, 0), (64, 0)))) == (3, 4)
+    assert "<script" in viz.animate(frames)
+    assert viz.query_cell_on_object(np.pad(np.ones((16, 16), int), ((40, 0), (64, 0)))) == (3, 4)
+
+
+def test_a_section_is_made_from_measured_tables_alone():
+    """The report's sections take what the runs measured; no model, no files."""
+    from hmmnlab import report
+
+    swapped = pd.DataFrame({"hmmn read": [1.0, 0.5], "stm read": [1.0, 0.25]}, index=[1, 2])
+    frame, labels = np.zeros((8, 12, 3), np.uint8), np.ones((8, 12), np.uint8)
+    twins = report.TwinsComparison(swapped, None, where=2, panels=[("truth", frame, labels)])
+    page = report.Report("t")
+    report.twins_section(page, twins)
+    text = page.html()
+    assert "same weights, read swapped: <b>hmmn read 0.750</b>, <b>stm read 0.625</b>" in text
+    assert "trained with each read:" not in text and "differs most: frame 2" in text
+    assert text.count("data:image/png;base64,") == 2  # the per-frame plot and the panels

@@ -101,7 +101,7 @@ def test_animation_player_needs_no_network():
     """Notebook 05's player asked a CDN for its button font and showed no buttons offline."""
     import numpy as np
 
-    from hmmnlab.report import animate
+    from hmmnlab.viz import animate
 
     page = animate([np.zeros((8, 8, 3), np.uint8)] * 2)
     assert "http://" not in page and "https://" not in page

@@ -1,5 +1,6 @@
 """The top-k inspector driven from Python: selecting a query cell, clicking, changing scale, frame,
-object and video update the figures and the table; traces are cached per (video, frame)."""
+object and video update the figures and the table; traces are cached per (video, frame). The
+viewer alone takes hand-made traces (no model) and refuses incomplete or misshapen ones."""
 
 from __future__ import annotations
 
@@ -7,12 +8,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from hmmnlab import viz
 from hmmnlab.data.davis import DavisDataset
 from hmmnlab.data.palette import write_label_png
-from hmmnlab.widgets import TopkInspector, topk_inspector
+from hmmnlab.widgets import FrameTrace, InspectorVideo, TopkInspector, topk_inspector
 
 SIZE = (60, 75)  # padded 64 x 80: r4 grid 4 x 5, padding top 2, left 2
 NUM_FRAMES = 7  # frame 6 reads memory frames (0, 5)
@@ -161,18 +163,17 @@ def test_missing_weights_and_unknown_sequence(root, model, tmp_path):
         topk_inspector(root, weights=tmp_path / "none.pth")
     with pytest.raises(ValueError, match="unknown sequence 'nope'"):
         topk_inspector(root, model=model, sequence="nope")
-    dataset = DavisDataset(root, year=2017, split="val")
     with pytest.raises(ValueError, match="num_frames must be >= 2"):
-        TopkInspector(model, dataset, num_frames=1)
+        topk_inspector(root, model=model, num_frames=1)
 
 
 # --- issue 13: as a student sees it ----------------------------------------------------------------
 
 
-def test_default_query_cell_is_on_the_object(inspector):
+def test_default_query_cell_is_on_the_object(inspector, root):
     """Item 17: the inspector starts on object 1, not on the background between the objects."""
     inspector.video.value = "pair"
-    labels = inspector.dataset["pair"].mask(inspector.frame.value)
+    labels = DavisDataset(root, year=2017, split="val")["pair"].mask(inspector.frame.value)
     top, left, bottom, right = (int(v) for v in viz.cell_box(*inspector.query_yx, labels.shape))
     assert (labels[max(top, 0) : bottom, max(left, 0) : right] == 1).any()
 
@@ -201,3 +202,146 @@ def test_query_and_topk_side_by_side_and_unstretched(inspector):
     columns = side_by_side[0].children
     assert any(inspector.topk_box in getattr(c, "children", ()) for c in columns)
     assert inspector.dpi >= 100  # text of at least 12 px (9 pt fonts)
+
+
+# --- the viewer alone: hand-made traces, no model ---------------------------------------------------
+
+K = 8  # r4 cells selected for r3 (r2: the first K / 4)
+
+
+def hand_made_trace(frame: int, *, num_objects: int = 2, seed: int = 0) -> FrameTrace:
+    """A trace with the shapes of hmmnlab.trace's table for a SIZE frame (r4 grid 4 x 5) reading
+    frame 0 and frame t-1, filled with random numbers."""
+    g = torch.Generator().manual_seed(seed + frame)
+    memory = (0,) if frame == 1 else (0, frame - 1)
+    B, T, HW = num_objects, len(memory), 4 * 5  # noqa: N806
+    affinity = torch.rand(B, T * HW, HW, generator=g)
+    selected = [torch.randperm(T * HW, generator=g)[:K] for _ in range(B * HW)]
+    topk = torch.stack(selected).reshape(B, HW, K)
+    cache = {
+        "r4.affinity": affinity / affinity.sum(1, keepdim=True),
+        "r4.kernel": torch.rand(B, T * HW, HW, generator=g),
+        "r4.sigmas": torch.tensor([4.0, 2.0][-T:]),
+        "r4.readout": torch.zeros(B, 4, 4, 5),
+        "r3.topk_indices": topk,
+        "r3.attention": torch.rand(B, HW, 4, 4 * K, generator=g).softmax(-1),
+        "r2.topk_indices": topk[..., : K // 4].clone(),
+        "r2.attention": torch.rand(B, HW, 16, 16 * (K // 4), generator=g).softmax(-1),
+    }
+    return FrameTrace(cache, memory)
+
+
+def hand_made_video(num_frames: int = 4, *, traces: bool = True) -> InspectorVideo:
+    rng = np.random.default_rng(1)
+    frames = [rng.integers(0, 256, size=(*SIZE, 3), dtype=np.uint8) for _ in range(num_frames)]
+    labels = np.zeros(SIZE, np.uint8)
+    labels[18:34, 6:22] = 1
+    labels[40:56, 48:68] = 2
+    made = {t: hand_made_trace(t) for t in range(1, num_frames)} if traces else {}
+    return InspectorVideo(frames, labels, traces=made)
+
+
+def test_viewer_shows_hand_made_traces():
+    """The viewer takes traces, not a model (as bertviz takes tensors), and is driven as before."""
+    video = hand_made_video()
+    inspector = TopkInspector({"made": video})
+    assert not hasattr(inspector, "model")
+    assert inspector.frame.max == inspector.frame.value == 3
+    assert inspector.obj.options == (("object 1", 0), ("object 2", 1))
+    assert (inspector.y.max, inspector.x.max) == (3, 4)
+    assert inspector.query_yx == viz.pixel_to_cell(25, 13, SIZE)  # object 1 in frame 0
+    assert all(shown(inspector).values())
+    assert "made, frame 3: memory frames (0, 2)" in inspector.status.value
+
+    before = shown(inspector)
+    inspector.select(2, 3)
+    assert inspector.query_yx == (2, 3)
+    for name, value in shown(inspector).items():
+        assert value != before[name], name
+    table = viz.topk_table(video.traces[3].cache, (0, 2), (2, 3))
+    assert inspector.table.value == table.to_html(index=False, float_format=lambda v: f"{v:.4f}")
+    assert inspector.table.value.count("<tr") == 1 + K
+
+    inspector.click(px=30, py=14)  # padded (16, 32): r4 cell (1, 2)
+    assert inspector.query_yx == (1, 2)
+    inspector.scale.value = "r2"
+    assert "r2 attention" in inspector.table.value
+    assert inspector.table.value.count("<tr") == 1 + K // 4
+    affinity = inspector.affinity_image.value
+    inspector.obj.value = 1
+    assert inspector.affinity_image.value != affinity
+    inspector.frame.value = 1
+    assert "frame 1: memory frames (0,)" in inspector.status.value
+    assert inspector.current.memory_frames == (0,)
+
+
+def test_viewer_asks_trace_of_once_per_frame():
+    """A provider computes traces on demand; the viewer keeps them, and every pair a provider
+    yields on the way."""
+    calls = []
+
+    def one(video, frame):
+        calls.append((video, frame))
+        return hand_made_trace(frame)
+
+    videos = {"a": hand_made_video(traces=False), "b": hand_made_video(3, traces=False)}
+    inspector = TopkInspector(videos, trace_of=one, frame=2)
+    inspector.select(0, 0)
+    inspector.scale.value = "r2"
+    assert calls == [("a", 2)]
+    inspector.video.value = "b"
+    assert calls == [("a", 2), ("b", 2)] and inspector.frame.max == 2
+    assert inspector.progress.value == inspector.progress.max == 2
+
+    def on_the_way(video, frame):
+        calls.append((video, frame))
+        yield from ((t, hand_made_trace(t)) for t in range(1, frame + 1))
+
+    calls.clear()
+    inspector = TopkInspector(videos, trace_of=on_the_way)
+    inspector.frame.value = 1
+    inspector.frame.value = 2
+    assert calls == [("a", 3)] and sorted(inspector.traces) == [("a", t) for t in (1, 2, 3)]
+
+
+def test_missing_trace_names_raise():
+    video = hand_made_video()
+    del video.traces[2].cache["r4.kernel"], video.traces[2].cache["r3.attention"]
+    with pytest.raises(ValueError, match=r"frame 2 of video 'v' has no r4\.kernel, r3\.attention"):
+        TopkInspector({"v": video})
+
+    def partial(name, frame):
+        trace = hand_made_trace(frame)
+        del trace.cache["r2.topk_indices"]
+        return trace
+
+    with pytest.raises(ValueError, match=r"frame 3 of video 'v' has no r2\.topk_indices: the "):
+        TopkInspector({"v": hand_made_video(traces=False)}, trace_of=partial)
+
+
+def test_bad_traces_and_videos_raise():
+    video = hand_made_video()
+    video.traces[3].cache["r4.affinity"] = video.traces[3].cache["r4.affinity"][:, :20]
+    expected = r"r4\.affinity should be B x THW x HW = 2 x 40 x 20 .* got 2 x 20 x 20"
+    with pytest.raises(ValueError, match=expected):
+        TopkInspector({"v": video})
+    video = hand_made_video()
+    video.traces[2].memory_frames = (0, 2)
+    with pytest.raises(ValueError, match=r"memory_frames must be distinct earlier frames"):
+        TopkInspector({"v": video})
+    video = hand_made_video()
+    del video.traces[2]
+    with pytest.raises(ValueError, match=r"no trace of frames \[2\].* pass trace_of"):
+        TopkInspector({"v": video})
+    video = hand_made_video()
+    with pytest.raises(ValueError, match=r"frames are \(60, 75\) but first_labels are \(60, 74\)"):
+        TopkInspector({"v": InspectorVideo(video.frames, video.first_labels[:, 1:])})
+    with pytest.raises(ValueError, match="has 1 frame: nothing to read"):
+        TopkInspector({"v": InspectorVideo(video.frames[:1], video.first_labels)})
+    with pytest.raises(ValueError, match="unknown sequence 'w'"):
+        TopkInspector({"v": video}, sequence="w")
+    # numpy arrays are taken as tensors
+    arrays = {t: FrameTrace({k: v.numpy() for k, v in tr.cache.items()}, tr.memory_frames)
+              for t, tr in video.traces.items()}  # fmt: skip
+    inspector = TopkInspector({"v": InspectorVideo(video.frames, video.first_labels, arrays)})
+    assert isinstance(inspector.current.cache["r4.affinity"], torch.Tensor)
