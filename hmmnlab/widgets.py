@@ -187,7 +187,9 @@ class TopkInspector:
     first shown; a lazy mapping works). ``trace_of(video, frame)`` computes the traces the videos do
     not hold (see :data:`TraceProvider`); without it every frame 1..T-1 of a video needs a trace.
     read: the ReadConfig the traces were made with (its guidance frames). ``.app`` is the root
-    widget (displaying the inspector displays it)."""
+    widget (displaying the inspector displays it). draw: draw the figures now (True, the default),
+    or only when the inspector is first displayed (False: the widgets, the status line and the
+    tracing progress bar show at once, and the figures follow when the first trace is ready)."""
 
     def __init__(
         self,
@@ -198,6 +200,7 @@ class TopkInspector:
         frame: int | None = None,
         read: ReadConfig | None = None,
         dpi: int = 100,
+        draw: bool = True,
     ) -> None:
         names = list(videos)
         if not names:
@@ -262,7 +265,13 @@ class TopkInspector:
         self.video.observe(self._on_video, names="value")
         for control in (self.frame, self.obj, self.scale, self.y, self.x):
             control.observe(self._on_change, names="value")
-        self.update()
+        self.drawn = False  # whether update() has drawn the figures yet
+        if draw:
+            self.update()
+        else:
+            self.status.value = html.escape(
+                f"{sequence}: the figures follow once frame {self.frame.value} is traced ..."
+            )
 
     # --- data ----------------------------------------------------------------------------------
 
@@ -439,11 +448,16 @@ class TopkInspector:
         self.status.value = html.escape(
             f"{name}, frame {t}: memory frames {memory}; query r4 cell (y, x) = {q}"
         )
+        self.drawn = True
 
     def _ipython_display_(self) -> None:
+        """Show the widgets first, then (if not drawn yet) trace and draw, so that the progress
+        bar and the status line are on screen during the first, slow trace."""
         from IPython.display import display
 
         display(self.app)
+        if not self.drawn:
+            self.update()
 
 
 # --- the builder: videos from a DAVIS root, traces from a model -------------------------------------
@@ -520,11 +534,14 @@ def topk_inspector(
     num_frames: int = 10,
     read: ReadConfig | None = None,
     device: str = "cpu",
+    draw: bool | None = None,
 ) -> TopkInspector:
     """The top-k inspector over the sequences of a DAVIS 2017 val root (default: the bundled
     samples) with ``model`` or the checkpoint ``weights`` (default: the demo weights, see
     :func:`hmmnlab.lesson.demo_weights`). Only the first ``num_frames`` frames of a video are used;
-    a frame's trace is computed when it is first shown."""
+    a frame's trace is computed when it is first shown. draw: see :class:`TopkInspector` (None:
+    in a Jupyter kernel, draw when displayed, so the progress bar shows during the first trace;
+    elsewhere, draw now)."""
     from hmmnlab.lesson import demo_weights, sample_dataset
     from hmmnlab.weights import load_model
 
@@ -542,4 +559,15 @@ def topk_inspector(
         sequence=sequence,
         frame=frame,
         read=read,
+        draw=not in_jupyter_kernel() if draw is None else draw,
     )
+
+
+def in_jupyter_kernel() -> bool:
+    """Whether this code runs in a Jupyter (IPython) kernel, where widgets are shown."""
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return False
+    shell = get_ipython()
+    return shell is not None and "IPKernelApp" in getattr(shell, "config", {})

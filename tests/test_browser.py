@@ -44,9 +44,10 @@ pytestmark = [
 ]
 
 
-def write_davis(root: Path, num_frames: int = 4) -> None:
+def write_davis(root: Path, num_frames: int = 4, size: tuple[int, int] = SIZE) -> None:
+    """A 2-object video "pair" of ``size`` (H, W): object 1 a textured square moving right."""
     rng = np.random.default_rng(0)
-    background = rng.integers(0, 256, size=(*SIZE, 3), dtype=np.uint8)
+    background = rng.integers(0, 256, size=(*size, 3), dtype=np.uint8)
     patch = rng.integers(0, 256, size=(16, 16, 3), dtype=np.uint8)
     for t in range(num_frames):
         frame = background.copy()
@@ -54,7 +55,7 @@ def write_davis(root: Path, num_frames: int = 4) -> None:
         path = root / "JPEGImages" / "480p" / "pair" / f"{t:05d}.jpg"
         path.parent.mkdir(parents=True, exist_ok=True)
         Image.fromarray(frame).save(path, quality=95)
-        labels = np.zeros(SIZE, np.uint8)
+        labels = np.zeros(size, np.uint8)
         labels[18:34, 6 + 4 * t : 22 + 4 * t] = 1
         labels[40:56, 48:68] = 2
         write_label_png(root / "Annotations" / "480p" / "pair" / f"{t:05d}.png", labels)
@@ -104,12 +105,13 @@ def wait_for(condition, what: str, timeout: float = WAIT_S):
     raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
 
 
-@pytest.fixture()
-def served(tmp_path):
-    """Voila serving a notebook that shows the inspector of a tiny random model."""
+@pytest.fixture(params=[SIZE])
+def served(tmp_path, request):
+    """Voila serving a notebook that shows the inspector of a tiny random model on a video of
+    size ``request.param`` (H, W)."""
     pytest.importorskip("voila", reason="voila is not installed (pip install voila)")
     root = tmp_path / "davis"
-    write_davis(root)
+    write_davis(root, size=request.param)
     torch.manual_seed(0)
     model = HMMN(ModelConfig(backbone="resnet18", key_dim_r4=16, value_dim_r4=32, key_dim_r3=16,
                              value_dim_r3=16, key_dim_r2=8, value_dim_r2=8, decoder_dim=16))  # fmt: skip
@@ -145,6 +147,9 @@ def served(tmp_path):
         log.close()
 
 
+WINDOW = (1600, 1200)  # the student's screen of issue 13 (width, height)
+
+
 @pytest.fixture()
 def browser(tmp_path):
     webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed")
@@ -152,7 +157,7 @@ def browser(tmp_path):
     options.binary_location = CHROMIUM
     for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 "--disable-dev-shm-usage", "--window-size=1400,2200",
+                 "--disable-dev-shm-usage", f"--window-size={WINDOW[0]},{WINDOW[1]}",
                  f"--user-data-dir={tmp_path / 'chromium'}"):  # fmt: skip
         options.add_argument(flag)
     driver = webdriver.Chrome(options=options, service=webdriver.ChromeService(CHROMEDRIVER))
@@ -201,3 +206,40 @@ def test_click_on_the_query_frame_updates_the_figures(served, browser):
     assert before.shape == after.shape and before.size > 0
     changed = np.abs(before.astype(int) - after.astype(int)).max(axis=2) > 30
     assert changed.mean() > 0.01, "the affinity figure on screen did not change"
+
+
+@pytest.mark.parametrize("served", [(240, 427)], indirect=True)  # the samples' size (DAVIS 240p)
+def test_query_and_topk_are_side_by_side_and_in_view(served, browser):
+    """Issue 13 item 16, measured on screen (1600 x 1200, a 240p video): the top-k figure sits to
+    the right of the query frame, top-aligned with it, both wholly inside the first screen, so a
+    click and its effect are seen together; the figures are shown at their own size (not shrunk),
+    so their 9 pt text stays 12 px or more at the inspector's 100 dpi."""
+    from selenium.webdriver.common.by import By
+
+    url, tmp_path = served
+    browser.get(url)
+
+    def images():
+        found = browser.find_elements(By.CSS_SELECTOR, "img.widget-image")
+        return found if len(found) >= 4 and all(i.size["width"] > 0 for i in found[:4]) else None
+
+    try:
+        query, topk, affinity = wait_for(images, "the inspector's images")[:3]
+        wait_for(lambda: topk.size["height"] > 0, "the top-k figure")
+        box = "const r = arguments[0].getBoundingClientRect(); return [r.left, r.top, r.right, r.bottom]"
+        q = browser.execute_script(box, query)
+        k = browser.execute_script(box, topk)
+        view = browser.execute_script("return [window.innerWidth, window.innerHeight]")
+        natural = [
+            browser.execute_script("return arguments[0].naturalWidth", image)
+            for image in (query, topk, affinity)
+        ]
+    finally:
+        browser.save_screenshot(str(tmp_path / "layout.png"))
+    assert k[0] >= q[2] - 1, f"top-k figure {k} is not right of the query frame {q}"
+    assert abs(k[1] - q[1]) < 40, f"top-k figure {k} and query frame {q} are not top-aligned"
+    for name, rect in (("query frame", q), ("top-k figure", k)):
+        assert rect[2] <= view[0] and rect[3] <= view[1], f"{name} {rect} leaves the screen {view}"
+    assert query.size["width"] >= 427  # the frame at full size
+    for image, width in zip((query, topk, affinity), natural, strict=True):
+        assert image.size["width"] >= width - 1, (image.size, width)  # not shrunk

@@ -345,3 +345,33 @@ def test_bad_traces_and_videos_raise():
               for t, tr in video.traces.items()}  # fmt: skip
     inspector = TopkInspector({"v": InspectorVideo(video.frames, video.first_labels, arrays)})
     assert isinstance(inspector.current.cache["r4.affinity"], torch.Tensor)
+
+
+def test_first_display_shows_the_widgets_before_the_slow_trace(monkeypatch):
+    """Item 18: with ``draw=False`` (the builder's choice in a Jupyter kernel) the widgets, the
+    status line and the progress bar are displayed first; the trace and the figures follow."""
+    import IPython.display
+
+    asked = []
+
+    def trace_of(name, frame):
+        asked.append(frame)
+        return hand_made_trace(frame)
+
+    at_display = {}
+
+    def fake_display(app):
+        assert app is inspector.app
+        at_display.update(shown(inspector), status=inspector.status.value, asked=list(asked))
+
+    inspector = TopkInspector(
+        {"made": hand_made_video(traces=False)}, trace_of=trace_of, draw=False
+    )
+    assert not inspector.drawn and asked == []
+    monkeypatch.setattr(IPython.display, "display", fake_display)
+    inspector._ipython_display_()
+    assert at_display["asked"] == [] and not at_display["query"] and not at_display["topk"]
+    assert "the figures follow once frame 3 is traced" in at_display["status"]
+    assert asked == [3] and inspector.drawn and all(shown(inspector).values())
+    inspector._ipython_display_()  # a second display draws nothing again
+    assert asked == [3]
