@@ -1,24 +1,30 @@
-"""Speed of the DAVIS metrics at 480p: object-frames per second for J, F and both, and end to end.
+"""Speed of the DAVIS metrics at 480p against the official toolkit, measured side by side in one run.
 
 Run from the repository root::
 
-    python benchmarks/bench_scoring.py [--repeats 3] [--no-files] [--workers 2]
+    python benchmarks/bench_scoring.py --official PATH [--repeats 3] [--no-files] [--workers 2]
+
+PATH is a checkout of the official toolkit (github.com/davisvideochallenge/davis2017-evaluation;
+it needs scikit-image, scipy and networkx). It is run, never copied: its ``db_eval_iou`` and
+``f_measure`` are timed on the same masks as ours, and as **whole processes**, ``hmmnlab score``
+and the toolkit's ``evaluation_method.py`` score the same predictions from a cold start (imports,
+PNG reading, CSV writing), alternately; the two J&F they print must agree. Without ``--official``
+only hmmnlab's own times are printed (no ratio against figures from another day).
 
 Masks: the ground truth and perturbed predictions of ``tests/data/davis_metrics_fixture.npz``
 (480 x 854, 440 object-frames over 5 sequences). Without that file, the DAVIS-2016 240p training
 data of ``../shared/data`` is upsampled to 480 x 854 (nearest neighbour) and eroded; without either,
 random ellipses are used.
-
-The "official" column is not a live run: the official toolkit (davis2017-evaluation) is not a
-dependency. Its times were measured on the development machine and recorded in the fixture's
-``timing_cpu`` entry: 0.40 ms per frame for ``db_eval_iou``, 2.82 ms for ``f_measure`` and 15.5 ms
-per object-frame for ``evaluate()`` including PNG reading. The speed-ups divide those by ours.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
+import csv
+import os
+import shutil
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -28,29 +34,22 @@ import numpy as np
 from PIL import Image
 
 from hmmnlab.data.palette import write_label_png
-from hmmnlab.metrics import boundary_f_measure, jaccard_index, object_scores
+from hmmnlab.metrics import boundary_f_measure, jaccard_index
 from hmmnlab.scoring import score
 
 REPO = Path(__file__).resolve().parents[1]
 REFERENCE = REPO / "tests" / "data"  # the bundled golden data
 SHARED_DAVIS = REPO / ".." / "shared" / "data" / "davis2016-train-240p"
 
-# Recorded official timings (ms), used when the fixture JSON is absent; same numbers.
-OFFICIAL_MS = {"J": 0.402, "F": 2.821, "end to end": 15.53}
 
+def official_metrics(path: Path):
+    """The official toolkit's ``davis2017.metrics`` module, imported from its checkout."""
+    if not (path / "davis2017" / "metrics.py").is_file():
+        raise SystemExit(f"--official {path}: not a davis2017-evaluation checkout (no davis2017/)")
+    sys.path.insert(0, str(path))
+    from davis2017 import metrics
 
-def official_timings() -> tuple[dict[str, float], str]:
-    """Official ms per object-frame for J, F and end to end, and where they come from."""
-    path = REFERENCE / "davis_metrics_fixture.json"
-    if not path.is_file():
-        return dict(OFFICIAL_MS), "recorded values (fixture JSON absent)"
-    timing = json.loads(path.read_text())["timing_cpu"]
-    found = {
-        "J": timing["db_eval_iou_ms_per_frame_480p"],
-        "F": timing["f_measure_ms_per_frame_480p"],
-        "end to end": timing["evaluate_end_to_end_ms_per_object_frame (incl. PNG I/O)"],
-    }
-    return found, f"fixture timing_cpu ({timing['frames_timed']} frames timed)"
+    return metrics
 
 
 def load_cases() -> tuple[dict[str, tuple[np.ndarray, np.ndarray]], str]:
@@ -103,79 +102,135 @@ def best_time(func, repeats: int) -> float:
     return min(times)
 
 
-def end_to_end(cases, repeats: int, workers: int) -> dict[str, float]:
-    """Seconds per object-frame of ``score()`` on the cases written as PNG files (DAVIS 2017)."""
+def write_split(cases, folder: Path) -> tuple[Path, Path, int]:
+    """The cases as a DAVIS 2017 val root (black JPEGs: the official toolkit lists frames by them)
+    and a predictions folder, under ``folder``; returns (root, predictions, scored object-frames)."""
+    root, pred_dir = folder / "davis", folder / "pred"
+    (root / "ImageSets" / "2017").mkdir(parents=True)
+    (root / "ImageSets" / "2017" / "val.txt").write_text("\n".join(cases) + "\n")
+    scored = 0
+    for name, (gt, pred) in cases.items():
+        (root / "JPEGImages" / "480p" / name).mkdir(parents=True)
+        black = np.zeros((*gt.shape[1:], 3), np.uint8)
+        for t in range(len(gt)):
+            Image.fromarray(black).save(root / "JPEGImages" / "480p" / name / f"{t:05d}.jpg")
+            write_label_png(root / "Annotations" / "480p" / name / f"{t:05d}.png", gt[t])
+            write_label_png(pred_dir / name / f"{t:05d}.png", pred[t])
+        scored += (len(gt) - 2) * int(gt[0][gt[0] != 255].max())
+    return root, pred_dir, scored
+
+
+def end_to_end(root: Path, pred_dir: Path, scored: int, repeats: int, workers: int) -> dict:
+    """Seconds per object-frame of ``score()`` in this process (PNG reading included)."""
     results = {}
-    with tempfile.TemporaryDirectory() as tmp:
-        root, pred_dir = Path(tmp) / "davis", Path(tmp) / "pred"
-        (root / "ImageSets" / "2017").mkdir(parents=True)
-        (root / "ImageSets" / "2017" / "val.txt").write_text("\n".join(cases) + "\n")
-        scored = 0
-        for name, (gt, pred) in cases.items():
-            (root / "JPEGImages" / "480p" / name).mkdir(parents=True)
-            black = np.zeros((*gt.shape[1:], 3), np.uint8)
-            for t in range(len(gt)):
-                Image.fromarray(black).save(root / "JPEGImages" / "480p" / name / f"{t:05d}.jpg")
-                write_label_png(root / "Annotations" / "480p" / name / f"{t:05d}.png", gt[t])
-                write_label_png(pred_dir / name / f"{t:05d}.png", pred[t])
-            scored += (len(gt) - 2) * int(gt[0][gt[0] != 255].max())
-        for n in sorted({1, workers}):
-            seconds = best_time(
-                lambda n=n: score(root, pred_dir, year=2017, split="val", workers=n), repeats
-            )
-            results[f"end to end, {n} process{'es' if n > 1 else ''}"] = seconds / scored
+    for n in sorted({1, workers}):
+        seconds = best_time(
+            lambda n=n: score(root, pred_dir, year=2017, split="val", workers=n), repeats
+        )
+        results[f"end to end, {n} process{'es' if n > 1 else ''}"] = seconds / scored
     return results
+
+
+def timed_run(command: list[str], env: dict) -> tuple[float, str]:
+    """Wall time of one whole process and its standard output (it must succeed)."""
+    start = time.perf_counter()
+    done = subprocess.run(command, env=env, capture_output=True, text=True)
+    seconds = time.perf_counter() - start
+    if done.returncode != 0:
+        raise SystemExit(f"{' '.join(command)} failed:\n{done.stdout}\n{done.stderr}")
+    return seconds, done.stdout
+
+
+def global_jf(csv_path: Path) -> float:
+    """J&F-Mean of a global results CSV (hmmnlab's and the official one have that column)."""
+    with open(csv_path, newline="") as f:
+        return float(next(csv.DictReader(f))["J&F-Mean"])
+
+
+def whole_processes(root: Path, pred_dir: Path, official: Path, repeats: int) -> dict:
+    """``hmmnlab score`` and the official ``evaluation_method.py`` as whole processes, one after
+    the other ``repeats`` times: {name: (best seconds, J&F)}."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(official), str(REPO)])}
+    out = root.parent / "hmmnlab-out"
+    ours = [sys.executable, "-m", "hmmnlab", "score", "--davis", str(root), "--year", "2017",
+            "--pred", str(pred_dir), "--out", str(out)]  # fmt: skip
+    theirs_dir = root.parent / "official-results"
+    theirs = [sys.executable, str(official / "evaluation_method.py"), "--task", "semi-supervised",
+              "--set", "val", "--davis_path", str(root), "--results_path", str(theirs_dir)]  # fmt: skip
+    times = {"hmmnlab score": [], "official evaluation_method.py": []}
+    scores = {}
+    for _ in range(repeats):
+        shutil.rmtree(out, ignore_errors=True)
+        seconds, _ = timed_run(ours, env)
+        times["hmmnlab score"].append(seconds)
+        scores["hmmnlab score"] = global_jf(out / "global_results.csv")
+        # a fresh results folder each time: the toolkit reuses the CSVs it finds there
+        shutil.rmtree(theirs_dir, ignore_errors=True)
+        shutil.copytree(pred_dir, theirs_dir)
+        seconds, printed = timed_run(theirs, env)
+        if "Using precomputed results" in printed:
+            raise SystemExit("the official toolkit reused old results; nothing was timed")
+        times["official evaluation_method.py"].append(seconds)
+        scores["official evaluation_method.py"] = global_jf(theirs_dir / "global_results-val.csv")
+    return {name: (min(t), scores[name]) for name, t in times.items()}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--official", type=Path, default=None, metavar="PATH",
+                        help="a davis2017-evaluation checkout, timed side by side")  # fmt: skip
     parser.add_argument("--repeats", type=int, default=3, help="best of N runs (default 3)")
-    parser.add_argument("--no-files", action="store_true", help="skip the end-to-end timing")
+    parser.add_argument("--no-files", action="store_true", help="skip the end-to-end timings")
     parser.add_argument("--workers", type=int, default=2, help="processes for end to end")
     args = parser.parse_args()
 
     cases, source = load_cases()
     pairs = object_frames(cases)
     n_pairs = len(pairs)
-    official, official_source = official_timings()
     print(f"masks: {source}; {n_pairs} object-frames at 480 x 854; best of {args.repeats} runs")
-    print(f"official times: {official_source} (recorded, not a live run)\n")
+    official = official_metrics(args.official.resolve()) if args.official else None
 
-    per_object_frame = {
-        "J": best_time(lambda: [jaccard_index(g, p) for g, p in pairs], args.repeats) / n_pairs,
-        "F": best_time(lambda: [boundary_f_measure(g, p) for g, p in pairs], args.repeats)
-        / n_pairs,
-        "F, full frame (fast=False)": best_time(
-            lambda: [boundary_f_measure(g, p, fast=False) for g, p in pairs], args.repeats
+    measures = {
+        "J": (lambda: [jaccard_index(g, p) for g, p in pairs],
+              official and (lambda: [official.db_eval_iou(g, p) for g, p in pairs])),
+        "F": (lambda: [boundary_f_measure(g, p) for g, p in pairs],
+              official and (lambda: [official.f_measure(p, g) for g, p in pairs])),
+        "F, full frame (fast=False)": (
+            lambda: [boundary_f_measure(g, p, fast=False) for g, p in pairs],
+            official and (lambda: [official.f_measure(p, g) for g, p in pairs])),
+    }  # fmt: skip
+    print(
+        f"\n{'measure':<34}{'hmmnlab ms':>12}{'official ms':>13}{'speed-up':>10}  (per object-frame)"
+    )
+    for name, (ours, theirs) in measures.items():
+        mine = best_time(ours, args.repeats) / n_pairs * 1e3
+        if theirs is None:
+            print(f"{name:<34}{mine:>12.3f}{'-':>13}{'-':>10}")
+            continue
+        ref = best_time(theirs, args.repeats) / n_pairs * 1e3
+        print(f"{name:<34}{mine:>12.3f}{ref:>13.3f}{ref / mine:>9.1f}x")
+    if args.no_files:
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        root, pred_dir, scored = write_split(cases, Path(tmp))
+        print(
+            f"\nend to end in this process (score(), PNG reading included), {scored} object-frames:"
         )
-        / n_pairs,
-    }
-    both = best_time(
-        lambda: [object_scores(gt, pred, int(gt[0].max())) for gt, pred in cases.values()],
-        args.repeats,
-    )
-    per_object_frame["J and F (object_scores on label maps)"] = both / n_pairs
-    if not args.no_files:
-        per_object_frame.update(end_to_end(cases, args.repeats, args.workers))
-
-    reference = {
-        "J": official["J"],
-        "F": official["F"],
-        "F, full frame (fast=False)": official["F"],
-        "J and F (object_scores on label maps)": official["J"] + official["F"],
-    }
-    print(
-        f"{'measure':<42}{'ms/obj-frame':>13}{'obj-frames/s':>14}{'official ms':>13}{'speed-up':>10}"
-    )
-    for name, seconds in per_object_frame.items():
-        ms = seconds * 1e3
-        ref = reference.get(name, official["end to end"])
-        print(f"{name:<42}{ms:>13.3f}{1e3 / ms:>14.0f}{ref:>13.2f}{ref / ms:>9.1f}x")
-    print(
-        "\nThe last column divides the official time by ours; 'J and F' is compared with the sum "
-        "of the\nofficial J and F times, end to end with the official evaluate() "
-        f"({official['end to end']:.1f} ms, PNG reading included)."
-    )
+        for name, seconds in end_to_end(root, pred_dir, scored, args.repeats, args.workers).items():
+            print(f"  {name:<32}{seconds * 1e3:>8.2f} ms/object-frame")
+        if official is None:
+            print(
+                "\nwhole processes: give --official PATH to time hmmnlab score against the toolkit"
+            )
+            return
+        print("\nwhole processes (cold start, imports and CSVs included), alternately:")
+        runs = whole_processes(root, pred_dir, args.official.resolve(), args.repeats)
+        for name, (seconds, jf) in runs.items():
+            print(f"  {name:<32}{seconds:>8.2f} s   J&F {jf:.3f}")
+        (ours_s, ours_jf), (theirs_s, theirs_jf) = runs.values()
+        print(f"  whole-process speed-up: x{theirs_s / ours_s:.2f}")
+        if abs(ours_jf - theirs_jf) > 1e-3:
+            raise SystemExit(f"the two J&F disagree: {ours_jf:.4f} against {theirs_jf:.4f}")
 
 
 if __name__ == "__main__":
