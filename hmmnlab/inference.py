@@ -4,6 +4,13 @@
 :class:`FrameResult` per frame, so long videos stream without holding every probability map. The only
 state is the :class:`~hmmnlab.memory.MemoryBank` it creates (``result.memory`` is a snapshot of it
 after each frame). ``hooks=`` changes tensors of the network causally (:func:`hmmnlab.hooks.intervene`).
+
+Objects may also enter after frame 0 (``new_objects={t: label_map}``, as in YouTube-VOS): the objects
+that enter at frame t form an *object group* with a memory bank of its own that starts at frame t, as
+if their video began there (STM's and HMMN's way: nothing of the frames before t is read for them).
+The frames before t are segmented exactly as without them; at frame t their given masks are what
+their memory gets, and from frame t+1 on they are segmented with the others (one soft aggregation
+over every object present).
 """
 
 from __future__ import annotations
@@ -22,7 +29,7 @@ from hmmnlab.config import ReadConfig
 from hmmnlab.hooks import HookFn, NamesFilter, capture, check_names
 from hmmnlab.memory import MemoryBank
 from hmmnlab.model import HMMN
-from hmmnlab.step import segment_step
+from hmmnlab.step import segment_step, segment_step_groups
 
 VOID_LABEL = 255  # DAVIS 2017 "void" pixels: ignored in a first-frame mask
 FLOAT_SLACK = 0.01  # float frames may overshoot [0, 1] this much (resampling); more means 0..255
@@ -39,6 +46,15 @@ class FrameResult:
     memory after frame 3 while later frames are segmented); memory_frames: the r4 memory frames read
     for this frame, oldest first. trace: hook name -> tensor of this frame, when tracing (see ``trace``
     of :func:`propagate`). Tensors live on the device the model ran on (traces: see ``trace_to_cpu``).
+
+    With objects entering after frame 0 (``new_objects`` of :func:`propagate`): ``object_ids`` are
+    the objects present at this frame, in the order they entered (then by label value), and
+    ``probs`` has a row for each; ``memory``, ``memory_frames`` are those of the first object group
+    (the objects of frame 0) and ``groups`` has every group's. At a frame where objects enter, their
+    rows of ``probs`` are their given masks (0/1) and the other rows are what the model predicted
+    (so columns under a given mask do not sum to one there); ``labels`` is the argmax of the earlier
+    objects' probabilities with the given masks painted over it, and ``logits`` covers only the
+    earlier objects.
     """
 
     index: int
@@ -49,6 +65,31 @@ class FrameResult:
     memory: MemoryBank
     memory_frames: tuple[int, ...] = ()
     trace: dict[str, Tensor] | None = None
+    groups: tuple[ObjectGroup, ...] = ()
+
+
+@dataclass
+class ObjectGroup:
+    """The objects that entered the video at frame ``start``, and their own memory bank.
+
+    memory: a snapshot of the group's bank after this frame; memory_frames: the r4 memory frames
+    the group read for this frame (empty at ``start``, where its masks are given); trace: the read's
+    hook points (``r4.*``, ``r3.*``, ``r2.*``) of the group's read at this frame, when tracing."""
+
+    start: int
+    object_ids: tuple[int, ...]
+    memory: MemoryBank
+    memory_frames: tuple[int, ...] = ()
+    trace: dict[str, Tensor] | None = None
+
+
+#: The modules whose hook points belong to a memory read (one read per object group).
+READ_MODULES = ("r4", "r3", "r2")
+
+
+def is_read_hook(name: str) -> bool:
+    """Whether the hook point ``name`` belongs to a memory read (``r4.kernel``: yes)."""
+    return name.split(".", 1)[0] in READ_MODULES
 
 
 def resolve_device(device: str | torch.device | None) -> torch.device:
@@ -100,27 +141,29 @@ def to_frame_tensor(frame, *, index: int = 0) -> Tensor:
     return x[:3].contiguous()
 
 
-def object_labels(first_labels) -> tuple[Tensor, tuple[int, ...]]:
-    """The first frame's label map renumbered 0..K, and the original id of each object 1..K."""
+def object_labels(first_labels, *, what: str = "first-frame") -> tuple[Tensor, tuple[int, ...]]:
+    """The first frame's label map renumbered 0..K, and the original id of each object 1..K.
+
+    ``what`` names the map in error messages (``new_objects[5]`` for objects entering later)."""
     array = np.asarray(first_labels)
     if array.dtype.kind == "f":
         if not np.isfinite(array).all() or (array != np.round(array)).any():
             odd = array[~np.isfinite(array) | (array != np.round(array))]
             raise ValueError(
-                f"first-frame labels must be integer values, found {odd.size} pixel(s) such as "
+                f"{what} labels must be integer values, found {odd.size} pixel(s) such as "
                 f"{odd.flat[0]:g} (a soft mask? threshold it, e.g. (mask > 0.5).astype(np.uint8))"
             )
     elif array.dtype.kind not in "biu":
-        raise ValueError(f"first-frame labels must be integers, got dtype {array.dtype}")
+        raise ValueError(f"{what} labels must be integers, got dtype {array.dtype}")
     labels = torch.as_tensor(array.astype(np.int64))
     if labels.ndim != 2:
-        raise ValueError(f"first-frame labels must be H x W, got shape {tuple(labels.shape)}")
+        raise ValueError(f"{what} labels must be H x W, got shape {tuple(labels.shape)}")
     void = labels == VOID_LABEL
     labels = labels.masked_fill(void, 0)
     ids = tuple(int(v) for v in torch.unique(labels).tolist() if v != 0)
     if not ids:
         raise ValueError(
-            f"first-frame mask has no object: {int(void.sum())} pixel(s) are void "
+            f"{what} mask has no object: {int(void.sum())} pixel(s) are void "
             f"({VOID_LABEL}, ignored) and {int((~void).sum())} background (0); expected at "
             "least one pixel of an object label 1..254"
         )
@@ -139,11 +182,56 @@ def _autocast(device: torch.device, amp: bool):
     return torch.autocast("cuda", dtype=torch.float16)
 
 
+def check_new_objects(
+    new_objects: Mapping[int, object] | None,
+    first_ids: tuple[int, ...],
+    size: tuple[int, int],
+    num_frames: int | None,
+) -> dict[int, tuple[Tensor, tuple[int, ...]]]:
+    """``new_objects`` ({frame t >= 1: H x W label map of the objects entering at t}) checked and
+    renumbered: {t: (map with labels 1..k of the entering objects, their original ids)}, by frame.
+
+    Errors: a frame that is not an integer >= 1 (or lies beyond ``num_frames``, when known), a map
+    of another size or without objects, an object id that is already in the video."""
+    entries: dict[int, tuple[Tensor, tuple[int, ...]]] = {}
+    seen = {object_id: 0 for object_id in first_ids}
+    new_objects = dict(new_objects or {})
+    for t in new_objects:
+        if isinstance(t, bool) or not isinstance(t, int | np.integer) or t < 1:
+            raise ValueError(
+                f"new_objects: expected frame indices >= 1 (frame 0's objects come in "
+                f"first_labels), found {t!r}"
+            )
+    for key in sorted(new_objects):
+        t = int(key)
+        if num_frames is not None and t >= num_frames:
+            raise ValueError(
+                f"new_objects gives frame {t} but the video has {num_frames} frames (0.."
+                f"{num_frames - 1})"
+            )
+        labels, ids = object_labels(new_objects[key], what=f"new_objects[{t}]")
+        if labels.shape != size:
+            raise ValueError(
+                f"new_objects[{t}] is {tuple(labels.shape)} (H x W) but frame 0 is {size}"
+            )
+        known = [object_id for object_id in ids if object_id in seen]
+        if known:
+            where = ", ".join(f"object {i} at frame {seen[i]}" for i in known)
+            raise ValueError(
+                f"new_objects[{t}] has labels {list(ids)} but {where} already entered the video; "
+                "an object enters once, with a new id"
+            )
+        seen.update(dict.fromkeys(ids, t))
+        entries[t] = (labels, ids)
+    return entries
+
+
 def propagate(
     model: HMMN,
     frames: Iterable,
     first_labels,
     *,
+    new_objects: Mapping[int, object] | None = None,
     mem_every: int | None = None,
     read: ReadConfig | None = None,
     device: str | torch.device | None = None,
@@ -158,14 +246,22 @@ def propagate(
     model: an HMMN (moved to ``device`` and set to eval mode). frames: any iterable of frames (a
     list, a T x H x W x 3 array, a lazy reader), see :func:`to_frame_tensor`. first_labels: H x W
     integer labels of frame 0 (0 background; object ids need not be consecutive; 255 is ignored).
+    new_objects: objects that enter later, {frame t: H x W label map with the ids of the objects
+    entering at t, 0 elsewhere} (ids not used before). They get a memory bank of their own from
+    frame t on (see the module docstring); their given mask wins in ``labels`` at frame t.
     read: the read configuration (default: the authors'); ``mem_every`` overrides its field.
     trace: hook names to record per frame (a list, a name, a predicate, or True for all); they come
     back in ``result.trace`` for the frames in ``trace_frames`` (default: every frame). With tracing
-    off nothing is recorded and nothing extra is computed.
+    off nothing is recorded and nothing extra is computed. A frame read from several object groups'
+    memories runs one read per group: ``result.trace`` then holds the read's hook points
+    (``r4.*``, ``r3.*``, ``r2.*``) of the first group (the objects of frame 0) and the others for
+    every object read (rows in ``object_ids`` order, without the objects entering at that frame);
+    ``result.groups[g].trace`` holds group g's read.
     hooks: hook name -> ``fn(value, ctx)`` returning a same-shape replacement (or None to keep the
     value), called at every frame t >= 1 (``ctx.frame``, ``ctx.name``, ``ctx.object_ids``,
     ``ctx.memory_frames``); the replacement is what the rest of the network uses, and what a trace
-    records. Unknown names are an error listing the known ones.
+    records. Unknown names are an error listing the known ones. With several object groups a read's
+    hooks are called once per group, with that group's ``object_ids`` and ``memory_frames``.
     """
     read = read or ReadConfig()
     if mem_every is not None:
@@ -176,6 +272,7 @@ def propagate(
         check_names(model, hooks)
     labels0, ids = object_labels(first_labels)
     K = len(ids)
+    num_frames = len(frames) if hasattr(frames, "__len__") else None
     iterator = iter(frames)
     try:
         first = to_frame_tensor(next(iterator), index=0)
@@ -186,18 +283,40 @@ def propagate(
         raise ValueError(
             f"first-frame mask is {tuple(labels0.shape)} (H x W) but frame 0 is {(height, width)}"
         )
+    entries = check_new_objects(new_objects, ids, (height, width), num_frames)
     padding = ops.padding_for(height, width)
-    bank = MemoryBank(
-        mem_every=read.mem_every,
-        max_frames=read.max_memory_frames,
-        keep_fine=read.guidance == "all",
-    )
+
+    def new_bank(start: int) -> MemoryBank:
+        return MemoryBank(
+            mem_every=read.mem_every,
+            max_frames=read.max_memory_frames,
+            keep_fine=read.guidance == "all",
+            start=start,
+        )
+
+    bank = new_bank(0)
+    banks, starts, sizes = [bank], [0], [K]  # one memory bank per object group
     names = None if trace is True else (trace or None)
     id_values = torch.tensor((0, *ids), device=device)
 
+    def groups(frames_read=(), traces=None) -> tuple[ObjectGroup, ...]:
+        """Every object group present now: its objects, a snapshot of its bank, what it read."""
+        bounds = [sum(sizes[:g]) for g in range(len(sizes) + 1)]
+        return tuple(
+            ObjectGroup(
+                start, ids[bounds[g] : bounds[g + 1]], banks[g].snapshot(),
+                frames_read[g] if g < len(frames_read) else (),
+                traces[g] if traces is not None and g < len(traces) else None,
+            )
+            for g, start in enumerate(starts)
+        )  # fmt: skip
+
     probs = torch.nn.functional.one_hot(labels0, K + 1).permute(2, 0, 1).float().to(device)
-    yield FrameResult(0, probs, id_values[labels0.to(device)], ids, None, bank.snapshot())
+    yield FrameResult(
+        0, probs, id_values[labels0.to(device)], ids, None, bank.snapshot(), groups=groups()
+    )
     prev_frame = ops.pad(first.to(device).unsqueeze(0), padding)  # 1 x 3 x Hp x Wp
+    t = 0
     for t, frame in enumerate(iterator, start=1):
         frame = to_frame_tensor(frame, index=t)
         if frame.shape[-2:] != (height, width):
@@ -210,13 +329,26 @@ def propagate(
         recorder = (
             capture(model, names, to_cpu=trace_to_cpu) if tracing else contextlib.nullcontext()
         )
+        group_traces: list[dict[str, Tensor]] = []
         with torch.inference_mode(), _autocast(device, amp), recorder as cache:
-            step = segment_step(
-                model, bank, t, prev_frame, masks, frame, read, hooks=hooks, object_ids=ids
-            )
+            if len(banks) == 1:  # the authors' path: one memory bank for every object
+                step = segment_step(
+                    model, bank, t, prev_frame, masks, frame, read, hooks=hooks, object_ids=ids
+                )
+            else:
+
+                def take_read_trace(g: int, traces=group_traces, cache=cache) -> None:
+                    """After group g's read: move its read hook points out of the cache."""
+                    traces.append({n: cache.pop(n) for n in list(cache) if is_read_hook(n)})
+
+                step = segment_step_groups(
+                    model, banks, t, prev_frame, masks, frame, read, group_sizes=sizes,
+                    hooks=hooks, object_ids=ids, after_read=take_read_trace if tracing else None,
+                )  # fmt: skip
             logits = ops.unpad(step.logits[0], padding)  # (K+1) x H x W
             probs = ops.unpad(step.probs[0], padding).contiguous()  # (K+1) x H x W
         memory_frames = step.memory_frames
+        frames_read = step.group_memory_frames or (memory_frames,)
         if not torch.isfinite(probs).all():
             raise RuntimeError(
                 f"frame {t}: the model produced NaN or infinite probabilities "
@@ -224,6 +356,31 @@ def propagate(
                 "parameters (with --amp, try float32)"
             )
         labels = id_values[probs.argmax(dim=0)]
-        traced = dict(cache) if tracing else None
-        yield FrameResult(t, probs, labels, ids, logits, bank.snapshot(), memory_frames, traced)
+        traced = None
+        if tracing:
+            traced = dict(cache)
+            if group_traces:
+                traced.update(group_traces[0])
+            else:
+                group_traces = [{n: v for n, v in traced.items() if is_read_hook(n)}]
+        if t in entries:  # objects entering at t: their given masks, their own memory from t on
+            entering, new_ids = entries[t]
+            given = entering.to(device)
+            one_hot = torch.nn.functional.one_hot(given, len(new_ids) + 1).permute(2, 0, 1)
+            probs = torch.cat([probs, one_hot[1:].to(probs.dtype)])  # the others stay as they were
+            id_values = torch.cat([id_values, torch.tensor(new_ids, device=device)])
+            labels = torch.where(given > 0, id_values[given + len(ids)], labels)
+            ids = (*ids, *new_ids)
+            banks.append(new_bank(t))
+            starts.append(t)
+            sizes.append(len(new_ids))
+        yield FrameResult(
+            t, probs, labels, ids, logits, bank.snapshot(), memory_frames, traced,
+            groups(frames_read, group_traces if tracing else None),
+        )  # fmt: skip
         prev_frame = frame
+    late = [frame for frame in entries if frame > t]
+    if late:
+        raise ValueError(
+            f"new_objects gives frame(s) {late} but the video has {t + 1} frames (0..{t})"
+        )

@@ -4,6 +4,10 @@ The network modules keep no per-video state; the inference loop owns a :class:`M
 it to every read. The schedule is the authors' (``HMMN_SPEC.md`` section 4): at frame t the r4 memory
 holds the kept frames (0, mem_every, 2 mem_every, ... <= t-2) then frame t-1; r3 and r2 hold frame 0
 and frame t-1.
+
+A bank may start at a later frame s (``start``): objects that enter a video at frame s (YouTube-VOS)
+get a bank of their own whose schedule is the same counted from s (kept frames s, s + mem_every,
+...; r3 and r2 hold frame s and frame t-1), as if their video began at frame s.
 """
 
 from __future__ import annotations
@@ -22,10 +26,11 @@ class MemoryBank:
     """Keys, values and kernel track of one video.
 
     ``frame_ids`` are the frames kept in the r4 memory (oldest first), ``keys_r4`` / ``values_r4``
-    their keys B x Ck x T x h x w and values B x Cv x T x h x w. ``first`` is frame 0 at every scale
-    (the r3/r2 memory always holds it; with ``keep_fine`` it holds every kept frame, listed in
-    ``kept_fine``). ``last`` is the newest frame (t-1), read at every step and
-    kept afterwards only if ``last_id`` is a multiple of ``mem_every``. ``track`` (B x (T*HW) int64)
+    their keys B x Ck x T x h x w and values B x Cv x T x h x w. ``first`` is the bank's first frame
+    (``start``, frame 0 unless its objects entered later) at every scale (the r3/r2 memory always
+    holds it; with ``keep_fine`` it holds every kept frame, listed in ``kept_fine``). ``last`` is the
+    newest frame (t-1), read at every step and kept afterwards only if ``last_id - start`` is a
+    multiple of ``mem_every``. ``track`` (B x (T*HW) int64)
     maps every position of the kept r4 frames to its tracked position in frame t-1, for the temporal
     propagation of the Gaussian kernels.
     """
@@ -33,6 +38,7 @@ class MemoryBank:
     mem_every: int = 5
     max_frames: int | None = None
     keep_fine: bool = False  # keep r3/r2 of every kept frame (for top-k guided by all frames)
+    start: int = 0  # the bank's first frame: its schedule counts from here
     frame_ids: list[int] = field(default_factory=list)
     keys_r4: Tensor | None = None
     values_r4: Tensor | None = None
@@ -54,6 +60,11 @@ class MemoryBank:
         if self.last is not None:
             raise RuntimeError(f"frame {self.last_id} is still pending; call finish_step() first")
         if self.first is None:
+            if frame_id != self.start:
+                raise RuntimeError(
+                    f"a memory bank starting at frame {self.start} must be given frame "
+                    f"{self.start} first, got frame {frame_id}"
+                )
             self.first = features
         self.last, self.last_id = features, frame_id
 
@@ -70,10 +81,11 @@ class MemoryBank:
         return torch.cat([self.keys_r4, last_k], dim=2), torch.cat([self.values_r4, last_v], dim=2)
 
     def fine(self, scale: str) -> tuple[Tensor, Tensor]:
-        """r3 or r2 memory: keys and values B x C x T' x H x W of frame 0 and frame t-1 (T' = 2), or
-        of frame 0 alone at the first step; with ``keep_fine``, of every kept frame and frame t-1."""
+        """r3 or r2 memory: keys and values B x C x T' x H x W of the first frame (frame 0, or
+        ``start``) and frame t-1 (T' = 2), or of the first frame alone at the first step; with
+        ``keep_fine``, of every kept frame and frame t-1."""
         key, value = {"r3": ("k3", "v3"), "r2": ("k2", "v2")}[scale]
-        if self.last_id == 0:
+        if self.last_id == self.start:
             frames = [self.last]
         elif self.keep_fine:
             frames = [*self.kept_fine, self.last]
@@ -89,14 +101,14 @@ class MemoryBank:
         memory just read followed to frame t (which becomes the next step's frame t-1), or None
         when the read's kernel carries nothing over time."""
         hw = self.last.k4.shape[-2] * self.last.k4.shape[-1]
-        if self.last_id % self.mem_every == 0:
+        if (self.last_id - self.start) % self.mem_every == 0:
             self.frame_ids.append(self.last_id)
             self.keys_r4, self.values_r4 = self.r4()
             if self.keep_fine:
                 self.kept_fine.append(self.last)
             self.track = next_track
             if self.max_frames is not None and len(self.frame_ids) >= self.max_frames:
-                self._drop(1, hw)  # the oldest frame but frame 0; t-1 still needs a place
+                self._drop(1, hw)  # the oldest frame but the first; t-1 still needs a place
         else:
             self.track = None if next_track is None else next_track[:, :-hw]
         self.last, self.last_id = None, None
