@@ -104,7 +104,15 @@ def eval_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def samples_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--out", required=True, type=Path, help="dataset root to write")
+    p.add_argument("--out", type=Path, default=None, help="DAVIS-layout root to write")
+    p.add_argument(
+        "--youtube-vos",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="also (or only) write a small YouTube-VOS-layout set (train, valid, "
+        "valid_all_frames) to DIR: objects entering later, sparse valid annotations",
+    )
     p.add_argument(
         "--num-train",
         type=int,
@@ -231,9 +239,11 @@ COMMANDS: dict[str, Command] = {
         Runner("hmmnlab.evaluate", "run"),
     ),
     "samples": Command(
-        "write the synthetic sample videos (and optional training videos) in DAVIS layout",
+        "write the synthetic sample videos in DAVIS layout (or a YouTube-VOS-layout set)",
         "Write the bundled synthetic sample sequences (split 'val') to --out in the DAVIS 2017 "
-        "layout; with --num-train N also N random training sequences (split 'train').",
+        "layout; with --num-train N also N random training sequences (split 'train'). "
+        "--youtube-vos DIR writes a small set in the YouTube-VOS layout (3 train and 3 valid "
+        "videos of 15 frames, 96 x 160, objects that enter later).",
         samples_arguments,
         Runner("hmmnlab.data.synthetic", "run_samples_command"),
     ),
