@@ -96,11 +96,18 @@ def score_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def eval_arguments(p: argparse.ArgumentParser) -> None:
-    options.add_davis_options(p)
+    options.add_dataset_options(p)
     options.add_model_options(p)
-    p.add_argument("--out", required=True, help="output folder (masks, CSVs, timing records)")
+    p.add_argument(
+        "--out",
+        required=True,
+        help="output folder (masks, CSVs, timing records; YouTube-VOS: Annotations/ and "
+        "submission.zip)",
+    )
     p.add_argument("--overwrite", action="store_true", help="redo finished sequences")
-    p.add_argument("--overlays", action="store_true", help="also write overlay JPEGs and an MP4")
+    p.add_argument(
+        "--overlays", action="store_true", help="also write overlay JPEGs and an MP4 (DAVIS)"
+    )
 
 
 def samples_arguments(p: argparse.ArgumentParser) -> None:
@@ -232,9 +239,12 @@ COMMANDS: dict[str, Command] = {
         Runner("hmmnlab.scoring", "run_score_command"),
     ),
     "eval": Command(
-        "run a model over a DAVIS split and score it",
+        "run a model over a DAVIS or YouTube-VOS split and score it",
         "Segment every sequence of a DAVIS split (resumable), write palette PNGs and the official "
-        "global_results.csv / per-sequence_results.csv (with seconds per frame and peak memory).",
+        "global_results.csv / per-sequence_results.csv (with seconds per frame and peak memory). "
+        "--dataset youtube-vos: write the submission layout (Annotations/<video>/<frame>.png for "
+        "the frames meta.json asks for, and submission.zip); on the train split (full "
+        "annotations) also score J and F locally.",
         eval_arguments,
         Runner("hmmnlab.evaluate", "run"),
     ),

@@ -284,12 +284,18 @@ def evaluate(
 
 
 def run(args: argparse.Namespace) -> int:
-    """``hmmnlab eval`` (its options: :mod:`hmmnlab.cli`)."""
+    """``hmmnlab eval`` (its options: :mod:`hmmnlab.cli`); ``--dataset youtube-vos`` runs
+    :func:`hmmnlab.evaluate_youtube.run`."""
+    options.check_dataset_options(args)
+    if args.dataset == "youtube-vos":
+        from hmmnlab.evaluate_youtube import run as run_youtube
+
+        return run_youtube(args)
     device = resolve_device(args.device)
     read = options.read_config(args)
     model = load_model(args.weights, device=device)
     global_df, per_sequence_df = evaluate(
-        model, args.davis, args.out, year=args.year, split=args.split, resolution=args.resolution,
+        model, args.root, args.out, year=args.year, split=args.split, resolution=args.resolution,
         read=read, sequences=args.sequences, device=device, amp=args.amp, overwrite=args.overwrite,
         overlays=args.overlays,
     )  # fmt: skip

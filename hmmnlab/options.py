@@ -227,15 +227,99 @@ def comma_separated(text: str) -> list[str]:
     return names
 
 
+def add_root_option(parser: argparse.ArgumentParser) -> None:
+    """``--root ROOT``, also spelled ``--davis ROOT`` (its older name): a dataset folder."""
+    parser.add_argument(
+        "--root",
+        "--davis",
+        dest="root",
+        required=True,
+        type=Path,
+        metavar="ROOT",
+        help="dataset root folder (--davis ROOT: the same)",
+    )
+
+
 def add_davis_options(parser: argparse.ArgumentParser) -> None:
-    """``--davis``, ``--year``, ``--split``, ``--resolution`` and ``--sequences``: a DAVIS split."""
-    parser.add_argument("--davis", required=True, type=Path, help="DAVIS root folder")
+    """``--root`` (or ``--davis``), ``--year``, ``--split``, ``--resolution`` and ``--sequences``: a
+    DAVIS split."""
+    add_root_option(parser)
     parser.add_argument("--year", required=True, type=int, choices=(2016, 2017))
     parser.add_argument("--split", default="val", help="split name (default: val)")
     parser.add_argument("--resolution", default="480p", help="annotation folder (default: 480p)")
     parser.add_argument(
         "--sequences", type=comma_separated, default=None, help="comma-separated subset, e.g. a,b"
     )
+
+
+#: ``--dataset`` choices, and each one's default ``--split``.
+DATASETS = {"davis": "val", "youtube-vos": "valid"}
+
+
+def add_dataset_options(parser: argparse.ArgumentParser) -> None:
+    """A split of DAVIS or YouTube-VOS: ``--dataset``, ``--root`` (or ``--davis``), ``--split``,
+    ``--sequences``; ``--year`` and ``--resolution`` (DAVIS); ``--all-frames`` and
+    ``--unseen-categories`` (YouTube-VOS). :func:`check_dataset_options` checks that they agree."""
+    parser.add_argument(
+        "--dataset",
+        default="davis",
+        choices=tuple(DATASETS),
+        help="dataset layout (default davis)",
+    )
+    add_root_option(parser)
+    parser.add_argument(
+        "--split",
+        default=None,
+        help="split name (default: val for DAVIS, valid for YouTube-VOS; train, valid or test)",
+    )
+    parser.add_argument(
+        "--sequences",
+        type=comma_separated,
+        default=None,
+        help="comma-separated subset of sequences (videos), e.g. a,b",
+    )
+    davis = parser.add_argument_group("DAVIS")
+    davis.add_argument(
+        "--year", type=int, choices=(2016, 2017), default=None, help="required for DAVIS"
+    )
+    davis.add_argument(
+        "--resolution", default=None, help="frame and annotation folder (default: 480p)"
+    )
+    youtube = parser.add_argument_group("YouTube-VOS")
+    youtube.add_argument(
+        "--all-frames",
+        action="store_true",
+        help="read every frame from <split>_all_frames/JPEGImages (the masks written are still "
+        "the meta's frames)",
+    )
+    youtube.add_argument(
+        "--unseen-categories",
+        type=comma_separated,
+        default=None,
+        metavar="CAT,CAT",
+        help="score the objects of these categories as unseen (J/F seen and unseen; train split)",
+    )
+
+
+def check_dataset_options(args: argparse.Namespace) -> None:
+    """Refuse options of the other dataset, require ``--year`` for DAVIS, fill in the default
+    ``--split`` and ``--resolution``."""
+    if args.dataset == "davis":
+        if args.year is None:
+            raise ValueError("--dataset davis needs --year 2016 or 2017")
+        given = [o for o, v in (("--all-frames", args.all_frames),
+                                ("--unseen-categories", args.unseen_categories)) if v]  # fmt: skip
+        if given:
+            raise ValueError(
+                f"{', '.join(given)}: YouTube-VOS option(s); add --dataset youtube-vos"
+            )
+        args.resolution = args.resolution or "480p"
+    else:
+        given = [o for o, v in (("--year", args.year), ("--resolution", args.resolution),
+                                ("--overlays", getattr(args, "overlays", False))) if v]  # fmt: skip
+        if given:
+            raise ValueError(f"{', '.join(given)}: not an option of --dataset {args.dataset}")
+    args.split = args.split or DATASETS[args.dataset]
 
 
 # ----------------------------------------------------------------------------------------------------

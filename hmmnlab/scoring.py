@@ -300,7 +300,7 @@ def run_score_command(args: argparse.Namespace) -> int:
     """``hmmnlab score`` (its options: :mod:`hmmnlab.cli`)."""
     start = time.perf_counter()
     global_df, per_sequence_df = score(
-        args.davis,
+        args.root,
         args.pred,
         year=args.year,
         split=args.split,

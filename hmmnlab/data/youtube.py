@@ -337,8 +337,9 @@ class YouTubeVOS:
         return list(self._selected)
 
     def categories(self) -> list[str]:
-        """Every category of the selected videos' objects, sorted."""
-        return sorted({o.category for v in self for o in v.objects if o.category is not None})
+        """Every category of the split's objects (all videos of the meta), sorted."""
+        found = {o.category for objects in self._objects.values() for o in objects}
+        return sorted(found - {None})
 
     def __len__(self) -> int:
         return len(self._selected)
