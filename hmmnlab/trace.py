@@ -35,6 +35,13 @@ Without a kernel (``stm``) the r4 flow/centres/sigmas/kernel points do not fire;
 ``r3.attention`` is B x T'HW3 x HW3 and no ``topk_indices`` fire. :func:`trace_arrays` adds
 ``memory_frames`` (frame indices of the r4 memory) and ``r3.topk_coords`` / ``r2.topk_coords``
 (B x HW x k x 3: memory frame index, y, x of every selected r4 cell).
+
+Objects entering after frame 0 (``new_objects`` of :func:`~hmmnlab.inference.propagate`) are read
+from memory banks of their own, one per group of objects entering at one frame. At a frame read from
+several banks the r4/r3/r2 rows above are those of the first group (the objects of frame 0, whose
+``memory_frames`` the result gives), ``result.groups[g].trace`` holds group g's read (its own
+``memory_frames``), and the other names cover every object read at that frame (B of them, in
+``object_ids`` order; objects entering at that frame are not read there).
 """
 
 from __future__ import annotations
@@ -66,9 +73,11 @@ def run_with_cache(
     to_cpu: bool = True,
     read: ReadConfig | None = None,
     device=None,
+    new_objects=None,
 ) -> tuple[FrameResult, dict[str, Tensor]]:
     """Propagate from frame 0 to ``frame`` and return that frame's result and its cache (hook name
-    -> detached tensor, on the CPU unless ``to_cpu=False``)."""
+    -> detached tensor, on the CPU unless ``to_cpu=False``). ``new_objects``: objects entering
+    later, as for :func:`~hmmnlab.inference.propagate`."""
     if frame < 1:
         raise ValueError(
             f"frame must be >= 1 (frame 0 is given, not read from memory), got {frame}"
@@ -78,6 +87,7 @@ def run_with_cache(
         model,
         frames,
         first_labels,
+        new_objects=new_objects,
         read=read,
         device=device,
         trace=True if names_filter is None else names_filter,

@@ -176,3 +176,13 @@ def test_the_demo_model_keeps_an_entering_object_on_a_still_scene():
     out = list(propagate(load_model("demo"), frames, labels_without, new_objects={3: new}))
     scores = [jaccard_index(labels == 2, r.labels.numpy() == 2) for r in out[4:]]
     assert min(scores) > 0.3, scores
+
+
+def test_run_with_cache_takes_new_objects(tiny_model):
+    from hmmnlab.trace import run_with_cache
+
+    frames, first, new = video()
+    result, cache = run_with_cache(tiny_model, frames, first, frame=ENTRY + 1,
+                                   new_objects={ENTRY: new})  # fmt: skip
+    assert result.object_ids == (1, 3) and cache["output.probs"].shape[0] == 3
+    assert result.groups[1].trace["r4.readout"].shape[0] == 1
