@@ -7,6 +7,10 @@ KEY=VALUE``, ``--mem-every``, ``--max-memory-frames``) and the device options (`
 ``--variant`` choices are the read registry's names (:data:`hmmnlab.model.reads.KERNELS`), looked up
 when the command line is parsed, so a variant registered at run time is accepted.
 
+The dataset a command reads is ``--root ROOT`` (``--davis ROOT`` is the same option, its older name):
+:func:`add_davis_options` for a DAVIS split (``score``), :func:`add_dataset_options` for DAVIS or
+YouTube-VOS (``eval --dataset davis|youtube-vos``), checked by :func:`check_dataset_options`.
+
 :func:`parse_fields` parses ``key=value`` items as the fields of a dataclass (``--read`` for
 ReadConfig, ``--set`` for the training config): each value by its field's type, ``none`` for None
 where the field allows it.

@@ -14,8 +14,9 @@ video, so ``00005`` is the same frame in both folders.
 ``meta.json`` lists per object its category and frames. In ``train`` these are the frames that show
 the object, and every kept frame has a full annotation. In ``valid`` and ``test`` they are the frames
 to output for the object (from its first appearance to the end); the first of them is where it first
-appears, and an annotation exists only there: the PNG of frame t holds the objects that first appear
-at t (objects that entered earlier are not annotated again).
+appears, and annotations exist only at such frames. The reader takes from the PNG of frame t the
+objects that first appear at t and ignores any other label in it (in train, the objects that entered
+earlier).
 
 A :class:`YouTubeVideo` starts at the first frame where an object appears (earlier frames, if the
 folder has any, are not read) and gives what :func:`hmmnlab.inference.propagate` takes:
