@@ -13,6 +13,7 @@ into the maths (:mod:`hmmnlab.hooks`); the functions stay pure for a pure ``hook
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable
 from typing import NamedTuple
@@ -93,12 +94,27 @@ def grid_coordinates(h: int, w: int, *, device=None) -> tuple[Tensor, Tensor]:
 
 def window_mask(h: int, w: int, window: int, *, device=None) -> Tensor:
     """HW x HW bool: True where query position (column) lies in the ``window x window`` square
-    centred on memory position (row), clipped at the borders."""
-    y, x = grid_coordinates(h, w, device=device)
-    radius = window // 2
-    near_y = (y[:, None] - y[None, :]).abs() <= radius
-    near_x = (x[:, None] - x[None, :]).abs() <= radius
-    return near_y & near_x
+    centred on memory position (row), clipped at the borders.
+
+    The mask depends on the grid only, so it is built once per (h, w, window, device) and the same
+    tensor is returned to every caller (``functools.lru_cache``): it is shared, never modify it in
+    place (``mask.clone()`` first)."""
+    device = torch.device("cpu" if device is None else device)
+    if device.type == "cuda" and device.index is None:  # "cuda" and "cuda:0" share one entry
+        device = torch.device("cuda", torch.cuda.current_device())
+    return _window_mask(int(h), int(w), int(window), str(device))
+
+
+@functools.lru_cache(maxsize=32)
+def _window_mask(h: int, w: int, window: int, device: str) -> Tensor:
+    # a normal tensor even when first asked for under torch.inference_mode(): an inference tensor
+    # could not be used later by code that records autograd (training)
+    with torch.inference_mode(False):
+        y, x = grid_coordinates(h, w, device=device)
+        radius = window // 2
+        near_y = (y[:, None] - y[None, :]).abs() <= radius  # HW x HW
+        near_x = (x[:, None] - x[None, :]).abs() <= radius  # HW x HW
+        return near_y & near_x
 
 
 def window_argmax(logits_last: Tensor, h: int, w: int, window: int) -> Tensor:
@@ -108,8 +124,8 @@ def window_argmax(logits_last: Tensor, h: int, w: int, window: int) -> Tensor:
     Returns B x HW int64: ``idx[b, m]`` = argmax over the query positions inside the window around
     memory position m. This is the flow from frame t-1 to frame t that centres the Gaussian kernels.
     """
-    allowed = window_mask(h, w, window, device=logits_last.device)  # HW x HW
-    masked = logits_last.masked_fill(~allowed, float("-inf"))
+    allowed = window_mask(h, w, window, device=logits_last.device)  # HW x HW, shared: read only
+    masked = torch.where(allowed, logits_last, float("-inf"))  # B x HW x HW
     return masked.argmax(dim=2)  # B x HW
 
 

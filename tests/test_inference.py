@@ -200,3 +200,19 @@ def test_read_out_reads_subnormal_weights_as_zero():
     assert torch.equal(ops.read_out(mv, p, 3, 4), ops.read_out(mv, flushed, 3, 4))
     half = torch.tensor([1e-6, 1e-3], dtype=torch.float16)
     assert torch.equal(ops.flush_denormals(half), torch.tensor([0.0, 1e-3], dtype=torch.float16))
+
+
+def test_window_mask_is_cached_and_equals_a_fresh_one():
+    h, w, window = 5, 7, 3
+    y, x = np.divmod(np.arange(h * w), w)
+    fresh = (np.abs(y[:, None] - y[None, :]) <= 1) & (np.abs(x[:, None] - x[None, :]) <= 1)
+    mask = ops.window_mask(h, w, window)
+    assert mask.dtype == torch.bool and np.array_equal(mask.numpy(), fresh)
+    assert ops.window_mask(h, w, window, device="cpu") is mask  # built once, then shared
+    assert ops.window_mask(h, w, 5) is not mask and ops.window_mask(h, w + 1, window) is not mask
+    with torch.inference_mode():  # first asked for under inference mode, still usable in training
+        first = ops.window_mask(6, 7, 3)
+    assert not first.is_inference()
+    logits = torch.randn(1, 42, 42, requires_grad=True)
+    torch.where(ops.window_mask(6, 7, 3), logits, 0.0).sum().backward()
+    assert torch.equal(logits.grad[0].bool(), ops.window_mask(6, 7, 3))
