@@ -77,8 +77,9 @@ def unpad(x: Tensor, padding: Padding) -> Tensor:
 def affinity(mk: Tensor, qk: Tensor) -> Tensor:
     """Scaled dot-product affinity ``S = mk^T qk / sqrt(C)``.
 
-    mk: B x C x T x h x w memory keys; qk: B x C x h x w query keys.
-    Returns B x (T*h*w) x (h*w) logits (rows memory positions, columns query positions).
+    mk: B x C x T x h x w memory keys; qk: B x C x h x w query keys (or B x C x n: any n query
+    positions). Returns B x (T*h*w) x (h*w) logits (rows memory positions, columns query
+    positions).
     """
     B, C = mk.shape[:2]
     mk = mk.reshape(B, C, -1)  # B x C x THW
@@ -256,6 +257,63 @@ def read_out(mv: Tensor, p: Tensor, h: int, w: int) -> Tensor:
     Subnormal weights of ``p`` are read as zero on the CPU (:func:`flush_denormals`)."""
     B, Cv = mv.shape[:2]
     return torch.bmm(mv.reshape(B, Cv, -1), flush_denormals(p)).view(B, Cv, h, w)  # B x Cv x h x w
+
+
+# ----------------------------------------------------------------------------------------------------
+# Dense (non-local) read in chunks of query positions
+
+
+def query_chunks(hw: int, chunk: int | None) -> list[slice]:
+    """The query positions 0..hw-1 cut into consecutive slices of ``chunk`` (None: one slice)."""
+    if chunk is None or chunk >= hw:
+        return [slice(0, hw)]
+    if chunk < 1:
+        raise ValueError(f"chunk must be None or an int >= 1, got {chunk!r}")
+    return [slice(start, min(start + chunk, hw)) for start in range(0, hw, chunk)]
+
+
+def dense_attention(mk: Tensor, qk: Tensor, *, chunk: int | None = None) -> Tensor:
+    """``P = softmax(mk^T qk / sqrt(C))`` over memory positions, built ``chunk`` query positions
+    at a time (each column's softmax is its own: the result does not depend on ``chunk``).
+
+    mk: B x C x T x h x w memory keys; qk: B x C x h x w query keys. Returns B x (T*HW) x HW, the
+    whole attention: only a chunk's logits exist beside it (one B x THW x HW tensor, not two)."""
+    B, C = qk.shape[:2]
+    queries = qk.reshape(B, C, -1)  # B x C x HW
+    HW = queries.shape[2]
+    chunks = query_chunks(HW, chunk)
+    attention = None
+    for cols in chunks:
+        p = torch.softmax(affinity(mk, queries[:, :, cols]), dim=1)  # B x THW x n
+        if len(chunks) == 1:
+            return p
+        if attention is None:
+            attention = p.new_empty(B, p.shape[1], HW)  # B x THW x HW
+        attention[:, :, cols] = p
+    return attention
+
+
+def dense_read(mk: Tensor, mv: Tensor, qk: Tensor, *, chunk: int | None = None) -> Tensor:
+    """The non-local read ``R = mv softmax(mk^T qk / sqrt(C))`` (STM's, without a kernel), its
+    query positions ``chunk`` at a time, so that the affinity never exists whole: a chunk needs
+    B x THW x chunk floats (logits, softmax, flushed softmax) instead of B x THW x HW. The result
+    equals :func:`read_out` of the whole :func:`dense_attention` (each query column is
+    independent).
+
+    mk: B x Ck x T x h x w, mv: B x Cv x T x h x w memory; qk: B x Ck x h x w query keys.
+    chunk: query positions per chunk (None: all at once). Returns B x Cv x h x w."""
+    B, Ck = qk.shape[:2]
+    Cv = mv.shape[1]
+    h, w = qk.shape[-2:]
+    queries = qk.reshape(B, Ck, -1)  # B x Ck x HW
+    values = mv.reshape(B, Cv, -1)  # B x Cv x THW
+    parts = []
+    for cols in query_chunks(h * w, chunk):
+        p = torch.softmax(affinity(mk, queries[:, :, cols]), dim=1)  # B x THW x n
+        parts.append(torch.bmm(values, flush_denormals(p)))  # B x Cv x n
+        del p  # the next chunk's logits reuse its memory
+    readout = parts[0] if len(parts) == 1 else torch.cat(parts, dim=2)  # B x Cv x HW
+    return readout.view(B, Cv, h, w)
 
 
 # ----------------------------------------------------------------------------------------------------
