@@ -9,7 +9,7 @@ read's flat parameters (``ReadConfig.to_dict()``) followed by the scores and cos
     label | variant fine guidance mem_every ... | J&F  J  F | Seconds/frame  Peak memory (MiB) | note
 
 ``J&F``, ``J`` and ``F`` are the DAVIS means over objects. A read that refuses to run (a dense fine
-read whose affinity would not fit in ``ReadConfig.dense_max_gib``) is kept as a row with NaN scores
+read whose chunk budget ``ReadConfig.dense_chunk_mib`` is below one query position) is kept as a row with NaN scores
 and the reason in ``note``. :func:`styled` and :func:`plot` present the table;
 :func:`short_davis` writes a copy of a split cut to its first frames, for quick runs;
 :func:`resolve_model` turns a ``weights`` argument (a model, a registered name or a path) into a model.
@@ -207,7 +207,7 @@ def run(
                 sequences=sequences, device=device, overwrite=_stale(folder, read),
                 overlays=overlays, progress=progress,
             )  # fmt: skip
-        except ValueError as err:  # e.g. a dense read that would not fit in memory
+        except ValueError as err:  # e.g. a dense read that cannot fit its budget
             row.update({c: np.nan for c in RESULT_COLUMNS[:-1]}, note=f"refused: {err}")
             rows.append(row)
             continue

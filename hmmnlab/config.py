@@ -83,7 +83,7 @@ class ReadConfig:
     sigma_growth: float = 0.5  # older frame k steps back: sigma * (1 + sigma_growth * k)
     topk_r3: int = 32  # r4 memory cells selected per r4 query cell to guide the r3 read
     topk_r2: int | None = None  # cells guiding the r2 read; None = max(topk_r3 // 4, 1)
-    dense_max_gib: float = 4.0  # a dense fine read whose affinity needs more memory is refused
+    dense_chunk_mib: float = 256.0  # budget of one chunk of a dense fine read's query positions
 
     def __post_init__(self) -> None:
         # the registries are the lists of read variants (imported here: reads.py imports this module)
@@ -118,9 +118,9 @@ class ReadConfig:
             raise ValueError(f"topk_r3 must be an int >= 1, got {self.topk_r3!r}")
         if self.topk_r2 is not None and (not _is_int(self.topk_r2) or self.topk_r2 < 1):
             raise ValueError(f"topk_r2 must be None or an int >= 1, got {self.topk_r2!r}")
-        if not _is_finite_number(self.dense_max_gib) or self.dense_max_gib <= 0:
+        if not _is_finite_number(self.dense_chunk_mib) or self.dense_chunk_mib <= 0:
             raise ValueError(
-                f"dense_max_gib must be a finite number > 0, got {self.dense_max_gib!r}"
+                f"dense_chunk_mib must be a finite number > 0, got {self.dense_chunk_mib!r}"
             )
 
     @property

@@ -27,6 +27,18 @@ class HookPoint(nn.Module):
         return x
 
 
+def in_use(point: HookPoint) -> bool:
+    """Whether anything (a :func:`capture`, an :func:`intervene` function, a global module hook)
+    is attached to ``point``: a computation that can skip building the tensor whole (the dense
+    read's attention) must build it then."""
+    return bool(
+        point._forward_hooks
+        or point._forward_pre_hooks
+        or nn.modules.module._global_forward_hooks
+        or nn.modules.module._global_forward_pre_hooks
+    )
+
+
 class HookGroup(nn.ModuleDict):
     """Hook points for several tensors of one stage, e.g. ``encode_query_hooks.k4``."""
 

@@ -13,6 +13,7 @@ into the maths (:mod:`hmmnlab.hooks`); the functions stay pure for a pure ``hook
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable
 from typing import NamedTuple
@@ -76,8 +77,9 @@ def unpad(x: Tensor, padding: Padding) -> Tensor:
 def affinity(mk: Tensor, qk: Tensor) -> Tensor:
     """Scaled dot-product affinity ``S = mk^T qk / sqrt(C)``.
 
-    mk: B x C x T x h x w memory keys; qk: B x C x h x w query keys.
-    Returns B x (T*h*w) x (h*w) logits (rows memory positions, columns query positions).
+    mk: B x C x T x h x w memory keys; qk: B x C x h x w query keys (or B x C x n: any n query
+    positions). Returns B x (T*h*w) x (h*w) logits (rows memory positions, columns query
+    positions).
     """
     B, C = mk.shape[:2]
     mk = mk.reshape(B, C, -1)  # B x C x THW
@@ -93,12 +95,27 @@ def grid_coordinates(h: int, w: int, *, device=None) -> tuple[Tensor, Tensor]:
 
 def window_mask(h: int, w: int, window: int, *, device=None) -> Tensor:
     """HW x HW bool: True where query position (column) lies in the ``window x window`` square
-    centred on memory position (row), clipped at the borders."""
-    y, x = grid_coordinates(h, w, device=device)
-    radius = window // 2
-    near_y = (y[:, None] - y[None, :]).abs() <= radius
-    near_x = (x[:, None] - x[None, :]).abs() <= radius
-    return near_y & near_x
+    centred on memory position (row), clipped at the borders.
+
+    The mask depends on the grid only, so it is built once per (h, w, window, device) and the same
+    tensor is returned to every caller (``functools.lru_cache``): it is shared, never modify it in
+    place (``mask.clone()`` first)."""
+    device = torch.device("cpu" if device is None else device)
+    if device.type == "cuda" and device.index is None:  # "cuda" and "cuda:0" share one entry
+        device = torch.device("cuda", torch.cuda.current_device())
+    return _window_mask(int(h), int(w), int(window), str(device))
+
+
+@functools.lru_cache(maxsize=32)
+def _window_mask(h: int, w: int, window: int, device: str) -> Tensor:
+    # a normal tensor even when first asked for under torch.inference_mode(): an inference tensor
+    # could not be used later by code that records autograd (training)
+    with torch.inference_mode(False):
+        y, x = grid_coordinates(h, w, device=device)
+        radius = window // 2
+        near_y = (y[:, None] - y[None, :]).abs() <= radius  # HW x HW
+        near_x = (x[:, None] - x[None, :]).abs() <= radius  # HW x HW
+        return near_y & near_x
 
 
 def window_argmax(logits_last: Tensor, h: int, w: int, window: int) -> Tensor:
@@ -108,8 +125,8 @@ def window_argmax(logits_last: Tensor, h: int, w: int, window: int) -> Tensor:
     Returns B x HW int64: ``idx[b, m]`` = argmax over the query positions inside the window around
     memory position m. This is the flow from frame t-1 to frame t that centres the Gaussian kernels.
     """
-    allowed = window_mask(h, w, window, device=logits_last.device)  # HW x HW
-    masked = logits_last.masked_fill(~allowed, float("-inf"))
+    allowed = window_mask(h, w, window, device=logits_last.device)  # HW x HW, shared: read only
+    masked = torch.where(allowed, logits_last, float("-inf"))  # B x HW x HW
     return masked.argmax(dim=2)  # B x HW
 
 
@@ -240,6 +257,63 @@ def read_out(mv: Tensor, p: Tensor, h: int, w: int) -> Tensor:
     Subnormal weights of ``p`` are read as zero on the CPU (:func:`flush_denormals`)."""
     B, Cv = mv.shape[:2]
     return torch.bmm(mv.reshape(B, Cv, -1), flush_denormals(p)).view(B, Cv, h, w)  # B x Cv x h x w
+
+
+# ----------------------------------------------------------------------------------------------------
+# Dense (non-local) read in chunks of query positions
+
+
+def query_chunks(hw: int, chunk: int | None) -> list[slice]:
+    """The query positions 0..hw-1 cut into consecutive slices of ``chunk`` (None: one slice)."""
+    if chunk is None or chunk >= hw:
+        return [slice(0, hw)]
+    if chunk < 1:
+        raise ValueError(f"chunk must be None or an int >= 1, got {chunk!r}")
+    return [slice(start, min(start + chunk, hw)) for start in range(0, hw, chunk)]
+
+
+def dense_attention(mk: Tensor, qk: Tensor, *, chunk: int | None = None) -> Tensor:
+    """``P = softmax(mk^T qk / sqrt(C))`` over memory positions, built ``chunk`` query positions
+    at a time (each column's softmax is its own: the result does not depend on ``chunk``).
+
+    mk: B x C x T x h x w memory keys; qk: B x C x h x w query keys. Returns B x (T*HW) x HW, the
+    whole attention: only a chunk's logits exist beside it (one B x THW x HW tensor, not two)."""
+    B, C = qk.shape[:2]
+    queries = qk.reshape(B, C, -1)  # B x C x HW
+    HW = queries.shape[2]
+    chunks = query_chunks(HW, chunk)
+    attention = None
+    for cols in chunks:
+        p = torch.softmax(affinity(mk, queries[:, :, cols]), dim=1)  # B x THW x n
+        if len(chunks) == 1:
+            return p
+        if attention is None:
+            attention = p.new_empty(B, p.shape[1], HW)  # B x THW x HW
+        attention[:, :, cols] = p
+    return attention
+
+
+def dense_read(mk: Tensor, mv: Tensor, qk: Tensor, *, chunk: int | None = None) -> Tensor:
+    """The non-local read ``R = mv softmax(mk^T qk / sqrt(C))`` (STM's, without a kernel), its
+    query positions ``chunk`` at a time, so that the affinity never exists whole: a chunk needs
+    B x THW x chunk floats (logits, softmax, flushed softmax) instead of B x THW x HW. The result
+    equals :func:`read_out` of the whole :func:`dense_attention` (each query column is
+    independent).
+
+    mk: B x Ck x T x h x w, mv: B x Cv x T x h x w memory; qk: B x Ck x h x w query keys.
+    chunk: query positions per chunk (None: all at once). Returns B x Cv x h x w."""
+    B, Ck = qk.shape[:2]
+    Cv = mv.shape[1]
+    h, w = qk.shape[-2:]
+    queries = qk.reshape(B, Ck, -1)  # B x Ck x HW
+    values = mv.reshape(B, Cv, -1)  # B x Cv x THW
+    parts = []
+    for cols in query_chunks(h * w, chunk):
+        p = torch.softmax(affinity(mk, queries[:, :, cols]), dim=1)  # B x THW x n
+        parts.append(torch.bmm(values, flush_denormals(p)))  # B x Cv x n
+        del p  # the next chunk's logits reuse its memory
+    readout = parts[0] if len(parts) == 1 else torch.cat(parts, dim=2)  # B x Cv x HW
+    return readout.view(B, Cv, h, w)
 
 
 # ----------------------------------------------------------------------------------------------------

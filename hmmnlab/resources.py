@@ -4,7 +4,8 @@ with the estimate instead of failing after minutes in an allocation.
 The dominant term is the r4 read: its affinity logits, Gaussian kernel and kernel-weighted affinity are
 each B x (T*HW) x HW float32 (B objects, T memory frames, HW positions of the padded stride-16 grid),
 e.g. 4.2 GB each for one object and one memory frame of a 3840 x 2160 video. The top-k guided reads add
-B x HW x s^2 x k s^2 floats at r3 (s = 2) and r2 (s = 4).
+B x HW x s^2 x k s^2 floats at r3 (s = 2) and r2 (s = 4); a dense fine read at most
+``ReadConfig.dense_chunk_mib`` (it reads its queries in chunks that fit).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from pathlib import Path
 
 from hmmnlab import ops
 from hmmnlab.config import ReadConfig
+from hmmnlab.model.reads import DENSE_COPIES
 
 FLOAT_BYTES = 4
 R4_COPIES = 3  # logits, kernel, kernel-weighted affinity live together in the r4 read
@@ -39,6 +41,10 @@ def peak_bytes(height: int, width: int, num_objects: int, num_frames: int, read:
     fine = 0
     if read.fine == "topk":
         fine = num_objects * hw * (4 * read.k_r3 * 4 + 16 * read.k_r2 * 16) * FLOAT_BYTES
+    elif read.fine == "dense":  # r2 (16 HW positions), in chunks of at most dense_chunk_mib
+        fine_frames = frames if read.guidance == "all" else min(frames, 2)
+        whole = DENSE_COPIES * num_objects * fine_frames * (16 * hw) ** 2 * FLOAT_BYTES
+        fine = min(whole, int(read.dense_chunk_mib * 2**20))
     return r4 + fine
 
 

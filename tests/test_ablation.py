@@ -30,8 +30,8 @@ def short_root(tmp_path_factory):
 GRID = [
     ("stm", read_variant("stm")),
     ("hmmn-k8", read_variant("hmmn", topk_r3=8)),
-    # a dense r2 read of 2 objects x 2 frames needs ~2.5 GiB: refused under a 0.01 GiB limit
-    ("hmmn-dense", read_variant("hmmn", fine="dense", dense_max_gib=0.01)),
+    # one query position of a dense r3 read of 2 objects needs ~0.04 MiB: refused with 0.01 MiB
+    ("hmmn-dense", read_variant("hmmn", fine="dense", dense_chunk_mib=0.01)),
 ]
 
 
@@ -78,7 +78,7 @@ def test_a_dense_read_that_does_not_fit_is_a_refused_row(table):
     df, _ = table
     row = df.iloc[2]
     assert np.isnan(row["J&F"]) and np.isnan(row["Seconds/frame"])
-    assert row["note"].startswith("refused:") and "dense_max_gib" in row["note"]
+    assert row["note"].startswith("refused:") and "dense_chunk_mib" in row["note"]
 
 
 def test_resume_skips_finished_reads_and_redoes_changed_ones(model, short_root, table):
@@ -119,7 +119,7 @@ def test_styled_and_plot(table):
     df, _ = table
     html = ablation.styled(df).to_html()
     assert "hmmn-k8" in html and "font-weight: bold" in html
-    assert ablation.varying_columns(df) == ["variant", "fine", "topk_r3", "dense_max_gib"]
+    assert ablation.varying_columns(df) == ["variant", "fine", "topk_r3", "dense_chunk_mib"]
     for kind in ("bar", "scatter"):
         fig = ablation.plot(df, kind=kind)
         assert len(fig.axes) == 1

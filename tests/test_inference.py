@@ -143,7 +143,7 @@ def test_non_finite_probabilities_are_an_error_naming_the_frame(tiny_model):
         ({"window": 7.5}, "window must be a positive odd int, got 7.5"),
         ({"topk_r3": 2.5}, "topk_r3 must be an int >= 1, got 2.5"),
         ({"max_memory_frames": 2.5}, "max_memory_frames must be None or an int >= 2"),
-        ({"dense_max_gib": float("inf")}, "dense_max_gib must be a finite number > 0"),
+        ({"dense_chunk_mib": float("inf")}, "dense_chunk_mib must be a finite number > 0"),
     ],
 )
 def test_read_config_validates_types_and_finiteness(params, message):
@@ -200,3 +200,29 @@ def test_read_out_reads_subnormal_weights_as_zero():
     assert torch.equal(ops.read_out(mv, p, 3, 4), ops.read_out(mv, flushed, 3, 4))
     half = torch.tensor([1e-6, 1e-3], dtype=torch.float16)
     assert torch.equal(ops.flush_denormals(half), torch.tensor([0.0, 1e-3], dtype=torch.float16))
+
+
+def test_window_mask_is_cached_and_equals_a_fresh_one():
+    h, w, window = 5, 7, 3
+    y, x = np.divmod(np.arange(h * w), w)
+    fresh = (np.abs(y[:, None] - y[None, :]) <= 1) & (np.abs(x[:, None] - x[None, :]) <= 1)
+    mask = ops.window_mask(h, w, window)
+    assert mask.dtype == torch.bool and np.array_equal(mask.numpy(), fresh)
+    assert ops.window_mask(h, w, window, device="cpu") is mask  # built once, then shared
+    assert ops.window_mask(h, w, 5) is not mask and ops.window_mask(h, w + 1, window) is not mask
+    with torch.inference_mode():  # first asked for under inference mode, still usable in training
+        first = ops.window_mask(6, 7, 3)
+    assert not first.is_inference()
+    logits = torch.randn(1, 42, 42, requires_grad=True)
+    torch.where(ops.window_mask(6, 7, 3), logits, 0.0).sum().backward()
+    assert torch.equal(logits.grad[0].bool(), ops.window_mask(6, 7, 3))
+
+
+@pytest.mark.parametrize("chunk", [1, 2, 5, 14, 15, 16, 100, None])
+def test_chunked_dense_read_equals_the_unchunked_one(chunk):
+    torch.manual_seed(0)
+    mk, mv, qk = torch.randn(2, 8, 2, 3, 5), torch.randn(2, 6, 2, 3, 5), torch.randn(2, 8, 3, 5)
+    p = torch.softmax(ops.affinity(mk, qk), dim=1)  # B x THW x HW, in one piece
+    torch.testing.assert_close(ops.dense_attention(mk, qk, chunk=chunk), p, atol=1e-6, rtol=0)
+    whole = ops.read_out(mv, p, 3, 5)
+    torch.testing.assert_close(ops.dense_read(mk, mv, qk, chunk=chunk), whole, atol=1e-6, rtol=0)

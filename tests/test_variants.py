@@ -123,9 +123,28 @@ def test_no_fine_read_gives_zero_readouts_and_another_result(model, clip):
     assert (none - probs(model, clip, ReadConfig())).abs().max() > 1e-4
 
 
-def test_dense_read_is_refused_politely_when_too_big(model, clip):
-    with pytest.raises(ValueError, match="dense read at r3 needs about .* GiB"):
-        probs(model, clip, read_variant("hmmn", fine="dense", dense_max_gib=1e-6))
+def test_dense_read_runs_in_chunks_and_is_refused_only_below_one_query(model, clip):
+    """The clip's r2 grid is 16 x 20 (320 positions): with 2 objects and 2 memory frames a query
+    column is 3 x 2 x 640 floats = 15 KiB, so 0.05 MiB reads 3 queries at a time at r2 (and 13 at
+    r3); the result is the unchunked one. Below one column the read is refused, saying why."""
+    whole = probs(model, clip, read_variant("hmmn", fine="dense"))
+    chunked = probs(model, clip, read_variant("hmmn", fine="dense", dense_chunk_mib=0.05))
+    torch.testing.assert_close(chunked, whole, atol=1e-6, rtol=0)
+    with pytest.raises(ValueError, match=r"dense read at r3 needs about .* MiB for even one query"):
+        probs(model, clip, read_variant("hmmn", fine="dense", dense_chunk_mib=1e-6))
+
+
+def test_a_traced_dense_read_keeps_its_whole_attention_and_result(model, clip):
+    read = read_variant("hmmn", fine="dense", dense_chunk_mib=0.05)
+    result, cache = run_with_cache(model, *clip, frame=6, read=read)
+    _, whole = run_with_cache(model, *clip, frame=6, read=read_variant("hmmn", fine="dense"))
+    B, hw = 2, 16 * 20
+    assert cache["r2.attention"].shape == (B, 2 * hw, hw)  # frames 0 and 5 at r2
+    torch.testing.assert_close(cache["r2.attention"].sum(dim=1), torch.ones(B, hw))
+    for name in ("r3.attention", "r2.attention", "r2.readout", "output.probs"):
+        torch.testing.assert_close(cache[name], whole[name], atol=1e-6, rtol=0)
+    plain = probs(model, clip, read)[6]
+    torch.testing.assert_close(result.probs, plain, atol=1e-6, rtol=0)
 
 
 def test_guidance_from_all_frames(model, clip):

@@ -14,8 +14,9 @@ The r4 read is non-local matching sharpened by a Gaussian kernel; which kernel i
 
 The r3/r2 reads (:data:`FINE_READS`) are ``topk`` (HMMN's top-k guided read), ``dense`` (full
 non-local read over the fine memory; its affinity is T' HW x HW floats per object, e.g. 2 x 25920^2 x 4 B
-= 5.4 GB per object at r2 for 480p, so it is refused above ``ReadConfig.dense_max_gib``) and ``none``
-(no memory read at r3/r2: the "no hierarchy" ablation; the decoder gets zeros).
+= 5.4 GB per object at r2 for 480p, so its query positions are read in chunks whose affinity fits in
+``ReadConfig.dense_chunk_mib``, with the same result) and ``none`` (no memory read at r3/r2: the "no
+hierarchy" ablation; the decoder gets zeros).
 
 :func:`read_variant` builds a :class:`~hmmnlab.config.ReadConfig` from a variant name and parameters.
 Each read is a parameter-free module with hook points on the tensors a student wants to see.
@@ -48,7 +49,7 @@ from torch import Tensor, nn
 
 from hmmnlab import ops
 from hmmnlab.config import ReadConfig
-from hmmnlab.hooks import HookPoint
+from hmmnlab.hooks import HookPoint, in_use
 
 # ----------------------------------------------------------------------------------------------------
 # Registries
@@ -264,9 +265,13 @@ def topk_read(mk, mv, qk, guidance, config, module):
 
 @register_fine_read("dense")
 def dense_read(mk, mv, qk, guidance, config, module):
-    """Attend over every fine memory position (memory grows as HW^2)."""
-    check_dense_fits(mk, qk, config, module.scale)
-    p = module.attention(torch.softmax(ops.affinity(mk, qk), dim=1))  # B x T'HW x HW
+    """Attend over every fine memory position (in chunks of queries within dense_chunk_mib)."""
+    chunk = dense_chunk(mk, qk, config, module.scale)
+    if not in_use(module.attention):
+        return ops.dense_read(mk, mv, qk, chunk=chunk)  # the affinity never exists whole
+    # a trace or a causal hook sees (and may replace) the whole attention B x T'HW x HW
+    check_whole_attention_fits(mk, qk, chunk, module.scale)
+    p = module.attention(ops.dense_attention(mk, qk, chunk=chunk))  # B x T'HW x HW
     return ops.read_out(mv, p, *qk.shape[-2:])
 
 
@@ -303,14 +308,42 @@ class FineRead(_HookPoints):
         return self.readout(readout)
 
 
-def check_dense_fits(mk: Tensor, qk: Tensor, config: ReadConfig, scale: str) -> None:
-    """Refuse a dense read whose affinity (and its softmax) would exceed ``config.dense_max_gib``."""
+DENSE_COPIES = 3  # a chunk of the dense read holds its logits, their softmax and a flushed copy
+FLOAT_BYTES = 4  # the softmax is float32, under autocast too
+
+
+def dense_chunk(mk: Tensor, qk: Tensor, config: ReadConfig, scale: str) -> int | None:
+    """Query positions per chunk of a dense read so that a chunk's B x T'HW x n floats (times
+    :data:`DENSE_COPIES`) fit in ``config.dense_chunk_mib``; None when the whole read fits. A
+    budget below one query position's column is refused, saying how much one column needs."""
     B, _, T = mk.shape[:3]
     hw = qk.shape[-2] * qk.shape[-1]
-    gib = 2 * B * T * hw * hw * mk.element_size() / 2**30
-    if gib > config.dense_max_gib:
+    column = DENSE_COPIES * B * T * hw * FLOAT_BYTES  # bytes per query position
+    budget = config.dense_chunk_mib * 2**20
+    if column > budget:
         raise ValueError(
-            f"a dense read at {scale} needs about {gib:.1f} GiB for its affinity ({B} objects x "
-            f"{T * hw} memory x {hw} query positions, twice), over ReadConfig.dense_max_gib = "
-            f"{config.dense_max_gib}; use fine='topk', a smaller video, or raise the limit"
+            f"a dense read at {scale} needs about {column / 2**20:.3g} MiB for even one query "
+            f"position ({B} objects x {T * hw} memory positions x {DENSE_COPIES} float32 "
+            f"copies), over ReadConfig.dense_chunk_mib = {config.dense_chunk_mib}; raise it or "
+            "use fine='topk'"
+        )
+    chunk = int(budget // column)
+    return None if chunk >= hw else chunk
+
+
+def check_whole_attention_fits(mk: Tensor, qk: Tensor, chunk: int | None, scale: str) -> None:
+    """Refuse to build the whole dense attention (for a hook on it) beyond the device's free
+    memory, before allocating it."""
+    from hmmnlab.resources import available_bytes
+
+    B, _, T = mk.shape[:3]
+    hw = qk.shape[-2] * qk.shape[-1]
+    need = B * T * hw * (hw + 2 * (chunk or hw)) * FLOAT_BYTES  # the whole, and a chunk's work
+    free = available_bytes(mk.device)
+    if free is not None and need > free:
+        raise ValueError(
+            f"a hook on {scale}.attention needs the whole dense attention ({B} objects x "
+            f"{T * hw} memory x {hw} query positions), about {need / 2**30:.1f} GiB, but "
+            f"{mk.device} has {free / 2**30:.1f} GiB free; trace other names, or use a smaller "
+            "video"
         )
