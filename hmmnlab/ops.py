@@ -229,12 +229,14 @@ def kernel_softmax(logits: Tensor, kernel: Tensor | None) -> Tensor:
     """``P = softmax(S) * G / sum(softmax(S) * G)`` over memory positions (dim 1).
 
     logits: B x (T*HW) x HW; kernel: same shape, or None for the plain softmax (STM's read).
+    Computed in float32 and returned in the logits' dtype: in float16 (CPU autocast) the product
+    ``softmax(S) * G`` underflows to 0 in whole columns, and 0 / 0 is NaN.
     """
-    p = torch.softmax(logits, dim=1)
-    if kernel is None:
-        return p
-    p = p * kernel
-    return p / p.sum(dim=1, keepdim=True)
+    p = torch.softmax(logits.float(), dim=1)
+    if kernel is not None:
+        p = p * kernel.float()
+        p = p / p.sum(dim=1, keepdim=True)
+    return p.to(logits.dtype)
 
 
 def flush_denormals(p: Tensor) -> Tensor:

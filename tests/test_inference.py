@@ -226,3 +226,19 @@ def test_chunked_dense_read_equals_the_unchunked_one(chunk):
     torch.testing.assert_close(ops.dense_attention(mk, qk, chunk=chunk), p, atol=1e-6, rtol=0)
     whole = ops.read_out(mv, p, 3, 5)
     torch.testing.assert_close(ops.dense_read(mk, mv, qk, chunk=chunk), whole, atol=1e-6, rtol=0)
+
+
+def test_kernel_softmax_in_float16_gives_no_nan():
+    """Sharp float16 logits and a narrow kernel: computed in float16, softmax(S) * G underflows to
+    zero in whole columns and the renormalisation gives NaN; computed in float32 it does not."""
+    torch.manual_seed(0)
+    logits = (torch.randn(1, 40, 8) * 30).half()
+    kernel = torch.zeros(1, 40, 8)
+    kernel[:, :4] = 1  # the kernel keeps rows the softmax nearly ignores
+    kernel = (kernel + 1e-9).half()
+    naive = torch.softmax(logits, dim=1) * kernel
+    assert torch.isnan(naive / naive.sum(dim=1, keepdim=True)).any()  # the failure being fixed
+    p = ops.kernel_softmax(logits, kernel)
+    assert p.dtype == torch.float16 and torch.isfinite(p).all()
+    exact = ops.kernel_softmax(logits.float(), kernel.float())
+    assert torch.allclose(p.float(), exact, atol=1e-3)
