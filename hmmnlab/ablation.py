@@ -1,24 +1,35 @@
 """Read ablations: the same weights evaluated with different memory reads, one row per read.
 
 A *grid* is a list of ``(label, ReadConfig)`` pairs built with
-:func:`~hmmnlab.model.reads.read_variant`; :func:`run` evaluates each read on a DAVIS-layout split
-with :func:`~hmmnlab.evaluate.evaluate` into ``out/<label>/`` (resumable: finished sequences are not
-segmented again unless the read behind a label changed) and returns a table whose columns are the
-read's flat parameters (``ReadConfig.to_dict()``) followed by the scores and costs::
+:func:`~hmmnlab.model.reads.read_variant`; :func:`run` segments every sequence of a DAVIS-layout
+split with every read, one *cell* per (read, sequence), into ``out/<label>/`` (the layout of
+``hmmnlab eval``), scores each read and returns a table whose columns are the read's flat
+parameters (``ReadConfig.to_dict()``) followed by the scores and costs::
 
     label | variant fine guidance mem_every ... | J&F  J  F | Seconds/frame  Peak memory (MiB) | note
 
-``J&F``, ``J`` and ``F`` are the DAVIS means over objects. A read that refuses to run (a dense fine
-read whose chunk budget ``ReadConfig.dense_chunk_mib`` is below one query position) is kept as a row with NaN scores
-and the reason in ``note``. :func:`styled` and :func:`plot` present the table;
-:func:`short_davis` writes a copy of a split cut to its first frames, for quick runs;
-:func:`resolve_model` turns a ``weights`` argument (a model, a registered name or a path) into a model.
+It also writes the table to ``out/ablation.csv``. ``J&F``, ``J`` and ``F`` are the DAVIS means over
+objects. A read that refuses to run (a dense fine read whose chunk budget
+``ReadConfig.dense_chunk_mib`` is below one query position) is kept as a row with NaN scores and the reason in ``note``.
+
+Runs resume cell by cell: a cell's record (``out/<label>/timing/<sequence>.json``, written
+atomically after its last mask, with the settings that produced the masks) marks it finished, so a
+run that was stopped, or whose worker was killed, redoes only the cells without one. The cells run
+in this process (``executor="local"``) or as Ray tasks (``executor="ray"``, the ``cluster`` extra:
+``pip install "hmmnlab[cluster]"``); Ray schedules them, on this machine or on a cluster.
+``hmmnlab ablate`` is the command line of :func:`run`.
+
+:func:`styled` and :func:`plot` present the table; :func:`short_davis` writes a copy of a split cut
+to its first frames, for quick runs; :func:`resolve_model` turns a ``weights`` argument (a model, a
+registered name or a path) into a model.
 """
 
 from __future__ import annotations
 
-import json
+import contextlib
+import os
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -63,6 +74,29 @@ def default_grid() -> Grid:
     grid += [(f"hmmn-k{k}", read_variant("hmmn", topk_r3=k)) for k in (8, 16, 64)]
     grid += [(f"hmmn-sigma{s:g}", read_variant("hmmn", sigma=s)) for s in (1.5, 6.0)]
     grid += [(f"hmmn-every{m}", read_variant("hmmn", mem_every=m)) for m in (2, 10)]
+    return grid
+
+
+def named_grid(names: list[str]) -> Grid:
+    """The reads called ``names``, each a label of :func:`default_grid` (``hmmn-k8``,
+    ``hmmn-fine-none``, ...) or a registered read variant (``stm``, ``kmn``, ``hmmn``, or one
+    registered at run time); ``["all"]`` is the whole default grid."""
+    from hmmnlab.model.reads import KERNELS
+
+    known = dict(default_grid())
+    if list(names) == ["all"]:
+        return list(known.items())
+    grid = []
+    for name in names:
+        if name in known:
+            grid.append((name, known[name]))
+        elif name in KERNELS:
+            grid.append((name, read_variant(name)))
+        else:
+            raise ValueError(
+                f"unknown read {name!r}: expected a label of the default grid "
+                f"({', '.join(known)}), a registered read variant ({', '.join(KERNELS)}) or all"
+            )
     return grid
 
 
@@ -123,14 +157,6 @@ def repo_path(path: str | Path) -> Path:
     return path if path.exists() or path.is_absolute() or not repo.exists() else repo
 
 
-def _stale(folder: Path, read: ReadConfig) -> bool:
-    """True when ``folder`` holds sequences segmented with another read than ``read``."""
-    for path in (folder / "timing").glob("*.json"):
-        if json.loads(path.read_text()).get("read") != read.to_dict():
-            return True
-    return False
-
-
 def resolve_model(weights, device="cpu"):
     """The model ``weights`` names: an :class:`~hmmnlab.model.HMMN` as given; None or a registered
     name (``"demo"``, ``"demo-stm"``): those weights (None: ``$HMMNLAB_DEMO_WEIGHTS`` if set, else
@@ -154,6 +180,93 @@ def resolve_model(weights, device="cpu"):
     return load_model(path, device=device)
 
 
+#: How :func:`run` executes the grid's cells: one after the other in this process, or as Ray tasks.
+EXECUTORS = ("local", "ray")
+
+#: The table :func:`run` writes into its output folder.
+TABLE_NAME = "ablation.csv"
+
+#: The cost columns of the tables and the keys of a cell's record that hold them.
+COST_KEYS = {"Seconds/frame": "seconds_per_frame", "Peak memory (MiB)": "peak_memory_mib"}
+
+#: What to install for ``executor="ray"`` (``hmmnlab ablate --ray``).
+CLUSTER_INSTALL = 'pip install "hmmnlab[cluster]"'
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One job of an ablation grid: the read ``read`` (labelled ``label``) on one sequence of a
+    DAVIS-layout split, segmented into ``folder/<sequence>/`` with its record in
+    ``folder/timing/<sequence>.json`` (:func:`hmmnlab.evaluate.segment_sequence`). ``settings`` is
+    what the masks depend on (:func:`hmmnlab.evaluate.run_settings`): a cell whose record holds the
+    same settings is finished. Everything a Ray worker needs but the model."""
+
+    label: str
+    read: ReadConfig
+    sequence: str
+    folder: Path
+    davis_root: Path
+    year: int
+    split: str
+    resolution: str
+    settings: dict
+    device: str  # "cuda" in a Ray task means the GPU Ray gave it
+    amp: bool = False
+    overlays: bool = False
+    threads: int | None = None  # torch threads while the cell runs (None: leave them)
+    progress: bool = False  # a progress bar over the frames
+
+
+def run_cell(model, cell: Cell) -> str:
+    """Segment one cell (in this process or in a Ray worker) and return its note: ``""`` when its
+    masks and record are written, ``"refused: ..."`` when the read refuses to run (a ValueError:
+    it does not fit in memory). Any other error propagates; the cell then has no record and the
+    next run redoes it."""
+    import torch
+
+    from hmmnlab.data.davis import DavisDataset
+    from hmmnlab.evaluate import segment_sequence
+    from hmmnlab.inference import resolve_device
+    from hmmnlab.model.reads import FINE_READS, KERNELS
+    from hmmnlab.resources import check_memory
+
+    for what, name, registry in (("variant", cell.read.variant, KERNELS),
+                                 ("fine read", cell.read.fine, FINE_READS)):  # fmt: skip
+        if name not in registry:  # registered in the driver only, not in this worker
+            raise LookupError(
+                f"read {what} {name!r} is not registered in this process (known: "
+                f"{sorted(registry)}); register it in a module the workers import"
+            )
+    device = resolve_device(cell.device)
+    dataset = DavisDataset(cell.davis_root, year=cell.year, split=cell.split,
+                           resolution=cell.resolution, sequences=[cell.sequence])  # fmt: skip
+    sequence = dataset[cell.sequence]
+    model = model.to(device).eval()
+    threads = torch.get_num_threads()
+    if cell.threads:
+        torch.set_num_threads(cell.threads)
+    try:
+        check_memory(*sequence.size, sequence.num_objects, len(sequence), cell.read,
+                     device=device, what=f"sequence {sequence.name}")  # fmt: skip
+        segment_sequence(model, sequence, cell.folder, read=cell.read, device=device,
+                         amp=cell.amp, overlays=cell.overlays, progress=cell.progress,
+                         settings=cell.settings)  # fmt: skip
+    except ValueError as err:  # e.g. a dense read that would not fit in memory
+        return f"refused: {err}"
+    finally:
+        torch.set_num_threads(threads)
+    return ""
+
+
+def import_ray():
+    """The ``ray`` module, or a RuntimeError saying how to install it."""
+    try:
+        import ray
+    except ImportError:
+        raise RuntimeError(f"running on Ray needs Ray: {CLUSTER_INSTALL}") from None
+    return ray
+
+
 def run(
     davis_root: str | Path = "data_samples",
     weights=None,
@@ -161,27 +274,59 @@ def run(
     variants: Grid | None = None,
     year: int = 2017,
     split: str = "val",
+    resolution: str = "480p",
     sequences: list[str] | None = None,
     out: str | Path | None = None,
-    device: str = "cpu",
+    device: str | None = "cpu",
+    amp: bool = False,
     overlays: bool = False,
     progress: bool = True,
+    threads: int | None = None,
+    executor: str = "local",
+    ray_address: str | None = None,
+    num_cpus: int | None = None,
+    max_retries: int = 3,
 ) -> pd.DataFrame:
-    """Evaluate every read of ``variants`` (default :func:`default_grid`) and return the ablation
-    table, one row per read (see the module docstring for its columns).
+    """Evaluate every read of ``variants`` (default :func:`default_grid`) on every sequence, write
+    the ablation table to ``out/ablation.csv`` and return it, one row per read (see the module
+    docstring for its columns).
+
+    The work is a grid of cells, one per (read, sequence) (:class:`Cell`, :func:`run_cell`); each
+    cell writes its masks to ``out/<label>/<sequence>/`` and, last and atomically, its record (the
+    settings that produced the masks) to ``out/<label>/timing/<sequence>.json``, the layout of
+    ``hmmnlab eval``. Runs resume: a cell whose record holds the same settings (weights, model and
+    read configuration, resolution, hmmnlab version) is not redone; a cell that was interrupted
+    (its worker killed) has no record and is redone. Then each read is scored on its masks and
+    ``out/<label>/`` gets the official CSVs. One run at a time may write to ``out`` (a lock file).
 
     weights: a checkpoint path or an already loaded :class:`~hmmnlab.model.HMMN`; None: the demo
     weights (``$HMMNLAB_DEMO_WEIGHTS`` if set, else :data:`DEMO_WEIGHTS`).
-    out: where each read's masks and CSVs go, ``out/<label>/`` (default ``out/ablation``); runs
-    resume from what is there. overlays: also write overlay frames and MP4s per read.
+    out: the output folder (default ``out/ablation``). overlays: also write overlay frames and
+    MP4s per read. device: ``cpu``, ``cuda[:N]``, or None for CUDA where present. threads: torch
+    threads per cell (None: in this process, torch's setting; on Ray, 1).
+
+    executor: ``"local"`` runs the cells one after the other in this process; ``"ray"`` submits
+    each as a Ray task (``threads`` CPUs each, default 1, and one GPU each on CUDA) and collects
+    them as they finish. With the same torch threads per cell, the masks, and so every score, are
+    those of a local run (with other threads, float sums in another order can move a pixel).
+    Ray: the running Ray instance if there is one, else the cluster at ``ray_address`` (e.g.
+    ``"ray://head:10001"`` or ``"auto"``), else a local Ray started here (with ``num_cpus`` CPUs,
+    default all) and stopped at the end. On a cluster, every node needs hmmnlab and the paths
+    ``davis_root`` and ``out``. max_retries: how often Ray reruns a cell whose worker died; a
+    cell that still fails is reported (a RuntimeError once the other cells have finished and been
+    saved) and redone by the next run.
     """
     from tqdm import tqdm
 
     from hmmnlab.data.davis import DavisDataset
-    from hmmnlab.evaluate import evaluate
+    from hmmnlab.evaluate import LOCK_NAME, is_finished, output_lock, run_settings
     from hmmnlab.inference import resolve_device
-    from hmmnlab.scoring import write_results
 
+    if executor not in EXECUTORS:
+        raise ValueError(f"executor must be one of {EXECUTORS}, got {executor!r}")
+    if threads is not None and (not isinstance(threads, int) or threads < 1):
+        raise ValueError(f"threads must be None or an int >= 1, got {threads!r}")
+    ray = import_ray() if executor == "ray" else None
     davis_root = repo_path(davis_root)
     variants = default_grid() if variants is None else list(variants)
     labels = [label for label, _ in variants]
@@ -190,44 +335,190 @@ def run(
     bad = [label for label in labels if not label or "/" in label or label.startswith(".")]
     if bad:
         raise ValueError(f"labels name folders: no '/', no leading '.', not empty; got {bad}")
-    dataset = DavisDataset(davis_root, year=year, split=split)  # fails early on a bad root/split
+    # fails early on a bad root or split
+    dataset = DavisDataset(davis_root, year=year, split=split, resolution=resolution)
     unknown = [n for n in sequences or () if n not in dataset.sequences]
     if unknown:
         raise ValueError(f"sequences not in the {split} split of {davis_root}: {unknown[:5]}")
-    device = resolve_device(device)
-    model = resolve_model(weights, device)
+    names = list(sequences or dataset.sequences)
+    if len(set(names)) != len(names):
+        raise ValueError(f"sequences must be unique, got {names}")
     out = Path("out/ablation" if out is None else out)
+    if ray is None:
+        device = str(resolve_device(device))  # fails early on a missing GPU
+    model = resolve_model(weights, "cpu" if ray else device)
+    with contextlib.ExitStack() as stack:
+        try:
+            stack.enter_context(output_lock(out))
+        except RuntimeError:
+            raise RuntimeError(
+                f"another hmmnlab run is writing to {out} (lock {out / LOCK_NAME}); wait for it "
+                "to finish or choose another output folder"
+            ) from None
+        todo, finished = [], 0
+        for label, read in variants:
+            folder = out / label
+            settings = run_settings(model, read, resolution=resolution, overlays=overlays, amp=amp)
+            for name in names:
+                if is_finished(folder, dataset[name], settings):
+                    finished += 1
+                else:
+                    todo.append((label, read, name, folder, settings))
+        if ray is not None and todo:
+            if not ray.is_initialized():
+                if ray_address:
+                    ray.init(address=ray_address)
+                else:
+                    ray.init(num_cpus=num_cpus, include_dashboard=False)
+                stack.callback(ray.shutdown)
+            device = _ray_device(ray, device)
+            threads = threads or 1  # the CPUs of each task
+        cells = [Cell(label, read, name, folder, davis_root, year, split, resolution, settings,
+                      device, amp, overlays, threads, progress=progress and ray is None)
+                 for label, read, name, folder, settings in todo]  # fmt: skip
+        bar = tqdm(total=finished + len(cells), initial=finished, desc="cells", unit="cell",
+                   disable=not progress)  # fmt: skip
+        with bar:
+            if ray is None:
+                notes = {}
+                for cell in cells:
+                    notes[cell.label, cell.sequence] = run_cell(model, cell)
+                    bar.update()
+            else:
+                notes = _run_on_ray(ray, model, cells, bar, max_retries=max_retries)
+        table = _table(variants, names, notes, davis_root=davis_root, out=out, year=year,
+                       split=split, resolution=resolution)  # fmt: skip
+        _write_csv_atomically(table, out / TABLE_NAME)
+    return table
+
+
+def _ray_device(ray, device: str | None) -> str:
+    """The device of the cells on Ray: ``cuda`` (the GPU Ray gives each task) when asked for or,
+    for None, when the cluster has GPUs; else ``cpu``."""
+    gpus = ray.cluster_resources().get("GPU", 0)
+    if device is None:
+        return "cuda" if gpus else "cpu"
+    kind = str(device).split(":")[0]
+    if kind not in ("cpu", "cuda"):
+        raise ValueError(f"unsupported device {str(device)!r}: expected 'cpu' or 'cuda'")
+    if kind == "cuda" and not gpus:
+        raise ValueError(f"device {str(device)!r} requested but the Ray cluster has no GPU")
+    return kind
+
+
+def _run_on_ray(ray, model, cells: list[Cell], bar, *, max_retries: int) -> dict:
+    """Submit every cell as a Ray task, collect the notes as tasks finish (updating ``bar``), and
+    raise a RuntimeError naming the cells that failed once all the others are done."""
+    num_gpus = 1 if any(cell.device == "cuda" for cell in cells) else 0
+    num_cpus = max((cell.threads or 1) for cell in cells)
+    task = ray.remote(run_cell).options(num_cpus=num_cpus, num_gpus=num_gpus,
+                                        max_retries=max_retries)  # fmt: skip
+    model_ref = ray.put(_on_cpu(model))
+    pending = {task.remote(model_ref, cell): cell for cell in cells}
+    notes, failed = {}, []
+    try:
+        while pending:
+            done, _ = ray.wait(list(pending), num_returns=1)
+            for ref in done:
+                cell = pending.pop(ref)
+                try:
+                    notes[cell.label, cell.sequence] = ray.get(ref)
+                except ray.exceptions.RayError as err:  # the task raised, or its worker died
+                    failed.append(f"{cell.label}/{cell.sequence}: {_one_line(err)}")
+                bar.update()
+    finally:
+        for ref in pending:  # interrupted: stop what is still queued or running
+            ray.cancel(ref)
+    if failed:
+        raise RuntimeError(
+            f"{len(failed)} of {len(cells)} cells failed ({'; '.join(failed)}); the others are "
+            f"saved: run again to redo the failed ones"
+        )
+    return notes
+
+
+def _one_line(err: Exception) -> str:
+    """A Ray error as one line: the task's own exception (``RayTaskError.cause``) where there is
+    one, its type and the first line of its message."""
+    cause = getattr(err, "cause", None) or err
+    lines = str(cause).strip().splitlines()
+    return f"{type(cause).__name__}: {lines[0] if lines else ''}"
+
+
+def _on_cpu(model):
+    """``model`` if its parameters are on the CPU, else a CPU copy (the one sent to the workers)."""
+    import copy
+
+    if all(p.device.type == "cpu" for p in model.parameters()):
+        return model
+    return copy.deepcopy(model).cpu()
+
+
+def _table(variants: Grid, names: list[str], notes: dict, *, davis_root: Path, out: Path,
+           year: int, split: str, resolution: str) -> pd.DataFrame:  # fmt: skip
+    """The ablation table from the cells' masks and records: each read scored on its masks (and
+    its official CSVs written to ``out/<label>/``); a read refused on any sequence is a row with
+    NaN scores and the first refusal (in sequence order) as its note."""
+    from hmmnlab.evaluate import read_record
+    from hmmnlab.scoring import score, write_results
+
     rows = []
-    for label, read in tqdm(variants, desc="reads", unit="read", disable=not progress):
+    for label, read in variants:
         folder = out / label
         row = {"label": label, **read.to_dict()}
-        try:
-            global_df, per_sequence_df = evaluate(
-                model, davis_root, folder, year=year, split=split, read=read,
-                sequences=sequences, device=device, overwrite=_stale(folder, read),
-                overlays=overlays, progress=progress,
-            )  # fmt: skip
-        except ValueError as err:  # e.g. a dense read that cannot fit its budget
-            row.update({c: np.nan for c in RESULT_COLUMNS[:-1]}, note=f"refused: {err}")
+        refusals = [notes[label, n] for n in names if notes.get((label, n))]
+        if refusals:
+            row.update({c: np.nan for c in RESULT_COLUMNS[:-1]}, note=refusals[0])
             rows.append(row)
             continue
+        global_df, per_sequence_df = score(davis_root, folder, year=year, split=split,
+                                           resolution=resolution, sequences=names)  # fmt: skip
+        records = {n: read_record(folder, n) for n in names}
+        sequence_of_row = per_sequence_df["Sequence"].str.rsplit("_", n=1).str[0]
+        for column, key in COST_KEYS.items():  # as hmmnlab eval writes them
+            per_sequence_df[column] = [records[s][key] for s in sequence_of_row]
         write_results(folder, global_df, per_sequence_df)
-        per_sequence = per_sequence_df.assign(
-            seq=per_sequence_df["Sequence"].str.rsplit("_", n=1).str[0]
-        ).drop_duplicates("seq")
         row.update(
             {
                 "J&F": float(global_df["J&F-Mean"].iloc[0]),
                 "J": float(global_df["J-Mean"].iloc[0]),
                 "F": float(global_df["F-Mean"].iloc[0]),
-                "Seconds/frame": float(per_sequence["Seconds/frame"].mean()),
-                "Peak memory (MiB)": float(per_sequence["Peak memory (MiB)"].max()),
+                "Seconds/frame": float(np.mean([records[n]["seconds_per_frame"] for n in names])),
+                "Peak memory (MiB)": float(max(records[n]["peak_memory_mib"] for n in names)),
                 "note": "",
             }
         )
         rows.append(row)
     columns = ["label", *ReadConfig().to_dict(), *RESULT_COLUMNS]
     return pd.DataFrame(rows, columns=columns)
+
+
+def _write_csv_atomically(table: pd.DataFrame, path: Path) -> None:
+    """``table`` to ``path`` through a temporary file and a rename."""
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    table.to_csv(temporary, index=False)
+    os.replace(temporary, path)
+
+
+def run_command(args) -> int:
+    """``hmmnlab ablate`` (its options: :mod:`hmmnlab.cli`)."""
+    if args.ray is not None:
+        import_ray()  # without Ray: the one-line error, before any work
+    elif args.num_cpus is not None:
+        raise ValueError("--num-cpus sets the CPUs of a local Ray: give it with --ray")
+    if args.ray and args.num_cpus is not None:
+        raise ValueError(f"--num-cpus is for a local Ray, not the cluster at {args.ray}")
+    variants = named_grid(args.variants) if args.variants else quick_grid()
+    table = run(
+        args.davis, args.weights, variants=variants, year=args.year, split=args.split,
+        resolution=args.resolution, sequences=args.sequences, out=args.out, device=args.device,
+        amp=args.amp, overlays=args.overlays, progress=not args.no_progress, threads=args.threads,
+        executor="local" if args.ray is None else "ray", ray_address=args.ray or None,
+        num_cpus=args.num_cpus,
+    )  # fmt: skip
+    print(table[["label", *varying_columns(table), *RESULT_COLUMNS]].to_string(index=False))
+    print(f"wrote {Path(args.out) / TABLE_NAME} and the masks and CSVs of each read")
+    return 0
 
 
 def varying_columns(df: pd.DataFrame) -> list[str]:

@@ -4,11 +4,12 @@ The options the commands share come from :mod:`hmmnlab.options`: every command t
 one read (``segment``, ``trace``, ``eval``) takes the same ``--weights``, read options (``--variant``,
 ``--read``, ``--mem-every``, ``--max-memory-frames``) and device options (``--device``, ``--amp``).
 ``demo`` takes ``--weights`` and ``--device`` but no read options: it runs a fixed tour of several
-reads (the ablation grid, stm against hmmn).
+reads (the ablation grid, stm against hmmn). ``ablate`` takes ``--weights``, the DAVIS options of
+``eval`` and the device options; its ``--variants`` names the reads to compare.
 
 Each command's run function stays in the module that does the work and is imported only when the
-command runs, so building the parsers imports no torch: ``hmmnlab --help`` and ``hmmnlab score``
-start quickly.
+command runs, so building the parsers imports no torch (and no Ray): ``hmmnlab --help`` and
+``hmmnlab score`` start quickly.
 """
 
 from __future__ import annotations
@@ -107,6 +108,52 @@ def eval_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--overwrite", action="store_true", help="redo finished sequences")
     p.add_argument(
         "--overlays", action="store_true", help="also write overlay JPEGs and an MP4 (DAVIS)"
+    )
+
+
+def ablate_arguments(p: argparse.ArgumentParser) -> None:
+    options.add_davis_options(p)
+    options.add_weights_option(p)
+    p.add_argument(
+        "--variants",
+        type=options.comma_separated,
+        default=None,
+        metavar="A,B",
+        help="the reads to compare: registered read variants (stm, kmn, hmmn, ...), labels of the "
+        "default grid (hmmn-fine-none, hmmn-k8, hmmn-sigma6, ...) or all (default: stm, kmn, "
+        "hmmn, hmmn-fine-none)",
+    )
+    p.add_argument("--out", required=True, help="output folder (ablation.csv, a folder per read)")
+    options.add_device_options(p)
+    p.add_argument("--overlays", action="store_true", help="also write overlay JPEGs and MP4s")
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        metavar="N",
+        help="torch threads per cell (default: torch's here, 1 per Ray task); the same N gives the "
+        "same masks here and on Ray",
+    )
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    group = p.add_argument_group('Ray (pip install "hmmnlab[cluster]")')
+    group.add_argument(
+        "--ray",
+        nargs="?",
+        const="",
+        default=None,
+        metavar="ADDRESS",
+        help="run the (read, sequence) cells as Ray tasks: on a local Ray started here, or on the "
+        "cluster at ADDRESS (e.g. auto or ray://head:10001)",
+    )
+    group.add_argument(
+        "--ray-address", dest="ray", metavar="ADDRESS", help="the same as --ray ADDRESS"
+    )
+    group.add_argument(
+        "--num-cpus",
+        type=int,
+        default=None,
+        metavar="N",
+        help="CPUs of the local Ray (default: all); a cell takes --threads of them",
     )
 
 
@@ -247,6 +294,16 @@ COMMANDS: dict[str, Command] = {
         "annotations) also score J and F locally.",
         eval_arguments,
         Runner("hmmnlab.evaluate", "run"),
+    ),
+    "ablate": Command(
+        "compare memory reads of the same weights on a DAVIS split (resumable; Ray optional)",
+        "Segment every sequence with every read of --variants, one cell per (read, sequence), "
+        "score each read and write the ablation table to OUT/ablation.csv (OUT/<read>/ holds the "
+        "masks and CSVs of each read, as hmmnlab eval writes them). Finished cells are not redone. "
+        "With --ray the cells run as Ray tasks, on this machine or on a cluster; the table is the "
+        "same.",
+        ablate_arguments,
+        Runner("hmmnlab.ablation", "run_command"),
     ),
     "samples": Command(
         "write the synthetic sample videos in DAVIS layout (or a YouTube-VOS-layout set)",

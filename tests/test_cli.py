@@ -21,9 +21,10 @@ def modules_after(code: str) -> set[str]:
 
 
 def test_help_does_not_import_torch():
-    """Item 13: `hmmnlab --help` took 2.5-7 s importing torch."""
+    """Item 13: `hmmnlab --help` took 2.5-7 s importing torch (nor does it import Ray)."""
     code = "from hmmnlab.cli import main\ntry:\n    main(['--help'])\nexcept SystemExit:\n    pass"
-    assert "torch" not in modules_after(code)
+    modules = modules_after(code)
+    assert "torch" not in modules and "ray" not in modules
 
 
 def test_score_does_not_import_torch(tmp_path):
@@ -46,7 +47,7 @@ def test_score_does_not_import_torch(tmp_path):
 def test_building_every_parser_does_not_import_torch():
     """cli.py builds every command's parser; the run functions are imported only when run."""
     modules = modules_after("from hmmnlab.cli import build_parser\nbuild_parser()")
-    assert "hmmnlab" in modules and "torch" not in modules
+    assert "hmmnlab" in modules and "torch" not in modules and "ray" not in modules
 
 
 @pytest.mark.parametrize("name", sorted(COMMANDS))
@@ -67,6 +68,7 @@ REQUIRED = {
               "--out", "o.npz"],
     "score": ["score", "--davis", "d", "--year", "2017", "--pred", "p", "--out", "o"],
     "eval": ["eval", "--davis", "d", "--year", "2017", "--weights", "w", "--out", "o"],
+    "ablate": ["ablate", "--davis", "d", "--year", "2017", "--weights", "w", "--out", "o"],
     "samples": ["samples", "--out", "o"],
     "train": ["train", "--out", "o"],
     "demo": ["demo"],
@@ -99,4 +101,4 @@ def test_the_readme_command_lines_use_options_the_parsers_have():
                 if option.startswith("--"):
                     assert option in known, f"README: hmmnlab {name} has no option {option}"
             checked.add(name)
-    assert {"segment", "trace", "eval", "score", "train", "demo"} <= checked
+    assert {"segment", "trace", "eval", "score", "train", "demo", "ablate"} <= checked

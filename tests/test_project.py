@@ -25,9 +25,9 @@ def test_environment_yml_lists_the_pyproject_dependencies():
     tomllib = pytest.importorskip("tomllib", reason="tomllib needs Python 3.11+")
     project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
     pip = dict(split_requirement(r) for r in project["dependencies"])
-    for extra in ("train", "dev"):
+    for extra in ("train", "cluster", "dev"):
         pip.update(split_requirement(r) for r in project["optional-dependencies"][extra])
-    pip = {name: v for name, v in pip.items() if not name.startswith("hmmnlab")}  # dev -> [train]
+    pip = {name: v for name, v in pip.items() if not name.startswith("hmmnlab")}  # dev -> extras
     conda = {}
     text = (REPO / "environment.yml").read_text()
     for line in text.split("\ndependencies:", 1)[1].splitlines():
