@@ -510,7 +510,7 @@ def run_command(args) -> int:
         raise ValueError(f"--num-cpus is for a local Ray, not the cluster at {args.ray}")
     variants = named_grid(args.variants) if args.variants else quick_grid()
     table = run(
-        args.davis, args.weights, variants=variants, year=args.year, split=args.split,
+        args.root, args.weights, variants=variants, year=args.year, split=args.split,
         resolution=args.resolution, sequences=args.sequences, out=args.out, device=args.device,
         amp=args.amp, overlays=args.overlays, progress=not args.no_progress, threads=args.threads,
         executor="local" if args.ray is None else "ray", ray_address=args.ray or None,
