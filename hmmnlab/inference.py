@@ -355,7 +355,7 @@ def propagate(
                 f"({int((~torch.isfinite(probs)).sum())} values); check the weights and the read "
                 "parameters (with --amp, try float32)"
             )
-        labels = id_values[probs.argmax(dim=0)]
+        labels = id_values[ops.channel_argmax(probs)]
         traced = None
         if tracing:
             traced = dict(cache)

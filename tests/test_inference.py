@@ -242,3 +242,25 @@ def test_kernel_softmax_in_float16_gives_no_nan():
     assert p.dtype == torch.float16 and torch.isfinite(p).all()
     exact = ops.kernel_softmax(logits.float(), kernel.float())
     assert torch.allclose(p.float(), exact, atol=1e-3)
+
+
+@pytest.mark.parametrize("s", [2, 4])
+def test_gathering_whole_coarse_cells_equals_gathering_fine_positions(s):
+    """The top-k read copies whole coarse cells; it must give exactly the keys and values at the
+    fine positions the readable definition names, in the same order."""
+    torch.manual_seed(0)
+    B, C, T, h, w, k = 2, 5, 3, 4, 6, 7
+    x = torch.randn(B, C, T, s * h, s * w)
+    indices = torch.randint(0, T * h * w, (B, h * w, k))
+    fast = ops.gather_coarse_cells(x, indices, s)
+    readable = ops.gather_positions(x, ops.fine_memory_indices(indices, h, w, s))
+    assert fast.shape == (B, h * w, k * s * s, C)
+    assert torch.equal(fast, readable)
+
+
+def test_channel_argmax_equals_argmax_over_dim_0_with_ties():
+    x = torch.tensor([[[0.2, 0.5]], [[0.2, 0.1]], [[0.6, 0.5]]])  # 3 x 1 x 2, ties in both columns
+    assert torch.equal(ops.channel_argmax(x), x.argmax(dim=0))
+    assert ops.channel_argmax(x).tolist() == [[2, 0]]
+    y = torch.rand(4, 7, 9)
+    assert torch.equal(ops.channel_argmax(y), y.argmax(dim=0))
