@@ -32,6 +32,7 @@ import torch
 from tqdm import tqdm
 
 from hmmnlab import options
+from hmmnlab.allocator import keep_freed_memory
 from hmmnlab.config import ReadConfig
 from hmmnlab.data.davis import DavisDataset, DavisSequence
 from hmmnlab.data.palette import write_label_png
@@ -293,7 +294,8 @@ def run(args: argparse.Namespace) -> int:
         return run_youtube(args)
     device = resolve_device(args.device)
     read = options.read_config(args)
-    model = load_model(args.weights, device=device)
+    keep_freed_memory()  # large tensors reuse freed pages (hmmnlab.allocator)
+    model = load_model(args.weights, device=device, fast=True)
     global_df, per_sequence_df = evaluate(
         model, args.root, args.out, year=args.year, split=args.split, resolution=args.resolution,
         read=read, sequences=args.sequences, device=device, amp=args.amp, overwrite=args.overwrite,

@@ -40,6 +40,7 @@ import torch
 from tqdm import tqdm
 
 from hmmnlab import options
+from hmmnlab.allocator import keep_freed_memory
 from hmmnlab.config import ReadConfig
 from hmmnlab.data.davis import listing
 from hmmnlab.data.palette import read_label_png, write_label_png
@@ -318,7 +319,8 @@ def run(args: argparse.Namespace) -> int:
     """``hmmnlab eval --dataset youtube-vos`` (its options: :mod:`hmmnlab.cli`)."""
     device = resolve_device(args.device)
     read = options.read_config(args)
-    model = load_model(args.weights, device=device)
+    keep_freed_memory()  # large tensors reuse freed pages (hmmnlab.allocator)
+    model = load_model(args.weights, device=device, fast=True)
     global_df, per_object, zip_path = evaluate(
         model, args.root, args.out, split=args.split, all_frames=args.all_frames, read=read,
         videos=args.sequences, device=device, amp=args.amp, overwrite=args.overwrite,

@@ -14,6 +14,7 @@ import numpy as np
 from tqdm import tqdm
 
 from hmmnlab import options
+from hmmnlab.allocator import keep_freed_memory
 from hmmnlab.config import ReadConfig
 from hmmnlab.data.frames import FrameFolder
 from hmmnlab.data.palette import read_label_png, write_label_png
@@ -125,7 +126,8 @@ def load_video_inputs(
     check_memory(
         *frames.size, len(ids), len(frames), read, device=device, what=f"--frames {args.frames}"
     )
-    model = load_model(args.weights, device=device)
+    keep_freed_memory()  # large tensors reuse freed pages (hmmnlab.allocator)
+    model = load_model(args.weights, device=device, fast=True)
     return model, frames, labels, read, device
 
 

@@ -26,6 +26,7 @@ from torch import Tensor
 
 from hmmnlab.config import ModelConfig
 from hmmnlab.model import HMMN
+from hmmnlab.model.fast import fast_inference
 
 FORMAT = "hmmnlab"
 BUNDLED_WEIGHTS = Path(__file__).resolve().parents[1] / "data_samples" / "weights"
@@ -223,11 +224,15 @@ def resolve_weights(weights: str | Path) -> Path:
     return path
 
 
-def load_model(weights: str | Path, *, device: str | torch.device = "cpu") -> HMMN:
+def load_model(
+    weights: str | Path, *, device: str | torch.device = "cpu", fast: bool = False
+) -> HMMN:
     """Build the model a checkpoint describes and load its weights strictly, in eval mode.
 
     ``weights``: a registered name (``"demo"``, ``"demo-stm"``: :func:`registered_weights`) or the
-    path of a checkpoint file."""
+    path of a checkpoint file. ``fast``: the fast inference path (:mod:`hmmnlab.model.fast`: the
+    BatchNorms folded into the convolutions, channels-last weights; the same probabilities up to
+    float rounding, for inference only). The commands use it."""
     path = resolve_weights(weights)
     state_dict, config, meta = load_checkpoint(path)
     model = HMMN(config)
@@ -236,11 +241,19 @@ def load_model(weights: str | Path, *, device: str | torch.device = "cpu") -> HM
     check_finite(state_dict, str(path), authors=authors)
     model.load_state_dict(state_dict, strict=True)
     model.checkpoint_meta = meta
-    return model.to(device).eval()
+    model = model.to(device).eval()
+    if fast:
+        fast_inference(model)
+    return model
 
 
 def save_checkpoint(model: HMMN, path: str | Path, *, meta: dict | None = None) -> None:
     """Save an hmmnlab checkpoint: weights, the model config and metadata (plain Python values)."""
+    if getattr(model, "batchnorms_folded", False):
+        raise ValueError(
+            "this model's BatchNorms are folded into its convolutions (load_model(..., fast=True)): "
+            "its state dict is not a checkpoint; save a model loaded without fast=True"
+        )
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     torch.save(
         {

