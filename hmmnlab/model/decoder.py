@@ -22,7 +22,8 @@ class ResBlock(nn.Module):
         self.conv2 = nn.Conv2d(dim, dim, kernel_size=3, padding=1)
 
     def forward(self, x: Tensor) -> Tensor:
-        return x + self.conv2(F.relu(self.conv1(F.relu(x))))
+        r = self.conv2(F.relu(self.conv1(F.relu(x)), inplace=True))
+        return r.add_(x)  # in place: at r2 each B x 256 x H/4 x W/4 map is tens of MiB
 
 
 class Refine(nn.Module):
@@ -44,8 +45,8 @@ class Refine(nn.Module):
         fs = self.conv_fs(features)  # 1 (or N) x D x H x W
         if owner is not None:
             fs = fs[owner]  # B x D x H x W
-        s = self.res_fs(fs + self.conv_memory(read))
-        return self.res_mm(s + upsample(coarse, 2))
+        s = self.res_fs(self.conv_memory(read).add_(fs))  # B x D x H x W (fs broadcast)
+        return self.res_mm(upsample(coarse, 2).add_(s))
 
 
 class Decoder(nn.Module):
