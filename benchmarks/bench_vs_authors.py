@@ -48,7 +48,7 @@ REPO = Path(__file__).resolve().parents[1]
 MEM_EVERY = 5  # the authors' eval_DAVIS.py: Run_video(..., Mem_every=5)
 TOPK = 32  # the authors' r3 top-k: torch.topk needs that many r4 positions at frame 1
 PHASES = ("memorize", "segment", "total")
-IMPLEMENTATIONS = ("authors", "hmmnlab")
+IMPLEMENTATIONS = ("authors", "hmmnlab", "hmmnlab-readable")
 CHILD_ARGS = ("child", "video", "weights_file", "probs")  # what the parent passes its children
 
 
@@ -198,12 +198,18 @@ def run_authors(repo: Path, video: dict, weights: Path, out: Path) -> dict:
     return summarise("authors", times, probs, out)
 
 
-def run_hmmnlab(video: dict, weights: Path, out: Path) -> dict:
-    """hmmnlab's propagate() (mem_every=5) with a hook point marking the end of memorize."""
+def run_hmmnlab(video: dict, weights: Path, out: Path, *, fast: bool = True) -> dict:
+    """hmmnlab's propagate() (mem_every=5) with a hook point marking the end of memorize.
+
+    ``fast``: as the commands run it (:func:`hmmnlab.allocator.keep_freed_memory`, the fast
+    inference path of :mod:`hmmnlab.model.fast`); otherwise the readable model as it loads."""
+    from hmmnlab.allocator import keep_freed_memory
     from hmmnlab.inference import propagate
     from hmmnlab.weights import load_model
 
-    model = load_model(weights)  # strict, from the released key names
+    if fast:
+        keep_freed_memory()
+    model = load_model(weights, fast=fast)  # strict, from the released key names
     frames = [torch.from_numpy(frame) for frame in video["frames"]]  # 3 x H x W float32
     marks = []
 
@@ -225,16 +231,21 @@ def run_hmmnlab(video: dict, weights: Path, out: Path) -> dict:
         end = time.perf_counter()
         times.append((marks[-1] - start, end - marks[-1]))
         probs.append(result.probs.numpy().copy())
-    return summarise("hmmnlab", times, probs, out)
+    return summarise("hmmnlab" if fast else "hmmnlab-readable", times, probs, out)
 
 
 def child_main(args: argparse.Namespace) -> None:
     torch.set_num_threads(args.threads)
     video = dict(np.load(args.video))
     if args.child == "authors":
+        if args.same_allocator:
+            from hmmnlab.allocator import keep_freed_memory
+
+            keep_freed_memory()
         report = run_authors(Path(args.authors_repo), video, Path(args.weights_file), args.probs)
     else:
-        report = run_hmmnlab(video, Path(args.weights_file), args.probs)
+        fast = args.child == "hmmnlab"
+        report = run_hmmnlab(video, Path(args.weights_file), args.probs, fast=fast)
     print(json.dumps(report), flush=True)
 
 
@@ -247,7 +258,7 @@ def run_child(name: str, args: argparse.Namespace, video: Path, weights: Path, p
         sys.executable, str(Path(__file__).resolve()), "--child", name, "--video", str(video),
         "--weights-file", str(weights), "--probs", str(probs), "--threads", str(args.threads),
         "--authors-repo", str(args.authors_repo or ""),
-    ]  # fmt: skip
+    ] + (["--same-allocator"] if args.same_allocator else [])  # fmt: skip
     env = dict(os.environ, MPLBACKEND="Agg")
     env.update({var: str(args.threads) for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")})
     done = subprocess.run(command, capture_output=True, text=True, env=env)
@@ -269,6 +280,7 @@ def summary_table(runs: dict[str, list[dict]]) -> tuple[str, dict]:
     }
     columns = (*PHASES, "peak_rss_mib")
     ratios = {c: medians["authors"][c] / medians["hmmnlab"][c] for c in columns}
+    readable = {c: medians["authors"][c] / medians["hmmnlab-readable"][c] for c in columns}
     lines = [
         f"{'':18s}{'memorize':>10s}{'segment':>10s}{'total':>10s}{'peak RSS':>10s}",
         f"{'':18s}{'s/frame':>10s}{'s/frame':>10s}{'s/frame':>10s}{'MiB':>10s}",
@@ -279,7 +291,8 @@ def summary_table(runs: dict[str, list[dict]]) -> tuple[str, dict]:
             f"{name:18s}" + "".join(f"{m[p]:10.3f}" for p in PHASES) + f"{m['peak_rss_mib']:10.0f}"
         )
     lines.append(f"{'authors/hmmnlab':18s}" + "".join(f"{ratios[c]:10.2f}" for c in columns))
-    return "\n".join(lines), {"medians": medians, "ratios": ratios}
+    lines.append(f"{'authors/readable':18s}" + "".join(f"{readable[c]:10.2f}" for c in columns))
+    return "\n".join(lines), {"medians": medians, "ratios": ratios, "ratios_readable": readable}
 
 
 def parent_main(args: argparse.Namespace) -> None:
@@ -315,12 +328,15 @@ def parent_main(args: argparse.Namespace) -> None:
                 runs[name].append(run_child(name, args, video, weights, probs))
                 print(f"  run {repeat + 1} {name}: {runs[name][-1]['total_s']:.3f} s/frame",
                       file=sys.stderr, flush=True)  # fmt: skip
-        theirs = np.load(runs["authors"][0]["probs"])
-        ours = np.load(runs["hmmnlab"][0]["probs"])
-        if theirs.shape != ours.shape:
-            raise SystemExit(f"probabilities differ in shape: {theirs.shape} and {ours.shape}")
-        difference = float(np.abs(theirs - ours).max())
-        agree = float((theirs.argmax(axis=1) == ours.argmax(axis=1)).mean())
+        probs = {name: np.load(runs[name][0]["probs"]) for name in IMPLEMENTATIONS}
+        shapes = {p.shape for p in probs.values()}
+        if len(shapes) != 1:
+            raise SystemExit(f"probabilities differ in shape: {sorted(shapes)}")
+        pairs = {}  # (a, b) -> (max |a - b|, share of pixels with the same label)
+        for a, b in (("authors", "hmmnlab-readable"), ("authors", "hmmnlab"),
+                     ("hmmnlab-readable", "hmmnlab")):  # fmt: skip
+            pairs[a, b] = (float(np.abs(probs[a] - probs[b]).max()),
+                           float((probs[a].argmax(axis=1) == probs[b].argmax(axis=1)).mean()))  # fmt: skip
     table, figures = summary_table(runs)
     print(
         f"authors' HMMN ({args.authors_repo}) and hmmnlab on the CPU, {args.threads} thread(s), "
@@ -332,14 +348,14 @@ def parent_main(args: argparse.Namespace) -> None:
     for name in IMPLEMENTATIONS:
         totals = " ".join(f"{r['total_s']:.3f}" for r in runs[name])
         print(f"  {name} total s/frame per run: {totals}")
-    print(
-        f"max |authors - hmmnlab| probability over frames 1..{args.frames}: {difference:.3g}; "
-        f"labels agree on {100 * agree:.3f}% of pixels"
-    )
+    print(f"probabilities over frames 1..{args.frames}:")
+    for (a, b), (difference, agree) in pairs.items():
+        print(f"  max |{a} - {b}| = {difference:.3g}; labels agree on {100 * agree:.3f}% of pixels")
     if args.json:
         settings = {k: str(v) for k, v in vars(args).items() if k not in CHILD_ARGS}
         summary = {"settings": settings, "runs": runs, **figures,
-                   "max_abs_prob_difference": difference, "label_agreement": agree}  # fmt: skip
+                   "max_abs_prob_difference": {f"{a} - {b}": d for (a, b), (d, _) in pairs.items()},
+                   "label_agreement": {f"{a} - {b}": g for (a, b), (_, g) in pairs.items()}}  # fmt: skip
         Path(args.json).write_text(json.dumps(summary, indent=1))
 
 
@@ -354,6 +370,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--repeats", type=int, default=2, help="runs of each implementation")
     parser.add_argument("--weights", default="recipe-1", help="recipe-N (seed N) or a .pth file")
     parser.add_argument("--json", help="also write the figures to this JSON file")
+    parser.add_argument(
+        "--same-allocator",
+        action="store_true",
+        help="give the authors' run the allocator setting hmmnlab's commands use "
+        "(hmmnlab.allocator.keep_freed_memory)",
+    )
     # the children (run by the parent)
     parser.add_argument("--child", choices=IMPLEMENTATIONS, help=argparse.SUPPRESS)
     parser.add_argument("--video", help=argparse.SUPPRESS)

@@ -32,17 +32,18 @@ def run(*args: str) -> subprocess.CompletedProcess:
                           env=ENV, cwd=REPO)  # fmt: skip
 
 
+@pytest.mark.parametrize("child", ["hmmnlab", "hmmnlab-readable"])
 def test_the_hmmnlab_child_reports_its_timings_memory_and_probabilities(
-    recipe_weights_file, tmp_path
+    child, recipe_weights_file, tmp_path
 ):
     video = tmp_path / "video.npz"
     bench_module().make_video(video, frames=3, height=96, width=128, objects=2)
     probs = tmp_path / "probs.npy"
-    done = run("--child", "hmmnlab", "--video", str(video), "--weights-file",
+    done = run("--child", child, "--video", str(video), "--weights-file",
                str(recipe_weights_file), "--probs", str(probs), "--threads", "1")  # fmt: skip
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout.strip().splitlines()[-1])
-    assert report["implementation"] == "hmmnlab" and report["threads"] == 1
+    assert report["implementation"] == child and report["threads"] == 1
     assert (report["frames"], report["timed_frames"]) == (3, 2)  # frame 1 warms up
     for phase in ("memorize_s", "segment_s", "total_s"):
         assert report[phase] > 0
@@ -70,8 +71,10 @@ def test_side_by_side_with_the_authors_code_at_a_tiny_size(tmp_path):
     done = run("--authors-repo", str(AUTHORS), "--frames", "2", "--height", "96", "--width",
                "128", "--threads", "1", "--repeats", "1", "--json", str(summary))  # fmt: skip
     assert done.returncode == 0, done.stderr
-    assert "authors/hmmnlab" in done.stdout and "max |authors - hmmnlab|" in done.stdout
+    assert "authors/hmmnlab" in done.stdout and "max |authors - hmmnlab-readable|" in done.stdout
     figures = json.loads(summary.read_text())
-    assert figures["max_abs_prob_difference"] < 1e-4  # the same model: parity
+    for pair, difference in figures["max_abs_prob_difference"].items():
+        assert difference < 1e-4, pair  # the same model, readable and fast paths: parity
     assert set(figures["ratios"]) == {"memorize", "segment", "total", "peak_rss_mib"}
+    assert set(figures["ratios_readable"]) == set(figures["ratios"])
     assert figures["runs"]["authors"][0]["timed_frames"] == 1

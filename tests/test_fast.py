@@ -44,11 +44,15 @@ def test_fast_model_computes_the_same_probabilities(name, tiny_config):
     model = with_random_statistics(HMMN(config))
     folded = fast_inference(copy.deepcopy(model))
     assert folded.batchnorms_folded
-    assert folded.decoder.pred2.weight.is_contiguous(memory_format=torch.channels_last)
+    first_conv = (
+        folded.query_encoder.blocks[0][0].conv_dw if name == "demo" else folded.query_encoder.conv1
+    )
+    assert first_conv.weight.is_contiguous(memory_format=torch.channels_last)
+    assert folded.decoder.pred2.weight.is_contiguous()  # the decoder keeps its layout
     assert not any(isinstance(m, nn.BatchNorm2d) for m in folded.modules())
     readable, fast = probabilities(model), probabilities(folded)
-    assert np.abs(readable - fast).max() < 1e-5
-    assert np.abs(readable - probabilities(fold_batchnorms(folded))).max() < 1e-5  # idempotent
+    assert np.abs(readable - fast).max() < 1e-4  # the parity tolerance
+    assert np.abs(fast - probabilities(fold_batchnorms(folded))).max() == 0  # idempotent
 
 
 def test_efficientnet_activation_survives_folding():
