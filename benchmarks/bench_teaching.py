@@ -1,7 +1,7 @@
 """J&F and the teaching signals of a model on DAVIS-layout sequences (``hmmnlab.teaching``).
 
     python benchmarks/bench_teaching.py [--weights demo] [--davis ROOT] [--sequences a,b,c]
-        [--topk-frames 10,30] [--variant NAME] [--max-frames N]
+        [--topk-frames 10,30] [--variant NAME] [--read KEY=VALUE ...] [--max-frames N]
 
 Defaults: the bundled ``demo`` weights on the DAVIS 2016 training sequences held out from its
 training (``bear,car-turn,hockey`` of ``../shared/data/davis2016-train-240p``), full length.
@@ -19,7 +19,9 @@ import numpy as np
 import pandas as pd
 import torch
 
+from hmmnlab.config import ReadConfig
 from hmmnlab.model.reads import read_variant
+from hmmnlab.options import parse_fields
 from hmmnlab.teaching import TeachingScores, score_video
 from hmmnlab.train.clips import open_davis
 from hmmnlab.weights import load_model
@@ -36,13 +38,16 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     parser.add_argument("--sequences", default=HELD_OUT, help="comma-separated; 'all' for all")
     parser.add_argument("--topk-frames", default="10,30")
     parser.add_argument("--variant", default=None, help="r4 read (default: the trained one)")
+    parser.add_argument(
+        "--read", nargs="*", default=[], metavar="KEY=VALUE", help="read fields, e.g. sigma=1"
+    )
     parser.add_argument("--max-frames", type=int, default=None)
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     model = load_model(args.weights)
     variant = args.variant or model.checkpoint_meta.get("trained_read", "hmmn")
-    read = read_variant(variant)
+    read = read_variant(variant, **parse_fields(args.read, ReadConfig, option="--read"))
     videos = {v.name: v for v in open_davis(args.davis, split=args.split)}
     names = list(videos) if args.sequences == "all" else args.sequences.split(",")
     missing = [n for n in names if n not in videos]
@@ -66,7 +71,10 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     overall.update(total.summary())  # pooled over all query cells
     overall["s/frame"] = table["s/frame"].mean()
     table = pd.concat([table, pd.DataFrame([overall])], ignore_index=True)
-    print(f"weights {args.weights} (read {variant}), {args.davis}")
+    changed = " ".join(args.read)
+    print(
+        f"weights {args.weights} (read {variant}{' ' + changed if changed else ''}), {args.davis}"
+    )
     with pd.option_context("display.width", 200, "display.precision", 3):
         print(table.to_string(index=False))
     return table
