@@ -156,7 +156,10 @@ def segment_rss(frames_dir: Path, first: Path, out: Path, weights: str, threads:
         command += ["--max-memory-frames", str(cap)]
     env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
     samples, peak, next_mark = [], 0.0, every
-    with subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE) as p:
+    log = out.parent / f"{out.name}.log"  # a file, not a pipe: the progress bar would fill a pipe
+    with log.open("w") as stderr, subprocess.Popen(
+        command, env=env, stdout=subprocess.DEVNULL, stderr=stderr
+    ) as p:
         while p.poll() is None:
             try:
                 rss = rss_mib(p.pid)
@@ -168,7 +171,7 @@ def segment_rss(frames_dir: Path, first: Path, out: Path, weights: str, threads:
                 samples.append((written, peak))
                 next_mark = written - written % every + every
             time.sleep(0.5)
-        err = p.stderr.read().decode()
+    err = log.read_text()
     if p.returncode != 0:
         raise SystemExit(f"hmmnlab segment failed:\n{err[-2000:]}")
     samples.append((len(list(out.glob("*.png"))), peak))
