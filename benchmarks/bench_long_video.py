@@ -157,9 +157,10 @@ def segment_rss(frames_dir: Path, first: Path, out: Path, weights: str, threads:
     env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
     samples, peak, next_mark = [], 0.0, every
     log = out.parent / f"{out.name}.log"  # a file, not a pipe: the progress bar would fill a pipe
-    with log.open("w") as stderr, subprocess.Popen(
-        command, env=env, stdout=subprocess.DEVNULL, stderr=stderr
-    ) as p:
+    with (
+        log.open("w") as stderr,
+        subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=stderr) as p,
+    ):
         while p.poll() is None:
             try:
                 rss = rss_mib(p.pid)
@@ -169,6 +170,7 @@ def segment_rss(frames_dir: Path, first: Path, out: Path, weights: str, threads:
             written = len(list(out.glob("*.png"))) if out.exists() else 0
             if written >= next_mark:
                 samples.append((written, peak))
+                print(f"  {written} frames written: peak RSS {peak:.0f} MiB", flush=True)
                 next_mark = written - written % every + every
             time.sleep(0.5)
     err = log.read_text()
