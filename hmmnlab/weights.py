@@ -231,7 +231,7 @@ def load_model(
 
     ``weights``: a registered name (``"demo"``, ``"demo-stm"``: :func:`registered_weights`) or the
     path of a checkpoint file. ``fast``: the fast inference path (:mod:`hmmnlab.model.fast`: the
-    BatchNorms folded into the convolutions, channels-last weights; the same probabilities up to
+    BatchNorms folded into the convolutions, the encoders' weights channels-last; the same probabilities up to
     float rounding, for inference only). The commands use it."""
     path = resolve_weights(weights)
     state_dict, config, meta = load_checkpoint(path)

@@ -1,5 +1,5 @@
 """The fast inference path: the encoders' BatchNorms folded into their convolutions, and the
-convolution weights stored channels-last. Both compute the same function as the readable model (up
+encoders' convolution weights stored channels-last. Both compute the same function as the readable model (up
 to float rounding; the parity tests run both); :func:`fast_inference` applies them.
 
 **Folding.**
@@ -22,8 +22,8 @@ so nothing depends on the order in which a library registers its modules:
 **Channels-last** (the encoders). With its weights in ``torch.channels_last`` order, a convolution reads and writes
 N x C x H x W tensors stored pixel by pixel (C innermost), which oneDNN's CPU kernels prefer; the
 tensors keep their shape, so nothing else changes. Measured on this project's 2-core CPU at 480p
-with 2 objects (``benchmarks/bench_vs_authors.py``), folding and channels-last together shorten
-the encoders by about a quarter; folding alone gains little.
+with 2 objects (``benchmarks/bench_fast_path.py``), folding and channels-last together shorten a
+frame by about 15%.
 
 A folded model is for inference only: its state dict no longer has the BatchNorm keys, so
 :func:`hmmnlab.weights.save_checkpoint` refuses it, and training from it would be wrong.
@@ -52,10 +52,9 @@ def _after_batchnorm(bn: nn.BatchNorm2d) -> nn.Module:
     return nn.Identity() if act is None else act
 
 
-def _scale_shift(bn: nn.BatchNorm2d) -> tuple[torch.Tensor, torch.Tensor]:
-    """The BatchNorm as ``scale * x + shift`` (C each)."""
-    scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
-    return scale, bn.bias - bn.running_mean * scale
+def _scale(bn: nn.BatchNorm2d) -> torch.Tensor:
+    """The per-channel factor ``gamma / sqrt(var + eps)`` of the BatchNorm (C)."""
+    return bn.weight / torch.sqrt(bn.running_var + bn.eps)
 
 
 def _fold_pair(parent: nn.Module, conv_name: str, bn_name: str) -> None:
@@ -72,7 +71,7 @@ def _fold_stem(encoder: _Encoder) -> None:
     resnet = encoder.backbone.startswith("resnet")
     stem_name = "conv1" if resnet else "conv_stem"
     extra = [encoder.conv1_m, encoder.conv1_o] if isinstance(encoder, MemoryEncoder) else []
-    scale, _ = _scale_shift(encoder.bn1)  # the shift goes into the fused RGB convolution's bias
+    scale = _scale(encoder.bn1)  # the shift goes into the fused RGB convolution's bias
     setattr(encoder, stem_name, fuse_conv_bn_eval(getattr(encoder, stem_name), encoder.bn1))
     for conv in extra:  # their outputs are added before bn1: scaled, no shift
         conv.weight.data.mul_(scale.view(-1, 1, 1, 1))
