@@ -175,6 +175,21 @@ def samples_arguments(p: argparse.ArgumentParser) -> None:
         help="also write N random training videos (listed in ImageSets/2017/train.txt)",
     )
     p.add_argument(
+        "--lookalikes",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="write a graded look-alike suite to DIR (DAVIS layout, lookalikes.json): identical "
+        "objects apart, passing, grazing and crossing",
+    )
+    p.add_argument(
+        "--num-lookalikes",
+        type=int,
+        default=16,
+        metavar="N",
+        help="videos in the --lookalikes suite (default 16: 4 per grade)",
+    )
+    p.add_argument(
         "--seed", type=int, default=0, help="seed of the random training videos (default 0)"
     )
 
@@ -196,6 +211,21 @@ def train_arguments(p: argparse.ArgumentParser) -> None:
         default=None,
         metavar="DIR",
         help="write the synthetic videos here once (DAVIS layout) instead of in memory",
+    )
+    p.add_argument(
+        "--lookalikes",
+        type=int,
+        default=0,
+        metavar="N",
+        help="N look-alike training videos (identical objects, hmmnlab.data.lookalikes), "
+        "sampled with the synthetic ones",
+    )
+    p.add_argument(
+        "--lookalikes-val",
+        type=int,
+        default=0,
+        metavar="N",
+        help="N held-out look-alike videos for validation (default 0)",
     )
     p.add_argument(
         "--davis",

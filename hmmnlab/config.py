@@ -81,6 +81,7 @@ class ReadConfig:
     window: int = 7  # side of the window in which frame t-1's positions look for their argmax
     sigma: float = 3.0  # Gaussian kernel width (r4 grid cells) for frame t-1
     sigma_growth: float = 0.5  # older frame k steps back: sigma * (1 + sigma_growth * k)
+    temperature: float = 1.0  # r4 softmax(S / temperature) before the kernel (1: the authors')
     topk_r3: int = 32  # r4 memory cells selected per r4 query cell to guide the r3 read
     topk_r2: int | None = None  # cells guiding the r2 read; None = max(topk_r3 // 4, 1)
     dense_chunk_mib: float = 256.0  # budget of one chunk of a dense fine read's query positions
@@ -114,6 +115,8 @@ class ReadConfig:
             raise ValueError(
                 f"sigma_growth must be a finite number >= 0, got {self.sigma_growth!r}"
             )
+        if not _is_finite_number(self.temperature) or self.temperature <= 0:
+            raise ValueError(f"temperature must be a finite number > 0, got {self.temperature!r}")
         if not _is_int(self.topk_r3) or self.topk_r3 < 1:
             raise ValueError(f"topk_r3 must be an int >= 1, got {self.topk_r3!r}")
         if self.topk_r2 is not None and (not _is_int(self.topk_r2) or self.topk_r2 < 1):

@@ -225,14 +225,17 @@ def kmn_kernel(
     return KernelTrack(flow, centres, sigmas, kernel, None)
 
 
-def kernel_softmax(logits: Tensor, kernel: Tensor | None) -> Tensor:
-    """``P = softmax(S) * G / sum(softmax(S) * G)`` over memory positions (dim 1).
+def kernel_softmax(logits: Tensor, kernel: Tensor | None, temperature: float = 1.0) -> Tensor:
+    """``P = softmax(S / tau) * G / sum(softmax(S / tau) * G)`` over memory positions (dim 1).
 
-    logits: B x (T*HW) x HW; kernel: same shape, or None for the plain softmax (STM's read).
+    logits: B x (T*HW) x HW; kernel: same shape, or None for the plain softmax (STM's read);
+    temperature tau (1: the authors' read). A larger tau flattens softmax(S), so that the kernel's
+    factor can outweigh a look-alike's higher affinity far away.
     Computed in float32 and returned in the logits' dtype: in float16 (CPU autocast) the product
     ``softmax(S) * G`` underflows to 0 in whole columns, and 0 / 0 is NaN.
     """
-    p = torch.softmax(logits.float(), dim=1)
+    scaled = logits.float() if temperature == 1.0 else logits.float() / temperature
+    p = torch.softmax(scaled, dim=1)
     if kernel is not None:
         p = p * kernel.float()
         p = p / p.sum(dim=1, keepdim=True)

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+from hmmnlab.config import ReadConfig
 from hmmnlab.data.synthetic import VideoSpec, generate_video
 from hmmnlab.inference import propagate
 from hmmnlab.train.clips import (
@@ -22,6 +23,7 @@ from hmmnlab.train.clips import (
 from hmmnlab.train.loop import (
     BEST_FILE,
     LOG_FILE,
+    READ_SHORTHANDS,
     STATE_FILE,
     TrainConfig,
     build_model,
@@ -95,10 +97,10 @@ def tiny_config(**changes) -> TrainConfig:
         log_every=5,
         ckpt_every=5,
         val_every=1000,
-        topk_r3=8,
         seed=3,
     )
-    return TrainConfig(**{**base, **changes})
+    read = {"topk_r3": 8, **{k: changes.pop(k) for k in READ_SHORTHANDS if k in changes}}
+    return TrainConfig(**{**base, **changes}, read=ReadConfig(**read))
 
 
 SMALL_MODEL = dict(

@@ -852,21 +852,41 @@ def write_davis(
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:
         raise ValueError(f"sequence names must be unique, found duplicates {duplicates}")
+    videos = ((spec.name, *generate_video(spec)) for spec in specs)
+    return write_davis_arrays(
+        root, videos, resolution=resolution, split=split, jpeg_quality=jpeg_quality
+    )
+
+
+def write_davis_arrays(
+    root: str | Path,
+    videos,
+    *,
+    resolution: str = "480p",
+    split: str = "val",
+    jpeg_quality: int = 90,
+) -> list[str]:
+    """Write ``videos`` (an iterable of ``(name, frames T x H x W x 3 uint8, labels T x H x W
+    uint8)``) under ``root`` in the DAVIS 2017 layout, as :func:`write_davis` does. Returns the
+    names written."""
     if not 1 <= jpeg_quality <= 100:
         raise ValueError(f"jpeg_quality must lie in 1..100, got {jpeg_quality}")
     for label, value in (("resolution", resolution), ("split", split)):
         if not _NAME_PATTERN.match(value):
             raise ValueError(f"{label} must be a plain folder or file name, got {value!r}")
     root = Path(root)
-    for spec in specs:
-        frames, labels = generate_video(spec)
-        image_dir = root / "JPEGImages" / resolution / spec.name
-        mask_dir = root / "Annotations" / resolution / spec.name
+    names: list[str] = []
+    for name, frames, labels in videos:
+        if name in names:
+            raise ValueError(f"sequence names must be unique, found {name!r} twice")
+        names.append(name)
+        image_dir = root / "JPEGImages" / resolution / name
+        mask_dir = root / "Annotations" / resolution / name
         for folder, suffix in ((image_dir, ".jpg"), (mask_dir, ".png")):
             folder.mkdir(parents=True, exist_ok=True)
             for old in folder.glob(f"[0-9][0-9][0-9][0-9][0-9]{suffix}"):
                 old.unlink()
-        for t in range(spec.num_frames):
+        for t in range(len(frames)):
             Image.fromarray(frames[t], mode="RGB").save(
                 image_dir / f"{t:05d}.jpg",
                 format="JPEG",
@@ -1244,8 +1264,12 @@ def write_youtube_vos(
 
 def run_samples_command(args: argparse.Namespace) -> int:
     """``hmmnlab samples`` (its options: :mod:`hmmnlab.cli`)."""
-    if args.out is None and args.youtube_vos is None:
-        raise ValueError("expected --out DIR (DAVIS layout) and/or --youtube-vos DIR")
+    if args.out is None and args.youtube_vos is None and args.lookalikes is None:
+        raise ValueError(
+            "expected --out DIR (DAVIS layout), --youtube-vos DIR and/or --lookalikes DIR"
+        )
+    if args.num_lookalikes < 1:
+        raise ValueError(f"--num-lookalikes must be >= 1, got {args.num_lookalikes}")
     if args.num_train < 0:
         raise ValueError(f"--num-train must be non-negative, got {args.num_train}")
     if args.out is None and args.num_train:
@@ -1257,6 +1281,13 @@ def run_samples_command(args: argparse.Namespace) -> int:
         written = write_youtube_vos(args.youtube_vos)
         splits = ", ".join(f"{len(names)} {split}" for split, names in written.items())
         print(f"wrote {splits} videos in the YouTube-VOS layout to {args.youtube_vos}")
+    if args.lookalikes is not None:
+        from hmmnlab.data.lookalikes import lookalike_specs, write_lookalikes
+
+        records = write_lookalikes(args.lookalikes, lookalike_specs(args.num_lookalikes, args.seed))
+        grades = sorted({r["grade"] for r in records})
+        counts = ", ".join(f"{sum(r['grade'] == g for r in records)} {g}" for g in grades)
+        print(f"wrote {len(records)} look-alike videos ({counts}) to {args.lookalikes}")
     return 0
 
 

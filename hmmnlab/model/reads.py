@@ -170,7 +170,7 @@ class KernelGuidedRead(_HookPoints):
         self.centres = HookPoint()  # B x THW kernel centre (query position) of every memory row
         self.sigmas = HookPoint()  # T kernel width of every memory frame, oldest first
         self.kernel = HookPoint()  # B x THW x HW Gaussian kernel G
-        self.affinity = HookPoint()  # B x THW x HW softmax(S) * G, renormalised over memory
+        self.affinity = HookPoint()  # B x THW x HW softmax(S / temperature) * G, renormalised
         self.readout = HookPoint()  # B x Cv x h x w
 
     def forward(
@@ -191,7 +191,7 @@ class KernelGuidedRead(_HookPoints):
                     f"expected the affinity's {tuple(logits.shape)} (B x THW x HW)"
                 )
             kernel = self.kernel(kernel.to(logits.dtype))
-        p = self.affinity(ops.kernel_softmax(logits, kernel))
+        p = self.affinity(ops.kernel_softmax(logits, kernel, config.temperature))
         readout = self.readout(ops.read_out(mv, p, h, w))
         return R4Result(readout, p, next_track)
 

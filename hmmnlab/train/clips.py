@@ -21,6 +21,7 @@ Sources are anything with ``len(video)``, ``video.frame(i)`` (H x W x 3 uint8 RG
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -129,6 +130,7 @@ class ClipConfig:
     elastic_alpha: float = 8.0  # static clips: elastic displacement amplitude in pixels (0: off)
     shift: float = 0.0  # largest shift of the clip's content, as a fraction of crop_size
     shift_prob: float = 0.0  # share of clips whose content is shifted (zero fill, as padding)
+    lookalike_prob: float = 0.0  # share of clips given an identical copy of one object (paste)
 
     def __post_init__(self) -> None:
         if self.crop_size < 32 or self.crop_size % 16:
@@ -137,6 +139,8 @@ class ClipConfig:
             raise ValueError(f"num_frames must be >= 2, got {self.num_frames}")
         if self.max_objects < 1:
             raise ValueError(f"max_objects must be >= 1, got {self.max_objects}")
+        if not 0 <= self.lookalike_prob <= 1:
+            raise ValueError(f"lookalike_prob must lie in [0, 1], got {self.lookalike_prob}")
         if not (0 <= self.shift < 1 and 0 <= self.shift_prob <= 1):
             raise ValueError(
                 f"shift must lie in [0, 1) and shift_prob in [0, 1], got {self.shift}, "
@@ -327,16 +331,72 @@ def colour_jitter(frame: Tensor, strength: float, rng: np.random.Generator) -> T
 
 
 def pick_objects(
-    first_labels: np.ndarray, config: ClipConfig, rng: np.random.Generator
+    first_labels: np.ndarray,
+    config: ClipConfig,
+    rng: np.random.Generator,
+    required: Sequence[int] = (),
 ) -> list[int]:
-    """1..max_objects labels visible in frame 0 (at least ``min_object_pixels``), in random order;
-    empty if none is."""
+    """1..max_objects labels visible in frame 0 (at least ``min_object_pixels``), in random order,
+    the ``required`` ones first; empty if none is visible."""
     counts = np.bincount(first_labels.ravel(), minlength=2)
     visible = [k for k in range(1, len(counts)) if counts[k] >= config.min_object_pixels]
+    if required:
+        others = [k for k in visible if k not in required]
+        n = int(rng.integers(0, max(config.max_objects - len(required), 0) + 1))
+        n = min(n, len(others))
+        return [*required, *(int(k) for k in rng.choice(others, size=n, replace=False))]
     if not visible:
         return []
     n = int(rng.integers(1, min(config.max_objects, len(visible)) + 1))
     return [int(k) for k in rng.choice(visible, size=n, replace=False)]
+
+
+def paste_lookalike(
+    frames: list[np.ndarray],
+    labels: list[np.ndarray],
+    config: ClipConfig,
+    rng: np.random.Generator,
+    tries: int = 20,
+) -> tuple[list[np.ndarray], list[np.ndarray], list[int]] | None:
+    """Paste an identical copy of one object into every frame of a cropped clip: copy-paste
+    look-alikes, so that appearance alone cannot tell the object from its copy.
+
+    The copy is the object's own pixels of each frame, moved by an offset that starts clear of the
+    object and drifts by a random velocity, drawn in front. Half of the time it is a second target
+    (a new label), else an unlabelled distractor (background). Returns (frames, labels, the labels
+    that must be picked: the object, and the copy when it is a target), or None when no object
+    fits twice into the crop."""
+    first = labels[0]
+    counts = np.bincount(first.ravel(), minlength=2)
+    visible = [k for k in range(1, len(counts)) if counts[k] >= config.min_object_pixels]
+    if not visible or len(counts) >= 255:
+        return None
+    k = int(rng.choice(visible))
+    ys, xs = np.nonzero(first == k)
+    size = first.shape[0]
+    box_h, box_w = int(ys.max() - ys.min() + 1), int(xs.max() - xs.min() + 1)
+    for _ in range(tries):
+        dy, dx = (int(v) for v in rng.integers(-size + 1, size, size=2))
+        y0, x0 = int(ys.min()) + dy, int(xs.min()) + dx
+        inside = 0 <= y0 and y0 + box_h <= size and 0 <= x0 and x0 + box_w <= size
+        clear = abs(dy) >= box_h or abs(dx) >= box_w  # the boxes do not overlap in frame 0
+        if inside and clear:
+            break
+    else:
+        return None
+    velocity = rng.uniform(-1, 1, size=2) * 0.02 * size  # pixels per frame
+    target = rng.random() < 0.5
+    copy_label = int(len(counts)) if target else 0  # a label no object has
+    out_frames, out_labels = [], []
+    for t, (frame, label) in enumerate(zip(frames, labels, strict=True)):
+        sy, sx = int(round(dy + velocity[0] * t)), int(round(dx + velocity[1] * t))
+        moved = shift_content(label == k, sy, sx)  # where the copy lies in frame t
+        frame, label = frame.copy(), label.copy()
+        frame[moved] = shift_content(frame, sy, sx)[moved]
+        label[moved] = copy_label
+        out_frames.append(frame)
+        out_labels.append(label)
+    return out_frames, out_labels, [k, copy_label] if target else [k]
 
 
 def renumber(labels: np.ndarray, objects: list[int]) -> np.ndarray:
@@ -373,7 +433,13 @@ def _finish(
         )
         frames_np = [shift_content(f, int(dy), int(dx)) for f in frames_np]
         labels_np = [shift_content(lb, int(dy), int(dx)) for lb in labels_np]
-    objects = pick_objects(labels_np[0], config, rng)
+    required: list[int] = []
+    if config.lookalike_prob > 0 and rng.random() < config.lookalike_prob:
+        pasted = paste_lookalike(frames_np, labels_np, config, rng)
+        if pasted is not None:
+            frames_np, labels_np, required = pasted
+            source += ":lookalike"
+    objects = pick_objects(labels_np[0], config, rng, required)
     if not objects:
         return None
     frames = (

@@ -95,9 +95,8 @@ class TrainConfig:
     shift: float = 0.0  # largest random shift of a clip's content (fraction of the crop)
     shift_prob: float = 0.0  # share of clips shifted, zero-filled as inference pads
     bn_calibration: int = 32  # from scratch: clips whose frames set the BatchNorm statistics first
-    variant: str = "hmmn"  # the r4 read used in training (hmmnlab.model.reads)
-    mem_every: int = 5  # read config of the training clips (validation uses ReadConfig's defaults)
-    topk_r3: int = 32
+    read: ReadConfig = ReadConfig()  # the read of the training clips (--set read.sigma=1.5 ...)
+    lookalike_prob: float = 0.0  # share of clips given a pasted identical copy of an object
     log_every: int = 10
     ckpt_every: int = 100  # steps between state.pth saves
     val_every: int = 500  # steps between validations (and at the end)
@@ -123,7 +122,10 @@ class TrainConfig:
             raise ValueError(f"lr must be > 0, got {self.lr}")
         if self.mask_lr_mult <= 0:
             raise ValueError(f"mask_lr_mult must be > 0, got {self.mask_lr_mult}")
-        ReadConfig(variant=self.variant)  # raises on an unknown read
+        if not isinstance(self.read, ReadConfig):
+            raise TypeError(f"read must be a ReadConfig, got {type(self.read).__name__}")
+        if not 0 <= self.lookalike_prob <= 1:
+            raise ValueError(f"lookalike_prob must lie in [0, 1], got {self.lookalike_prob}")
         if self.freeze_stages < 0:
             raise ValueError(f"freeze_stages must be >= 0, got {self.freeze_stages}")
 
@@ -138,35 +140,60 @@ class TrainConfig:
             elastic_alpha=self.elastic_alpha,
             shift=self.shift,
             shift_prob=self.shift_prob,
+            lookalike_prob=self.lookalike_prob,
         )
 
+    @property
+    def variant(self) -> str:
+        """The r4 read variant the model is trained with."""
+        return self.read.variant
+
     def read_config(self) -> ReadConfig:
-        return ReadConfig(variant=self.variant, mem_every=self.mem_every, topk_r3=self.topk_r3)
+        return self.read
 
     def validation_read(self) -> ReadConfig:
-        """The read users run (ReadConfig's defaults), with the variant the model is trained for."""
-        return ReadConfig(variant=self.variant)
+        """The read users run: the training read with inference's memory schedule
+        (ReadConfig's default ``mem_every``; training clips may put every frame into memory)."""
+        return dataclasses.replace(self.read, mem_every=ReadConfig().mem_every)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
 
+#: ``--set`` keys that are short for ``read.<key>`` (the training read's most used fields).
+READ_SHORTHANDS = ("variant", "mem_every", "topk_r3")
+
+
 def parse_overrides(
     overrides: Sequence[str], config: TrainConfig | None = None
 ) -> tuple[TrainConfig, dict]:
-    """``["steps=100", "lr=3e-4", "model.decoder_dim=32"]`` -> (TrainConfig, ModelConfig overrides).
+    """``["steps=100", "read.sigma=1.5", "model.decoder_dim=32"]`` -> (TrainConfig, ModelConfig
+    overrides).
 
     ``--set`` items, parsed by :func:`hmmnlab.options.parse_fields` (the parser of ``--read``): each
     value by its field's type, ``none`` for None where a field allows it; a key given twice is an
-    error."""
+    error. ``read.<field>`` sets a field of the training read (:class:`ReadConfig`);
+    ``variant``, ``mem_every`` and ``topk_r3`` are short for ``read.variant`` and so on."""
     config = config or TrainConfig()
-    model_items = [item for item in overrides if item.strip().startswith("model.")]
-    train_items = [item for item in overrides if item not in model_items]
+    items = [item.strip() for item in overrides]
+    items = [
+        f"read.{item}" if item.split("=", 1)[0].strip() in READ_SHORTHANDS else item
+        for item in items
+    ]
+    model_items = [item for item in items if item.startswith("model.")]
+    read_items = [item for item in items if item.startswith("read.")]
+    train_items = [item for item in items if item not in model_items + read_items]
     train_values = parse_fields(train_items, TrainConfig, option="--set", what="training setting")
     model_values = parse_fields(
         model_items, ModelConfig, option="--set", what="model field", prefix="model."
     )
-    return dataclasses.replace(config, **train_values), model_values
+    read_values = parse_fields(
+        read_items, ReadConfig, option="--set", what="read field", prefix="read."
+    )
+    if "read" in train_values:
+        raise ValueError("--set read=... is not a setting: give its fields, e.g. read.sigma=1.5")
+    read = dataclasses.replace(config.read, **read_values)
+    return dataclasses.replace(config, **train_values, read=read), model_values
 
 
 # --------------------------------------------------------------------------------------------------
@@ -709,6 +736,27 @@ def synthetic_videos(
     return open_davis(cache, split=split)
 
 
+def lookalike_videos(
+    n: int, *, seed: int, prefix: str, cache: str | Path | None = None, split: str = "train"
+) -> list[Video]:
+    """``n`` look-alike videos (:func:`hmmnlab.data.lookalikes.lookalike_specs`; grades in turn),
+    in memory, or written once into ``cache`` (DAVIS 2017 layout, split ``split``)."""
+    from hmmnlab.data.lookalikes import generate_lookalike, lookalike_specs, write_lookalikes
+
+    if n <= 0:
+        return []
+    specs = lookalike_specs(n, seed, prefix=prefix)
+    if cache is None:
+        return [
+            ArrayVideo(s.name, *generate_lookalike(s)) for s in tqdm(specs, desc=f"{prefix} videos")
+        ]
+    cache = Path(cache)
+    listed = cache / "ImageSets" / "2017" / f"{split}.txt"
+    if not listed.is_file() or listed.read_text().split() != [s.name for s in specs]:
+        write_lookalikes(cache, specs, split=split)
+    return open_davis(cache, split=split)
+
+
 def davis_videos(roots: Sequence[str], hold_out: Sequence[str]) -> tuple[list[Video], list[Video]]:
     """The sequences of DAVIS-layout folders, split into (training, held-out by name)."""
     train_set, held = [], []
@@ -731,16 +779,26 @@ def run_train_command(args: argparse.Namespace) -> int:
     synth_val = synthetic_videos(
         args.synthetic_val, seed=config.seed + 1, prefix="val", cache=cache, split="val"
     )
+    look_cache = None if cache is None else Path(cache) / "lookalikes"
+    looks = lookalike_videos(
+        args.lookalikes, seed=config.seed, prefix="lookalike-train", cache=look_cache
+    )
+    looks_val = lookalike_videos(
+        args.lookalikes_val, seed=config.seed + 1, prefix="lookalike-val", cache=look_cache,
+        split="val",
+    )  # fmt: skip
+    synth = synth + looks
     print(
-        f"training on {len(synth)} synthetic + {len(real)} DAVIS videos; held out: "
-        f"{len(synth_val)} synthetic, {len(real_val)} DAVIS ({', '.join(hold_out) or 'none'})"
+        f"training on {len(synth)} synthetic ({len(looks)} of them look-alikes) + {len(real)} "
+        f"DAVIS videos; held out: {len(synth_val)} synthetic, {len(looks_val)} look-alikes, "
+        f"{len(real_val)} DAVIS ({', '.join(hold_out) or 'none'})"
     )
     result = train(
         config,
         synth,
         args.out,
         real_videos=real,
-        val_sets={"synthetic": synth_val, "davis": real_val},
+        val_sets={"synthetic": synth_val, "lookalikes": looks_val, "davis": real_val},
         model_overrides=model_overrides,
         init=args.init,
         resume=args.resume,
