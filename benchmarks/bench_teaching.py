@@ -12,6 +12,7 @@ share of top-k cells on the border ring beside the ring's share of the grid.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import time
 from pathlib import Path
 
@@ -43,11 +44,24 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     )
     parser.add_argument("--max-frames", type=int, default=None)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument(
+        "--lookalikes",
+        default=None,
+        metavar="DIR",
+        help="instead: J&F per grade and the saturation signal on a look-alike suite "
+        "(hmmnlab samples --lookalikes DIR) for demo, demo-stm and both same-weights swaps",
+    )
+    parser.add_argument("--stm-weights", default="demo-stm", help="with --lookalikes")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
+    if args.lookalikes:
+        return lookalike_table(args)
     model = load_model(args.weights)
-    variant = args.variant or model.checkpoint_meta.get("trained_read", "hmmn")
-    read = read_variant(variant, **parse_fields(args.read, ReadConfig, option="--read"))
+    base = model.default_read  # the read the weights carry (manifest or checkpoint)
+    if args.variant and args.variant != base.variant:
+        base = read_variant(args.variant)
+    read = dataclasses.replace(base, **parse_fields(args.read, ReadConfig, option="--read"))
+    variant = read.variant
     videos = {v.name: v for v in open_davis(args.davis, split=args.split)}
     names = list(videos) if args.sequences == "all" else args.sequences.split(",")
     missing = [n for n in names if n not in videos]
@@ -73,8 +87,67 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     table = pd.concat([table, pd.DataFrame([overall])], ignore_index=True)
     changed = " ".join(args.read)
     print(
-        f"weights {args.weights} (read {variant}{' ' + changed if changed else ''}), {args.davis}"
+        f"weights {args.weights} (read {variant}, sigma {read.sigma}, temperature "
+        f"{read.temperature}{'; ' + changed if changed else ''}), {args.davis}"
     )
+    with pd.option_context("display.width", 200, "display.precision", 3):
+        print(table.to_string(index=False))
+    return table
+
+
+def lookalike_table(args) -> pd.DataFrame:
+    """J&F per grade, and the saturation signal (hmmnlab.teaching.saturation, frames 1-3), of
+    each model with its own read and with the other model's variant (same weights, read swapped)."""
+    from hmmnlab.data.lookalikes import read_grades
+    from hmmnlab.metrics import evaluate_semisupervised
+    from hmmnlab.teaching import saturation
+
+    grades = read_grades(args.lookalikes)
+    videos = {v.name: v for v in open_davis(args.lookalikes, split="val")}
+    models = {
+        args.weights: load_model(args.weights),
+        args.stm_weights: load_model(args.stm_weights),
+    }
+    own = {name: m.default_read for name, m in models.items()}
+    runs = [(args.weights, own[args.weights]), (args.stm_weights, own[args.stm_weights])]
+    runs += [
+        (args.weights, dataclasses.replace(own[args.weights], variant=own[args.stm_weights].variant)),
+        (args.stm_weights, dataclasses.replace(own[args.stm_weights], variant=own[args.weights].variant)),
+    ]  # fmt: skip
+    if args.read:  # e.g. --read temperature=1 sigma=3: the same change to every run's read
+        extra = parse_fields(args.read, ReadConfig, option="--read")
+        runs = [(w, dataclasses.replace(r, **extra)) for w, r in runs]
+    rows = []
+    for weights, read in runs:
+        model = models[weights]
+        row = {"weights": weights, "read": read.variant, "sigma": read.sigma,
+               "temperature": read.temperature}  # fmt: skip
+        per_grade: dict[str, list[float]] = {}
+        sat = []
+        for name, video in videos.items():
+            frames = [np.array(video.frame(i)) for i in range(len(video))]
+            labels = np.stack([video.labels(i) for i in range(len(video))])
+            from hmmnlab.inference import propagate
+
+            pred = np.stack(
+                [r.labels.cpu().numpy() for r in propagate(model, frames, labels[0], read=read)]
+            )
+            s = evaluate_semisupervised(labels, pred.astype(labels.dtype))
+            jf = (np.nanmean(s.j.mean(axis=1)) + np.nanmean(s.f.mean(axis=1))) / 2
+            per_grade.setdefault(grades[name], []).append(float(jf))
+            if grades[name] in ("apart", "pass"):
+                sat.append(saturation(model, frames, labels, at=(1, 2, 3), read=read))
+        for grade, values in per_grade.items():
+            row[grade] = float(np.mean(values))
+        row["same_share"] = float(np.mean([x.same_share for x in sat])) if sat else float("nan")
+        row["lookalike_share"] = (
+            float(np.mean([x.lookalike_share for x in sat])) if sat else float("nan")
+        )
+        row["logit_gap"] = float(np.median([x.logit_gap for x in sat])) if sat else float("nan")
+        rows.append(row)
+        print(row, flush=True)
+    table = pd.DataFrame(rows)
+    print(f"look-alike suite {args.lookalikes}: {len(videos)} videos")
     with pd.option_context("display.width", 200, "display.precision", 3):
         print(table.to_string(index=False))
     return table

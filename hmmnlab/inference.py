@@ -249,7 +249,9 @@ def propagate(
     new_objects: objects that enter later, {frame t: H x W label map with the ids of the objects
     entering at t, 0 elsewhere} (ids not used before). They get a memory bank of their own from
     frame t on (see the module docstring); their given mask wins in ``labels`` at frame t.
-    read: the read configuration (default: the authors'); ``mem_every`` overrides its field.
+    read: the read configuration (default: the read the model's weights were trained with,
+    ``model.default_read`` from :func:`~hmmnlab.weights.load_model`, else the authors');
+    ``mem_every`` overrides its field.
     trace: hook names to record per frame (a list, a name, a predicate, or True for all); they come
     back in ``result.trace`` for the frames in ``trace_frames`` (default: every frame). With tracing
     off nothing is recorded and nothing extra is computed. A frame read from several object groups'
@@ -263,7 +265,7 @@ def propagate(
     records. Unknown names are an error listing the known ones. With several object groups a read's
     hooks are called once per group, with that group's ``object_ids`` and ``memory_frames``.
     """
-    read = read or ReadConfig()
+    read = read or getattr(model, "default_read", None) or ReadConfig()
     if mem_every is not None:
         read = ReadConfig(**{**read.to_dict(), "mem_every": mem_every})
     device = resolve_device(device)

@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import importlib
+import sys
 import types
 import typing
 from collections.abc import Iterable, Iterator
@@ -330,9 +331,12 @@ def check_dataset_options(args: argparse.Namespace) -> None:
 # Parsed options -> configs
 
 
-def read_config(args: argparse.Namespace) -> ReadConfig:
-    """The ReadConfig of a command's read options (:func:`add_read_options`); a field given both
-    by its own option and by ``--read`` with different values is an error naming both."""
+def read_config(args: argparse.Namespace, *, announce: bool = True) -> ReadConfig:
+    """The ReadConfig of a command's read options (:func:`add_read_options`) on top of the read
+    its ``--weights`` were trained with (:func:`hmmnlab.weights.trained_read`; the authors' read
+    without weights). A field given both by its own option and by ``--read`` with different values
+    is an error naming both; a ``--variant`` other than the weights' starts from that variant's
+    registered defaults. ``announce``: print which read runs and why (to stderr)."""
     params = parse_fields(args.read, ReadConfig, option="--read", what="read parameter")
     for field, option in READ_OPTIONS.items():
         given = getattr(args, field, None)
@@ -344,9 +348,28 @@ def read_config(args: argparse.Namespace) -> ReadConfig:
             )
         params[field] = given
     from hmmnlab.model.reads import read_variant  # the registry (imports torch)
+    from hmmnlab.weights import trained_read
 
-    variant = params.pop("variant", field_defaults(ReadConfig)["variant"])
+    weights = getattr(args, "weights", None)
+    base, why = trained_read(weights) if weights else (ReadConfig(), "the authors' read")
+    variant = params.pop("variant", base.variant)
     try:
-        return read_variant(variant, **params)
+        if variant != base.variant:
+            read, why = read_variant(variant, **params), f"--variant {variant}"
+        else:
+            read = dataclasses.replace(base, **params)
     except ValueError as err:
         raise ValueError(f"read options: {err}") from err
+    if params:
+        why += "; changed by the read options: " + ", ".join(f"{k}={v}" for k, v in params.items())
+    if announce:
+        print(f"read: {describe_read(read)} ({why})", file=sys.stderr)
+    return read
+
+
+def describe_read(read: ReadConfig) -> str:
+    """``"hmmn (sigma=1.5, temperature=10.0)"``: the variant and the fields that differ from
+    ReadConfig's defaults."""
+    defaults = field_defaults(ReadConfig)
+    changed = [f"{k}={v}" for k, v in read.to_dict().items() if k != "variant" and v != defaults[k]]
+    return read.variant + (f" ({', '.join(changed)})" if changed else "")

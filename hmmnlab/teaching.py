@@ -123,3 +123,89 @@ def score_video(
     s = evaluate_semisupervised(labels, pred)
     j, f = float(np.nanmean(s.j.mean(axis=1))), float(np.nanmean(s.f.mean(axis=1)))
     return {"J": j, "F": f, "JF": (j + f) / 2}, scores
+
+
+# --------------------------------------------------------------------------------------------------
+# Saturation on look-alikes
+
+#: A memory cell is inside the kernel's 2-sigma disc of a query cell when its kernel weight there is
+#: at least exp(-2) (the Gaussian at a distance of 2 sigma from the cell's centre).
+DISC_WEIGHT = float(np.exp(-2.0))
+
+SATURATION_NAMES = ("r4.affinity_logits", "r4.kernel", "r4.affinity")
+
+
+@dataclass
+class Saturation:
+    """Where the r4 attention of query cells on an object goes, pooled over objects and frames.
+
+    same_share: mean over query cells on object o of the share of their r4 attention
+    (``r4.affinity``, after the kernel) on memory cells of object o; lookalike_share: the share on
+    memory cells of the other objects (in a look-alike video: its identical copies);
+    logit_gap: median over those query cells of max_m S(m, q) - max_{m in disc} S(m, q), S the r4
+    logits (``r4.affinity_logits``) and the disc the memory cells whose kernel weight at q is at
+    least exp(-2); 0 when the best match lies inside the disc, nan without a kernel. A gap of many
+    logits is a saturated read: the kernel's factor cannot overturn the best match far away."""
+
+    same_share: float
+    lookalike_share: float
+    logit_gap: float
+    queries: int
+
+
+def saturation(
+    model,
+    frames: Sequence[np.ndarray],
+    labels: np.ndarray,
+    *,
+    at: Sequence[int] = (1,),
+    read: ReadConfig | None = None,
+    device: str = "cpu",
+) -> Saturation:
+    """:class:`Saturation` of a video with ground truth for every frame (labels: T x H x W),
+    measured at the frames ``at`` (>= 1) with the true masks of the query and memory frames."""
+    _, ids = object_labels(labels[0])
+    on = np.stack([cells_on_objects(lb, ids) for lb in labels])  # T x K x h x w
+    T, K, h, w = on.shape
+    at = [t for t in at if 1 <= t < T]
+    if not at or K < 2:
+        raise ValueError(f"saturation needs frames in 1..{T - 1} and 2 objects, got {at}, {K}")
+    same, other, gaps, queries = [], [], [], 0
+    last = max(at)
+    results = propagate(
+        model, frames[: last + 1], labels[0], read=read, device=device,
+        trace=list(SATURATION_NAMES), trace_frames=set(at),
+    )  # fmt: skip
+    for result in results:
+        if result.index not in at:
+            continue
+        cache = result.trace
+        p = cache["r4.affinity"].float().cpu()  # K x THW x HW
+        s = cache["r4.affinity_logits"].float().cpu()  # K x THW x HW
+        kernel = cache.get("r4.kernel")
+        memory_on = on[list(result.memory_frames)].reshape(len(result.memory_frames), K, h * w)
+        memory_on = torch.from_numpy(memory_on.transpose(1, 0, 2).reshape(K, -1))  # K x THW
+        for k in range(K):
+            rows = torch.from_numpy(on[result.index, k].reshape(-1))  # HW query cells on k
+            if not rows.any():
+                continue
+            others = memory_on[[j for j in range(K) if j != k]].any(dim=0)  # THW
+            pk = p[k][:, rows]  # THW x Q
+            same.append(pk[memory_on[k]].sum(dim=0))
+            other.append(pk[others].sum(dim=0))
+            queries += int(rows.sum())
+            if kernel is not None:
+                sk = s[k][:, rows]
+                disc = kernel[k].float().cpu()[:, rows] >= DISC_WEIGHT
+                inside = sk.masked_fill(~disc, float("-inf")).max(dim=0).values
+                gap = sk.max(dim=0).values - inside
+                gaps.append(gap[torch.isfinite(gap)])
+    if not same:
+        raise ValueError("no r4 query cell lies on an object at the frames asked")
+    gap = torch.cat(gaps) if gaps else torch.empty(0)
+    return Saturation(
+        same_share=float(torch.cat(same).mean()),
+        lookalike_share=float(torch.cat(other).mean()),
+        logit_gap=float(gap.median()) if len(gap) else float("nan"),
+        queries=queries,
+    )

@@ -24,7 +24,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from hmmnlab.config import ModelConfig
+from hmmnlab.config import ModelConfig, ReadConfig
 from hmmnlab.model import HMMN
 from hmmnlab.model.fast import fast_inference
 
@@ -173,6 +173,9 @@ class Weights:
     file: str  # relative to data_samples/weights
     sha256: str  # of the file
     trained_read: str  # the r4 read variant used in training
+    # the read these weights run by default: ReadConfig fields beside the variant, e.g.
+    # {"sigma": 1.5, "temperature": 10.0} (empty: the variant's registered defaults)
+    read: dict = field(default_factory=dict)
     description: str = ""
     recipe: str = ""  # how it was trained (the README next to the file has the commands)
     metrics: dict = field(default_factory=dict)  # measured numbers, with the command
@@ -180,6 +183,12 @@ class Weights:
     @property
     def path(self) -> Path:
         return BUNDLED_WEIGHTS / self.file
+
+    def default_read(self):
+        """The :class:`~hmmnlab.config.ReadConfig` these weights run unless told otherwise."""
+        from hmmnlab.model.reads import read_variant
+
+        return read_variant(self.trained_read, **self.read)
 
 
 def registered_weights(folder: str | Path | None = None) -> dict[str, Weights]:
@@ -224,6 +233,30 @@ def resolve_weights(weights: str | Path) -> Path:
     return path
 
 
+def trained_read(weights: str | Path) -> tuple[ReadConfig, str]:
+    """The read ``weights`` run by default, and why: a registered name's manifest entry
+    (``trained_read`` and ``read``), an hmmnlab checkpoint's ``meta["trained_read"]`` (and
+    ``meta["read"]``), else the authors' read (``ReadConfig()``: the authors' checkpoint)."""
+    from hmmnlab.model.reads import read_variant
+
+    registry = registered_weights()
+    if isinstance(weights, str) and weights in registry:
+        entry = registry[weights]
+        return entry.default_read(), f"the read weights {weights!r} were trained with (manifest)"
+    try:
+        payload = torch.load(Path(weights), map_location="cpu", weights_only=True, mmap=True)
+        meta = payload.get("meta", {}) if isinstance(payload, dict) else {}
+    except Exception:  # not a checkpoint we can read: load_model says why
+        meta = {}
+    if isinstance(meta, dict) and isinstance(meta.get("trained_read"), str):
+        extra = meta.get("read") if isinstance(meta.get("read"), dict) else {}
+        return (
+            read_variant(meta["trained_read"], **extra),
+            f"the read {Path(weights).name} was trained with (its metadata)",
+        )
+    return ReadConfig(), "the authors' read (the checkpoint names no trained read)"
+
+
 def load_model(
     weights: str | Path, *, device: str | torch.device = "cpu", fast: bool = False
 ) -> HMMN:
@@ -241,6 +274,8 @@ def load_model(
     check_finite(state_dict, str(path), authors=authors)
     model.load_state_dict(state_dict, strict=True)
     model.checkpoint_meta = meta
+    # the read propagate() runs when given none (the read the weights were trained with)
+    model.default_read, model.default_read_source = trained_read(weights)
     model = model.to(device).eval()
     if fast:
         fast_inference(model)

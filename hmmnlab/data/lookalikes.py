@@ -204,7 +204,7 @@ def _candidate_paths(rng, spec: LookalikeSpec, radius: float, reach: float) -> l
         band = w / k
         return [_band_path(rng, spec, reach, (i * band, (i + 1) * band)) for i in range(k)]
     distance = {  # centre distance at the closest point, from the silhouettes' radii
-        "pass": 2 * reach + rng.uniform(4.0, PASS_GAP - 6.0),
+        "pass": rng.uniform(2 * radius + 4.0, 2 * reach + PASS_GAP - 6.0),
         "graze": 2 * radius * rng.uniform(0.8, 1.0),
         "cross": 2 * radius * rng.uniform(0.0, 0.3),
     }[spec.grade]
