@@ -166,6 +166,19 @@ def knock_out(memory_frame: int) -> HookFn:
     return hook
 
 
+def soften(temperature: float) -> HookFn:
+    """A hook function for ``r4.affinity_logits``: the logits S divided by ``temperature``, so that
+    softmax(S) is flatter and the kernel's factor weighs more (the same as the read's
+    ``temperature``, done from outside: ``hooks={"r4.affinity_logits": soften(10)}``)."""
+    if not temperature > 0:
+        raise ValueError(f"temperature must be > 0, got {temperature!r}")
+
+    def hook(logits: Tensor, ctx: HookContext) -> Tensor:
+        return logits / temperature
+
+    return hook
+
+
 def zero(value: Tensor, ctx: HookContext) -> Tensor:
     """A hook function replacing any tensor by zeros."""
     return torch.zeros_like(value)

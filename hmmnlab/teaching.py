@@ -209,3 +209,32 @@ def saturation(
         logit_gap=float(gap.median()) if len(gap) else float("nan"),
         queries=queries,
     )
+
+
+def lookalike_scores(root, runs: dict, *, max_frames: int | None = None):
+    """J&F per grade of a look-alike suite (``hmmnlab samples --lookalikes ROOT``) for each run:
+    ``runs`` maps a label to ``(model, read, hooks)`` (read None: the model's own; hooks None or
+    causal hooks). A pandas DataFrame, one row per run, one column per grade present."""
+    import pandas as pd
+
+    from hmmnlab.data.lookalikes import read_grades
+    from hmmnlab.train.clips import open_davis
+
+    grades = read_grades(root)
+    videos = open_davis(root, split="val")
+    rows = []
+    for label, (model, read, hooks) in runs.items():
+        per_grade: dict[str, list[float]] = {}
+        for video in videos:
+            n = len(video) if max_frames is None else min(len(video), max_frames)
+            frames = [np.array(video.frame(i)) for i in range(n)]
+            truth = np.stack([video.labels(i) for i in range(n)])
+            pred = np.stack(
+                [r.labels.cpu().numpy()
+                 for r in propagate(model, frames, truth[0], read=read, hooks=hooks)]
+            ).astype(truth.dtype)  # fmt: skip
+            s = evaluate_semisupervised(truth, pred, name=video.name)
+            jf = (np.nanmean(s.j.mean(axis=1)) + np.nanmean(s.f.mean(axis=1))) / 2
+            per_grade.setdefault(grades[video.name], []).append(float(jf))
+        rows.append({"run": label, **{g: float(np.mean(v)) for g, v in per_grade.items()}})
+    return pd.DataFrame(rows).set_index("run")

@@ -243,6 +243,9 @@ def trained_read(weights: str | Path) -> tuple[ReadConfig, str]:
     if isinstance(weights, str) and weights in registry:
         entry = registry[weights]
         return entry.default_read(), f"the read weights {weights!r} were trained with (manifest)"
+    for name, entry in registry.items():  # a bundled file given by its path
+        if Path(weights).resolve() == entry.path.resolve():
+            return entry.default_read(), f"the read weights {name!r} were trained with (manifest)"
     try:
         payload = torch.load(Path(weights), map_location="cpu", weights_only=True, mmap=True)
         meta = payload.get("meta", {}) if isinstance(payload, dict) else {}

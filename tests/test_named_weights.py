@@ -109,3 +109,10 @@ def _first_mask(root):
     from hmmnlab.data.palette import read_label_png
 
     return read_label_png(root / "Annotations/480p/twins/00000.png")
+
+
+def test_a_bundled_file_given_by_its_path_carries_its_manifest_read():
+    from hmmnlab.weights import registered_weights, trained_read
+
+    entry = registered_weights()["demo"]
+    assert trained_read(entry.path)[0] == trained_read("demo")[0] == entry.default_read()
