@@ -99,8 +99,7 @@ def lookalike_table(args) -> pd.DataFrame:
     """J&F per grade, and the saturation signal (hmmnlab.teaching.saturation, frames 1-3), of
     each model with its own read and with the other model's variant (same weights, read swapped)."""
     from hmmnlab.data.lookalikes import read_grades
-    from hmmnlab.metrics import evaluate_semisupervised
-    from hmmnlab.teaching import saturation
+    from hmmnlab.teaching import lookalike_scores, saturation
 
     grades = read_grades(args.lookalikes)
     videos = {v.name: v for v in open_davis(args.lookalikes, split="val")}
@@ -117,28 +116,20 @@ def lookalike_table(args) -> pd.DataFrame:
     if args.read:  # e.g. --read temperature=1 sigma=3: the same change to every run's read
         extra = parse_fields(args.read, ReadConfig, option="--read")
         runs = [(w, dataclasses.replace(r, **extra)) for w, r in runs]
+    apart = [name for name, grade in grades.items() if grade in ("apart", "pass")]
     rows = []
     for weights, read in runs:
         model = models[weights]
-        row = {"weights": weights, "read": read.variant, "sigma": read.sigma,
-               "temperature": read.temperature}  # fmt: skip
-        per_grade: dict[str, list[float]] = {}
+        label = f"{weights} / {read.variant}"
+        jf = lookalike_scores(args.lookalikes, {label: (model, read, None)}).loc[label]
         sat = []
-        for name, video in videos.items():
+        for name in apart:  # the saturation signal where the objects never overlap
+            video = videos[name]
             frames = [np.array(video.frame(i)) for i in range(len(video))]
             labels = np.stack([video.labels(i) for i in range(len(video))])
-            from hmmnlab.inference import propagate
-
-            pred = np.stack(
-                [r.labels.cpu().numpy() for r in propagate(model, frames, labels[0], read=read)]
-            )
-            s = evaluate_semisupervised(labels, pred.astype(labels.dtype))
-            jf = (np.nanmean(s.j.mean(axis=1)) + np.nanmean(s.f.mean(axis=1))) / 2
-            per_grade.setdefault(grades[name], []).append(float(jf))
-            if grades[name] in ("apart", "pass"):
-                sat.append(saturation(model, frames, labels, at=(1, 2, 3), read=read))
-        for grade, values in per_grade.items():
-            row[grade] = float(np.mean(values))
+            sat.append(saturation(model, frames, labels, at=(1, 2, 3), read=read))
+        row = {"weights": weights, "read": read.variant, "sigma": read.sigma,
+               "temperature": read.temperature, **jf.to_dict()}  # fmt: skip
         row["same_share"] = float(np.mean([x.same_share for x in sat])) if sat else float("nan")
         row["lookalike_share"] = (
             float(np.mean([x.lookalike_share for x in sat])) if sat else float("nan")

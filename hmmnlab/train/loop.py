@@ -721,19 +721,8 @@ def synthetic_videos(
     memory, or written once into ``cache`` (DAVIS 2017 layout, split ``split``) and read from it."""
     from hmmnlab.data.synthetic import generate_video, random_specs, write_davis
 
-    if n <= 0:
-        return []
-    specs = random_specs(n, seed, prefix=prefix)
-    if cache is None:
-        return [
-            ArrayVideo(s.name, *generate_video(s)) for s in tqdm(specs, desc=f"{prefix} videos")
-        ]
-    cache = Path(cache)
-    listed = cache / "ImageSets" / "2017" / f"{split}.txt"
-    names = [s.name for s in specs]
-    if not listed.is_file() or listed.read_text().split() != names:
-        write_davis(cache, specs, split=split)
-    return open_davis(cache, split=split)
+    specs = random_specs(max(n, 0), seed, prefix=prefix)
+    return _generated_videos(specs, generate_video, write_davis, cache, split, prefix)
 
 
 def lookalike_videos(
@@ -743,17 +732,21 @@ def lookalike_videos(
     in memory, or written once into ``cache`` (DAVIS 2017 layout, split ``split``)."""
     from hmmnlab.data.lookalikes import generate_lookalike, lookalike_specs, write_lookalikes
 
-    if n <= 0:
+    specs = lookalike_specs(max(n, 0), seed, prefix=prefix)
+    return _generated_videos(specs, generate_lookalike, write_lookalikes, cache, split, prefix)
+
+
+def _generated_videos(specs, generate, write, cache, split: str, prefix: str) -> list[Video]:
+    """The videos of ``specs``: ``generate(spec)`` in memory, or ``write(cache, specs, split=)``
+    once (when ``cache``'s list of the split differs) and read back from the DAVIS layout."""
+    if not specs:
         return []
-    specs = lookalike_specs(n, seed, prefix=prefix)
     if cache is None:
-        return [
-            ArrayVideo(s.name, *generate_lookalike(s)) for s in tqdm(specs, desc=f"{prefix} videos")
-        ]
+        return [ArrayVideo(s.name, *generate(s)) for s in tqdm(specs, desc=f"{prefix} videos")]
     cache = Path(cache)
     listed = cache / "ImageSets" / "2017" / f"{split}.txt"
     if not listed.is_file() or listed.read_text().split() != [s.name for s in specs]:
-        write_lookalikes(cache, specs, split=split)
+        write(cache, specs, split=split)
     return open_davis(cache, split=split)
 
 
