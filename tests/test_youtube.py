@@ -189,4 +189,7 @@ def test_samples_command_writes_the_set(tmp_path, capsys):
     assert "3 train, 3 valid videos in the YouTube-VOS layout" in capsys.readouterr().out
     assert YouTubeVOS(tmp_path / "yt", split="valid", all_frames=True).videos
     assert main(["samples"]) == 2
-    assert "expected --out DIR (DAVIS layout) and/or --youtube-vos DIR" in capsys.readouterr().err
+    assert (
+        "expected --out DIR (DAVIS layout), --youtube-vos DIR and/or --lookalikes DIR"
+        in capsys.readouterr().err
+    )
