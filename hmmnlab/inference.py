@@ -249,7 +249,7 @@ def propagate(
     new_objects: objects that enter later, {frame t: H x W label map with the ids of the objects
     entering at t, 0 elsewhere} (ids not used before). They get a memory bank of their own from
     frame t on (see the module docstring); their given mask wins in ``labels`` at frame t.
-    read: the read configuration (default: the read the model's weights were trained with,
+    read: the read configuration (default: the read the model's weights carry,
     ``model.default_read`` from :func:`~hmmnlab.weights.load_model`, else the authors');
     ``mem_every`` overrides its field.
     trace: hook names to record per frame (a list, a name, a predicate, or True for all); they come

@@ -333,7 +333,7 @@ def check_dataset_options(args: argparse.Namespace) -> None:
 
 def read_config(args: argparse.Namespace, *, announce: bool = True) -> ReadConfig:
     """The ReadConfig of a command's read options (:func:`add_read_options`) on top of the read
-    its ``--weights`` were trained with (:func:`hmmnlab.weights.trained_read`; the authors' read
+    its ``--weights`` carry (:func:`hmmnlab.weights.trained_read`; the authors' read
     without weights). A field given both by its own option and by ``--read`` with different values
     is an error naming both; a ``--variant`` other than the weights' starts from that variant's
     registered defaults. ``announce``: print which read runs and why (to stderr)."""

@@ -233,30 +233,33 @@ def resolve_weights(weights: str | Path) -> Path:
     return path
 
 
-def trained_read(weights: str | Path) -> tuple[ReadConfig, str]:
-    """The read ``weights`` run by default, and why: a registered name's manifest entry
-    (``trained_read`` and ``read``), an hmmnlab checkpoint's ``meta["trained_read"]`` (and
-    ``meta["read"]``), else the authors' read (``ReadConfig()``: the authors' checkpoint)."""
-    from hmmnlab.model.reads import read_variant
-
+def trained_read(weights: str | Path, meta: dict | None = None) -> tuple[ReadConfig, str]:
+    """The read ``weights`` run by default, and why: a registered name's (or bundled file's)
+    manifest entry (``trained_read`` and ``read``), an hmmnlab checkpoint's ``meta["trained_read"]``
+    (and ``meta["read"]``), else the authors' read (``ReadConfig()``: the authors' checkpoint).
+    ``meta``: the checkpoint's metadata when the caller has already loaded it (else it is read)."""
     registry = registered_weights()
     if isinstance(weights, str) and weights in registry:
-        entry = registry[weights]
-        return entry.default_read(), f"the read weights {weights!r} were trained with (manifest)"
+        return registry[weights].default_read(), f"the read of weights {weights!r} (manifest)"
     for name, entry in registry.items():  # a bundled file given by its path
         if Path(weights).resolve() == entry.path.resolve():
-            return entry.default_read(), f"the read weights {name!r} were trained with (manifest)"
-    try:
-        payload = torch.load(Path(weights), map_location="cpu", weights_only=True, mmap=True)
-        meta = payload.get("meta", {}) if isinstance(payload, dict) else {}
-    except Exception:  # not a checkpoint we can read: load_model says why
-        meta = {}
+            return entry.default_read(), f"the read of weights {name!r} (manifest)"
+    if meta is None:
+        try:
+            payload = torch.load(Path(weights), map_location="cpu", weights_only=True, mmap=True)
+            meta = payload.get("meta", {}) if isinstance(payload, dict) else {}
+        except Exception:  # not a checkpoint we can read: load_model says why
+            meta = {}
+    return _read_of_meta(meta, Path(weights).name)
+
+
+def _read_of_meta(meta: object, name: str) -> tuple[ReadConfig, str]:
+    """The read a checkpoint's metadata names (``trained_read``, ``read``), else the authors'."""
+    from hmmnlab.model.reads import read_variant
+
     if isinstance(meta, dict) and isinstance(meta.get("trained_read"), str):
         extra = meta.get("read") if isinstance(meta.get("read"), dict) else {}
-        return (
-            read_variant(meta["trained_read"], **extra),
-            f"the read {Path(weights).name} was trained with (its metadata)",
-        )
+        return read_variant(meta["trained_read"], **extra), f"the read {name} names (its metadata)"
     return ReadConfig(), "the authors' read (the checkpoint names no trained read)"
 
 
@@ -277,8 +280,8 @@ def load_model(
     check_finite(state_dict, str(path), authors=authors)
     model.load_state_dict(state_dict, strict=True)
     model.checkpoint_meta = meta
-    # the read propagate() runs when given none (the read the weights were trained with)
-    model.default_read, model.default_read_source = trained_read(weights)
+    # the read propagate() runs when given none (the manifest's, or the one the checkpoint names)
+    model.default_read, model.default_read_source = trained_read(weights, meta)
     model = model.to(device).eval()
     if fast:
         fast_inference(model)
