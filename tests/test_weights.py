@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 
 import pytest
 import torch
@@ -178,3 +179,31 @@ def test_non_finite_weight_is_refused_at_load(tmp_path, tiny_config):
         save_checkpoint(model, tmp_path / "bad.pth")
         with pytest.raises(ValueError, match=r"expected finite weights.*decoder\.pred2\.weight"):
             load_model(tmp_path / "bad.pth")
+
+
+def test_export_carries_the_runs_training_read(tmp_path, tiny_weights, monkeypatch):
+    """A run's state.pth records its training read: the exported entry carries the fields that
+    shape r4 (not mem_every, a budget), and loading by name runs that read."""
+    from hmmnlab import weights as weights_module
+    from hmmnlab.config import ModelConfig, ReadConfig
+    from hmmnlab.train.export import carried_read, export
+    from hmmnlab.weights import registered_weights, trained_read
+
+    payload = torch.load(tiny_weights, weights_only=True)
+    training_read = dataclasses.asdict(ReadConfig(sigma=1.5, temperature=10.0, mem_every=1))
+    state = {"model_config": payload["model_config"], "model": payload["state_dict"], "step": 9,
+             "train_config": {"read": training_read}}  # fmt: skip
+    torch.save(state, tmp_path / "state.pth")
+    config = ModelConfig(**payload["model_config"])
+    export(tmp_path / "state.pth", "tiny", trained_read="hmmn", model_config=config,
+           folder=tmp_path)  # fmt: skip
+    assert registered_weights(tmp_path)["tiny"].read == {"sigma": 1.5, "temperature": 10.0}
+    monkeypatch.setattr(weights_module, "BUNDLED_WEIGHTS", tmp_path)
+    read, why = trained_read("tiny")
+    assert (read.variant, read.sigma, read.temperature, read.mem_every) == ("hmmn", 1.5, 10.0, 5)
+    assert "manifest" in why
+    with pytest.raises(ValueError, match="trained with the 'hmmn' read, not 'stm'"):
+        carried_read(training_read, "stm")
+    # a bare checkpoint records no training read: the entry carries none
+    export(tiny_weights, "bare", trained_read="stm", model_config=config, folder=tmp_path)
+    assert registered_weights(tmp_path)["bare"].read == {}

@@ -1,6 +1,11 @@
 """Bundle a trained model as named weights: ``data_samples/weights/<name>.pth`` plus its entry in
 ``manifest.json`` (file, sha256, the read it was trained with, recipe, measured numbers).
 
+The entry's ``read`` holds the fields of the run's training read that shape the r4 affinity
+(:data:`CARRIED_READ_FIELDS`) where they differ from the variant's registered defaults, so that
+every command runs the weights with the read they were trained with (``Weights.default_read``).
+The run's ``state.pth`` records its read (``train_config["read"]``); a bare checkpoint has none.
+
     python -m hmmnlab.train.export --from runs/demo-B/state.pth --name demo --read hmmn \\
         --recipe "..." [--metrics metrics.json] [--folder data_samples/weights]
 
@@ -12,13 +17,43 @@ again after measuring: the file is not rewritten when only the metrics change).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 from pathlib import Path
 
-from hmmnlab.config import ModelConfig
+import torch
+
+from hmmnlab.config import ModelConfig, ReadConfig
 from hmmnlab.model import HMMN
 from hmmnlab.train.loop import initial_weights, save_half_checkpoint
 from hmmnlab.weights import BUNDLED_WEIGHTS, MANIFEST, check_state_dict, sha256_of
+
+# The read fields that weights carry: those that shape the r4 affinity the training taught. The
+# others (mem_every, max_memory_frames, topk, dense_chunk_mib, ...) are budgets of a run, not of
+# the weights.
+CARRIED_READ_FIELDS = ("sigma", "sigma_growth", "temperature", "window", "guidance")
+
+
+def carried_read(training_read: dict | ReadConfig, variant: str) -> dict:
+    """The ``read`` entry of weights trained with ``training_read`` (a ReadConfig or its dict):
+    its :data:`CARRIED_READ_FIELDS` that differ from ``variant``'s registered defaults. The
+    training read's variant must be ``variant``."""
+    from hmmnlab.model.reads import read_variant
+
+    read = training_read if isinstance(training_read, dict) else dataclasses.asdict(training_read)
+    if read.get("variant", variant) != variant:
+        raise ValueError(
+            f"the run was trained with the {read['variant']!r} read, not {variant!r} (--read)"
+        )
+    defaults = dataclasses.asdict(read_variant(variant))
+    return {k: read[k] for k in CARRIED_READ_FIELDS if k in read and read[k] != defaults[k]}
+
+
+def training_read_of(source: str | Path) -> dict | None:
+    """The training read a run's ``state.pth`` records (None for a bare checkpoint)."""
+    payload = torch.load(Path(source), map_location="cpu", weights_only=False)
+    config = payload.get("train_config") if isinstance(payload, dict) else None
+    return config.get("read") if isinstance(config, dict) else None
 
 
 def update_manifest(folder: Path, entry: dict) -> None:
@@ -43,21 +78,29 @@ def export(
     description: str = "",
     recipe: str = "",
     meta: dict | None = None,
+    read: dict | None = None,
 ) -> Path:
-    """Write ``folder/<name>.pth`` from a run's ``state.pth`` or a checkpoint, and its entry."""
+    """Write ``folder/<name>.pth`` from a run's ``state.pth`` or a checkpoint, and its entry.
+    ``read``: the entry's read fields (default: :func:`carried_read` of the read the run's
+    ``state.pth`` records; ``{}`` for a checkpoint that records none)."""
     folder = Path(folder)
+    if read is None:
+        training_read = training_read_of(source)
+        read = {} if training_read is None else carried_read(training_read, trained_read)
     state_dict = initial_weights(source)
     model = HMMN(model_config)
     check_state_dict(model, state_dict, str(source))
     model.load_state_dict({k: v.float() for k, v in state_dict.items()}, strict=True)
     path = folder / f"{name}.pth"
-    meta = {"name": name, "trained_read": trained_read, "source": str(source), **(meta or {})}
+    meta = {"name": name, "trained_read": trained_read, "read": read, "source": str(source),
+            **(meta or {})}  # fmt: skip
     save_half_checkpoint(model, path, meta=meta)
     entry = {
         "name": name,
         "file": path.name,
         "sha256": sha256_of(path),
         "trained_read": trained_read,
+        "read": read,
         "description": description,
         "recipe": recipe,
     }
