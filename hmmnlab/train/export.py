@@ -4,7 +4,8 @@
 The entry's ``read`` holds the fields of the run's training read that shape the r4 affinity
 (:data:`CARRIED_READ_FIELDS`) where they differ from the variant's registered defaults, so that
 every command runs the weights with the read they were trained with (``Weights.default_read``).
-The run's ``state.pth`` records its read (``train_config["read"]``); a bare checkpoint has none.
+A run's ``state.pth`` and ``best.pth`` record its read (``train_config["read"]``); a bare
+checkpoint has none.
 
     python -m hmmnlab.train.export --from runs/demo-B/state.pth --name demo --read hmmn \\
         --recipe "..." [--metrics metrics.json] [--folder data_samples/weights]
@@ -50,9 +51,13 @@ def carried_read(training_read: dict | ReadConfig, variant: str) -> dict:
 
 
 def training_read_of(source: str | Path) -> dict | None:
-    """The training read a run's ``state.pth`` records (None for a bare checkpoint)."""
+    """The training read a run's ``state.pth`` or ``best.pth`` records (its ``train_config``, or
+    the checkpoint meta's); None for a checkpoint that records none."""
     payload = torch.load(Path(source), map_location="cpu", weights_only=False)
-    config = payload.get("train_config") if isinstance(payload, dict) else None
+    if not isinstance(payload, dict):
+        return None
+    meta = payload.get("meta") if isinstance(payload.get("meta"), dict) else {}
+    config = payload.get("train_config", meta.get("train_config"))
     return config.get("read") if isinstance(config, dict) else None
 
 
