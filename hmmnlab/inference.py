@@ -27,12 +27,12 @@ from torch import Tensor
 
 from hmmnlab import ops
 from hmmnlab.config import ReadConfig
+from hmmnlab.data.palette import VOID_LABEL  # DAVIS 2017 "void": ignored in a first mask
 from hmmnlab.hooks import HookFn, NamesFilter, capture, check_names
 from hmmnlab.memory import MemoryBank, VideoMemory
 from hmmnlab.model import HMMN
 from hmmnlab.step import segment_step
 
-VOID_LABEL = 255  # DAVIS 2017 "void" pixels: ignored in a first-frame mask
 FLOAT_SLACK = 0.01  # float frames may overshoot [0, 1] this much (resampling); more means 0..255
 
 
