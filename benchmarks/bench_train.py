@@ -16,46 +16,25 @@ import numpy as np
 import torch
 
 from hmmnlab.config import ReadConfig
-from hmmnlab.train.clips import Clip
 from hmmnlab.train.loop import (
     TrainConfig,
     build_model,
-    forward_clips,
     freeze,
     frozen_modules,
     set_train_mode,
+    train_step,
 )
-from hmmnlab.train.losses import clip_loss
+from hmmnlab.train.squares import square_clips
 
 
-def make_clips(n: int, frames: int, crop: int, objects: int, seed: int = 0) -> list[Clip]:
-    """Random frames with ``objects`` moving squares each (labels 0..objects)."""
-    rng = np.random.default_rng(seed)
-    clips = []
-    for i in range(n):
-        labels = torch.zeros(frames, crop, crop, dtype=torch.long)
-        for k in range(1, objects + 1):
-            y, x = rng.integers(0, crop // 2, size=2)
-            for t in range(frames):
-                labels[t, y + 2 * t : y + 2 * t + crop // 4, x + t : x + t + crop // 4] = k
-        frames_t = torch.from_numpy(rng.random((frames, 3, crop, crop), dtype=np.float32))
-        clips.append(Clip(frames_t, labels, objects, f"bench-{i}"))
-    return clips
-
-
-def train_step(model, optimizer, clips, read, *, batched: bool) -> float:
-    optimizer.zero_grad(set_to_none=True)
-    groups = [clips] if batched else [[c] for c in clips]
-    total = 0.0
-    for group in groups:
-        logits = forward_clips(model, group, read, torch.device("cpu"))
-        loss = torch.stack(
-            [clip_loss(x, c.labels) for c, x in zip(group, logits, strict=True)]
-        ).sum() / len(clips)
-        loss.backward()
-        total += loss.item()
-    optimizer.step()
-    return total
+def timed_step(model, optimizer, clips, read, *, batched: bool) -> float:
+    """Seconds of one optimizer step: all clips in one forward, or one clip at a time."""
+    start = time.perf_counter()
+    train_step(
+        model, optimizer, clips, read, device=torch.device("cpu"),
+        micro_batch=None if batched else 1,
+    )  # fmt: skip
+    return time.perf_counter() - start
 
 
 def main() -> None:
@@ -74,15 +53,15 @@ def main() -> None:
     model = set_train_mode(build_model(TrainConfig(preset=args.preset)))
     freeze(frozen_modules(model, args.freeze_stages))
     optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=1e-5)
-    clips = make_clips(args.batch, args.frames, args.crop, args.objects)
+    clips = square_clips(
+        args.batch, frames=args.frames, crop=args.crop, objects=args.objects, prefix="bench"
+    )
     read = ReadConfig(mem_every=1)
-    train_step(model, optimizer, clips, read, batched=True)  # warm-up
+    timed_step(model, optimizer, clips, read, batched=True)  # warm-up
     times = {"one clip at a time": [], "batched": []}
     for _ in range(args.repeats):
         for name in times:  # alternate A B A B
-            start = time.perf_counter()
-            train_step(model, optimizer, clips, read, batched=name == "batched")
-            times[name].append(time.perf_counter() - start)
+            times[name].append(timed_step(model, optimizer, clips, read, batched=name == "batched"))
     print(
         f"{args.preset}: {args.batch} clips x {args.frames} frames, {args.crop}px, "
         f"{args.objects} objects, {args.threads} threads, freeze_stages {args.freeze_stages}, "

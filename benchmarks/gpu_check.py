@@ -163,7 +163,7 @@ def tf32(enabled: bool) -> Iterator[None]:
 
 
 def peak_memory(device: torch.device):
-    from hmmnlab.evaluate import PeakMemory  # CUDA: max_memory_allocated; CPU: peak RSS
+    from hmmnlab.run_records import PeakMemory  # CUDA: max_memory_allocated; CPU: peak RSS
 
     return PeakMemory(device)
 
@@ -455,22 +455,12 @@ def part_memory(state: dict, sizes: dict, device: torch.device, check: Check) ->
 
 def part_train(sizes: dict, device: torch.device) -> dict:
     from hmmnlab.config import ReadConfig
-    from hmmnlab.train.clips import Clip
-    from hmmnlab.train.loop import TrainConfig, build_model, forward_clips, set_train_mode
-    from hmmnlab.train.losses import clip_loss
+    from hmmnlab.train.loop import TrainConfig, build_model, set_train_mode, train_step
+    from hmmnlab.train.squares import square_clips
 
     torch.manual_seed(0)
-    rng = np.random.default_rng(0)
     crop, frames, batch = sizes["train_crop"], sizes["train_frames"], sizes["train_batch"]
-    clips = []
-    for i in range(batch):  # two moving squares per clip over noise
-        labels = torch.zeros(frames, crop, crop, dtype=torch.long)
-        for k in (1, 2):
-            y, x = rng.integers(0, crop // 2, size=2)
-            for t in range(frames):
-                labels[t, y + 2 * t : y + 2 * t + crop // 4, x + t : x + t + crop // 4] = k
-        pixels = torch.from_numpy(rng.random((frames, 3, crop, crop), dtype=np.float32))
-        clips.append(Clip(pixels, labels, 2, f"check-{i}"))
+    clips = square_clips(batch, frames=frames, crop=crop, objects=2, prefix="check")
     read = ReadConfig(mem_every=1)
     result: dict = {"preset": "demo", "clips": batch, "frames": frames, "crop": crop}
     for precision in ("float32", "float16"):
@@ -485,21 +475,10 @@ def part_train(sizes: dict, device: torch.device) -> dict:
         for _ in range(sizes["train_steps"] + 1):  # the first step warms up
             synchronize(device)
             start = time.perf_counter()
-            optimizer.zero_grad(set_to_none=True)
-            with torch.autocast(device.type, dtype=torch.float16, enabled=amp):
-                logits = forward_clips(model, clips, read, device)
-                loss = torch.stack(
-                    [
-                        clip_loss([x.float() for x in out], c.labels.to(device))
-                        for c, out in zip(clips, logits, strict=True)
-                    ]
-                ).mean()
-            scaler.scale(loss).backward()
-            scaler.step(optimizer)
-            scaler.update()
+            step = train_step(model, optimizer, clips, read, device=device, scaler=scaler, amp=amp)
             synchronize(device)
             times.append(time.perf_counter() - start)
-            losses.append(loss.item())
+            losses.append(step.loss)
         result[precision] = {
             "seconds_per_step": float(np.median(times[1:])),
             "losses": losses,

@@ -12,6 +12,9 @@ The price: the process keeps its peak memory until it exits, and fragmentation c
 little (a capped 1000-frame 480p run: 3.71 GiB at frame 658, 3.82 GiB from frame 746 to 899). The
 inference commands (``segment``, ``trace``, ``eval``) call it; the Python API leaves the allocator
 alone.
+
+:func:`available_bytes` says how much memory a device has free (the memory estimates of
+:mod:`hmmnlab.resources` and the dense read's check compare against it).
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import functools
+from pathlib import Path
 
 M_TRIM_THRESHOLD = -1  # glibc's mallopt parameters (malloc.h)
 M_TOP_PAD = -2
@@ -41,3 +45,19 @@ def keep_freed_memory() -> bool:
     mallopt.argtypes, mallopt.restype = (ctypes.c_int, ctypes.c_int), ctypes.c_int
     settings = ((M_MMAP_THRESHOLD, LARGEST), (M_TRIM_THRESHOLD, LARGEST), (M_TOP_PAD, 1 << 30))
     return all(mallopt(parameter, value) == 1 for parameter, value in settings)
+
+
+def available_bytes(device) -> int | None:
+    """Free memory of ``device`` in bytes (CUDA: free GPU memory; CPU: MemAvailable), or None where
+    it cannot be read."""
+    if getattr(device, "type", str(device)).startswith("cuda"):
+        import torch  # only for a CUDA device: this module imports no torch
+
+        return int(torch.cuda.mem_get_info(device)[0])
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        return None
+    return None

@@ -49,6 +49,14 @@ class Command:
     run: Runner
 
 
+def run_eval(args: argparse.Namespace) -> int:
+    """``hmmnlab eval``: the runner of ``--dataset`` (DAVIS: :func:`hmmnlab.evaluate.run`,
+    YouTube-VOS: :func:`hmmnlab.evaluate_youtube.run`), so neither runner imports the other."""
+    options.check_dataset_options(args)
+    module = "hmmnlab.evaluate_youtube" if args.dataset == "youtube-vos" else "hmmnlab.evaluate"
+    return Runner(module, "run")(args)
+
+
 # ----------------------------------------------------------------------------------------------------
 # The commands' own options
 
@@ -323,7 +331,7 @@ COMMANDS: dict[str, Command] = {
         "the frames meta.json asks for, and submission.zip); on the train split (full "
         "annotations) also score J and F locally.",
         eval_arguments,
-        Runner("hmmnlab.evaluate", "run"),
+        Runner("hmmnlab.cli", "run_eval"),
     ),
     "ablate": Command(
         "compare memory reads of the same weights on a DAVIS split (resumable; Ray optional)",

@@ -12,6 +12,8 @@ import math
 import numbers
 from dataclasses import dataclass
 
+from hmmnlab.registry import fine_read_names, kernel_names
+
 BACKBONES = ("resnet50", "resnet18", "efficientnet_lite0")
 
 
@@ -87,12 +89,9 @@ class ReadConfig:
     dense_chunk_mib: float = 256.0  # budget of one chunk of a dense fine read's query positions
 
     def __post_init__(self) -> None:
-        # the registries are the lists of read variants (imported here: reads.py imports this module)
-        from hmmnlab.model.reads import FINE_READS, KERNELS
-
-        choices = {
-            "variant": tuple(KERNELS),
-            "fine": tuple(FINE_READS),
+        choices = {  # the registries are the lists of read variants (hmmnlab.registry)
+            "variant": kernel_names(),
+            "fine": fine_read_names(),
             "guidance": ("first-last", "all"),
         }
         for name, allowed in choices.items():

@@ -18,10 +18,8 @@ from __future__ import annotations
 import argparse
 import contextlib
 import fcntl
-import hashlib
 import json
 import os
-import resource
 import time
 from pathlib import Path
 
@@ -39,86 +37,17 @@ from hmmnlab.data.palette import write_label_png
 from hmmnlab.inference import propagate, resolve_device
 from hmmnlab.model import HMMN
 from hmmnlab.resources import check_memory
+from hmmnlab.run_records import (
+    PeakMemory,
+    read_record,
+    run_settings,
+    timing_path,
+)
 from hmmnlab.scoring import check_unique_names, score, write_results
 from hmmnlab.viz import overlay
 from hmmnlab.weights import load_model
 
-
-class PeakMemory:
-    """Peak memory while a block runs, in MiB: allocated GPU memory on CUDA; on the CPU, the peak
-    resident set of the process (reset at the start where Linux allows, else since process start)."""
-
-    def __init__(self, device: torch.device) -> None:
-        self.device = device
-        self.mib = float("nan")
-
-    def __enter__(self) -> PeakMemory:
-        if self.device.type == "cuda":
-            torch.cuda.reset_peak_memory_stats(self.device)
-        else:
-            try:  # "5" resets the peak resident set size (VmHWM) of this process
-                Path("/proc/self/clear_refs").write_text("5")
-            except OSError:
-                pass
-        return self
-
-    def __exit__(self, *exc) -> None:
-        if self.device.type == "cuda":
-            self.mib = torch.cuda.max_memory_allocated(self.device) / 2**20
-            return
-        try:
-            status = Path("/proc/self/status").read_text()
-            self.mib = int(status.split("VmHWM:")[1].split()[0]) / 1024
-        except (OSError, IndexError, ValueError):
-            self.mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
 LOCK_NAME = ".hmmnlab-eval.lock"
-
-
-def timing_path(out: Path, name: str) -> Path:
-    return out / "timing" / f"{name}.json"
-
-
-def model_fingerprint(model: HMMN) -> str:
-    """sha256 over the model's state dict (names, dtypes, shapes and bytes, in order)."""
-    digest = hashlib.sha256()
-    for name, tensor in model.state_dict().items():
-        tensor = tensor.detach().cpu().contiguous()
-        digest.update(f"{name}:{tensor.dtype}:{tuple(tensor.shape)};".encode())
-        digest.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes())
-    return digest.hexdigest()
-
-
-def run_settings(
-    model: HMMN, read: ReadConfig, *, resolution: str, overlays: bool, amp: bool = False
-) -> dict:
-    """What a sequence's masks depend on; stored with them and compared when resuming."""
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        code_version = version("hmmnlab")
-    except PackageNotFoundError:
-        code_version = "unknown"
-    return {
-        "weights_sha256": model_fingerprint(model),
-        "model_config": model.config.to_dict(),
-        "read": read.to_dict(),
-        "resolution": resolution,
-        "overlays": overlays,
-        "amp": amp,
-        "hmmnlab_version": code_version,
-    }
-
-
-def read_record(out: Path, name: str) -> dict | None:
-    """The timing record of a sequence, or None when it is absent or unreadable (empty, cut off)."""
-    path = timing_path(out, name)
-    try:
-        record = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-    return record if isinstance(record, dict) else None
 
 
 def write_json_atomically(path: Path, data: dict) -> None:
@@ -285,13 +214,11 @@ def evaluate(
 
 
 def run(args: argparse.Namespace) -> int:
-    """``hmmnlab eval`` (its options: :mod:`hmmnlab.cli`); ``--dataset youtube-vos`` runs
-    :func:`hmmnlab.evaluate_youtube.run`."""
+    """``hmmnlab eval`` on DAVIS (its options: :mod:`hmmnlab.cli`, which runs
+    :func:`hmmnlab.evaluate_youtube.run` for ``--dataset youtube-vos``)."""
     options.check_dataset_options(args)
     if args.dataset == "youtube-vos":
-        from hmmnlab.evaluate_youtube import run as run_youtube
-
-        return run_youtube(args)
+        raise ValueError("hmmnlab.evaluate.run is DAVIS's; run hmmnlab.evaluate_youtube.run")
     device = resolve_device(args.device)
     read = options.read_config(args)
     keep_freed_memory()  # large tensors reuse freed pages (hmmnlab.allocator)

@@ -45,18 +45,12 @@ from hmmnlab.config import ReadConfig
 from hmmnlab.data.davis import listing
 from hmmnlab.data.palette import read_label_png, write_label_png
 from hmmnlab.data.youtube import YouTubeVideo, YouTubeVOS
-from hmmnlab.evaluate import (
-    PeakMemory,
-    output_lock,
-    read_record,
-    run_settings,
-    timing_path,
-    write_json_atomically,
-)
+from hmmnlab.evaluate import output_lock, write_json_atomically
 from hmmnlab.inference import propagate, resolve_device
 from hmmnlab.metrics import boundary_f_measure, jaccard_index
 from hmmnlab.model import HMMN
 from hmmnlab.resources import check_memory
+from hmmnlab.run_records import PeakMemory, read_record, run_settings, timing_path
 from hmmnlab.scoring import OFFICIAL_FLOAT_FORMAT, check_unique_names
 from hmmnlab.weights import load_model
 

@@ -2,12 +2,13 @@
 
 :func:`propagate` is a generator: given the frames and the first frame's labels it yields a
 :class:`FrameResult` per frame, so long videos stream without holding every probability map. The only
-state is the :class:`~hmmnlab.memory.MemoryBank` it creates (``result.memory`` is a snapshot of it
-after each frame). ``hooks=`` changes tensors of the network causally (:func:`hmmnlab.hooks.intervene`).
+state is the :class:`~hmmnlab.memory.VideoMemory` it creates: one memory bank per object group
+(``result.memory`` is a snapshot of the first group's bank after each frame). ``hooks=`` changes tensors of the network causally (:func:`hmmnlab.hooks.intervene`).
 
 Objects may also enter after frame 0 (``new_objects={t: label_map}``, as in YouTube-VOS): the objects
 that enter at frame t form an *object group* with a memory bank of its own that starts at frame t, as
-if their video began there (STM's and HMMN's way: nothing of the frames before t is read for them).
+if their video began there (STM's and HMMN's way: nothing of the frames before t is read for them);
+one :func:`~hmmnlab.step.segment_step` reads every group.
 The frames before t are segmented exactly as without them; at frame t their given masks are what
 their memory gets, and from frame t+1 on they are segmented with the others (one soft aggregation
 over every object present).
@@ -26,12 +27,12 @@ from torch import Tensor
 
 from hmmnlab import ops
 from hmmnlab.config import ReadConfig
+from hmmnlab.data.palette import VOID_LABEL  # DAVIS 2017 "void": ignored in a first mask
 from hmmnlab.hooks import HookFn, NamesFilter, capture, check_names
-from hmmnlab.memory import MemoryBank
+from hmmnlab.memory import MemoryBank, VideoMemory
 from hmmnlab.model import HMMN
-from hmmnlab.step import segment_step, segment_step_groups
+from hmmnlab.step import segment_step
 
-VOID_LABEL = 255  # DAVIS 2017 "void" pixels: ignored in a first-frame mask
 FLOAT_SLACK = 0.01  # float frames may overshoot [0, 1] this much (resampling); more means 0..255
 
 
@@ -288,29 +289,20 @@ def propagate(
     entries = check_new_objects(new_objects, ids, (height, width), num_frames)
     padding = ops.padding_for(height, width)
 
-    def new_bank(start: int) -> MemoryBank:
-        return MemoryBank(
-            mem_every=read.mem_every,
-            max_frames=read.max_memory_frames,
-            keep_fine=read.guidance == "all",
-            start=start,
-        )
-
-    bank = new_bank(0)
-    banks, starts, sizes = [bank], [0], [K]  # one memory bank per object group
+    memory = VideoMemory.for_read(read)  # one memory bank per object group
+    bank = memory.add_group(0, K)
     names = None if trace is True else (trace or None)
     id_values = torch.tensor((0, *ids), device=device)
 
     def groups(frames_read=(), traces=None) -> tuple[ObjectGroup, ...]:
         """Every object group present now: its objects, a snapshot of its bank, what it read."""
-        bounds = [sum(sizes[:g]) for g in range(len(sizes) + 1)]
         return tuple(
             ObjectGroup(
-                start, ids[bounds[g] : bounds[g + 1]], banks[g].snapshot(),
+                group_bank.start, ids[memory.rows(g)], group_bank.snapshot(),
                 frames_read[g] if g < len(frames_read) else (),
                 traces[g] if traces is not None and g < len(traces) else None,
             )
-            for g, start in enumerate(starts)
+            for g, group_bank in enumerate(memory.banks)
         )  # fmt: skip
 
     probs = torch.nn.functional.one_hot(labels0, K + 1).permute(2, 0, 1).float().to(device)
@@ -332,25 +324,22 @@ def propagate(
             capture(model, names, to_cpu=trace_to_cpu) if tracing else contextlib.nullcontext()
         )
         group_traces: list[dict[str, Tensor]] = []
+        several = len(memory.banks) > 1
         with torch.inference_mode(), _autocast(device, amp), recorder as cache:
-            if len(banks) == 1:  # the authors' path: one memory bank for every object
-                step = segment_step(
-                    model, bank, t, prev_frame, masks, frame, read, hooks=hooks, object_ids=ids
-                )
-            else:
 
-                def take_read_trace(g: int, traces=group_traces, cache=cache) -> None:
-                    """After group g's read: move its read hook points out of the cache."""
-                    traces.append({n: cache.pop(n) for n in list(cache) if is_read_hook(n)})
+            def take_read_trace(g: int, traces=group_traces, cache=cache, move=several) -> None:
+                """After group g's read: its read hook points (moved out of the cache when the
+                next group's read would overwrite them)."""
+                names = [n for n in cache if is_read_hook(n)]
+                traces.append({n: cache.pop(n) if move else cache[n] for n in names})
 
-                step = segment_step_groups(
-                    model, banks, t, prev_frame, masks, frame, read, group_sizes=sizes,
-                    hooks=hooks, object_ids=ids, after_read=take_read_trace if tracing else None,
-                )  # fmt: skip
+            step = segment_step(
+                model, memory, t, prev_frame, masks, frame, read, hooks=hooks, object_ids=ids,
+                after_read=take_read_trace if tracing else None,
+            )  # fmt: skip
             logits = ops.unpad(step.logits[0], padding)  # (K+1) x H x W
             probs = ops.unpad(step.probs[0], padding).contiguous()  # (K+1) x H x W
         memory_frames = step.memory_frames
-        frames_read = step.group_memory_frames or (memory_frames,)
         if not torch.isfinite(probs).all():
             raise RuntimeError(
                 f"frame {t}: the model produced NaN or infinite probabilities "
@@ -361,10 +350,7 @@ def propagate(
         traced = None
         if tracing:
             traced = dict(cache)
-            if group_traces:
-                traced.update(group_traces[0])
-            else:
-                group_traces = [{n: v for n, v in traced.items() if is_read_hook(n)}]
+            traced.update(group_traces[0])  # the read's hook points: the first group's
         if t in entries:  # objects entering at t: their given masks, their own memory from t on
             entering, new_ids = entries[t]
             given = entering.to(device)
@@ -373,12 +359,10 @@ def propagate(
             id_values = torch.cat([id_values, torch.tensor(new_ids, device=device)])
             labels = torch.where(given > 0, id_values[given + len(ids)], labels)
             ids = (*ids, *new_ids)
-            banks.append(new_bank(t))
-            starts.append(t)
-            sizes.append(len(new_ids))
+            memory.add_group(t, len(new_ids))
         yield FrameResult(
             t, probs, labels, ids, logits, bank.snapshot(), memory_frames, traced,
-            groups(frames_read, group_traces if tracing else None),
+            groups(step.group_memory_frames, group_traces if tracing else None),
         )  # fmt: skip
         prev_frame = frame
     late = [frame for frame in entries if frame > t]

@@ -8,6 +8,10 @@ and frame t-1.
 A bank may start at a later frame s (``start``): objects that enter a video at frame s (YouTube-VOS)
 get a bank of their own whose schedule is the same counted from s (kept frames s, s + mem_every,
 ...; r3 and r2 hold frame s and frame t-1), as if their video began at frame s.
+
+:class:`VideoMemory` is the memory of a whole video: its *object groups* (the objects that entered
+at one frame), each with its own bank. A video whose objects all come at frame 0 has one group, one
+bank: the authors' case.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor
 
+from hmmnlab.config import ReadConfig
 from hmmnlab.features import MemoryFeatures
 
 
@@ -125,3 +130,55 @@ class MemoryBank:
             self.track = torch.cat(
                 [self.track[:, : index * hw], self.track[:, (index + 1) * hw :]], 1
             )
+
+
+@dataclass
+class VideoMemory:
+    """The memory of a video as object groups: one :class:`MemoryBank` per group of objects that
+    entered at one frame, starting at that frame. The groups' object rows follow one another in
+    group order (group 0's rows first): ``sizes[g]`` rows for group g, read from ``banks[g]``.
+
+    :func:`hmmnlab.step.segment_step` encodes frame t-1 once for every row and gives each group's
+    rows to its bank; each group reads its own bank."""
+
+    mem_every: int = 5
+    max_frames: int | None = None
+    keep_fine: bool = False
+    banks: list[MemoryBank] = field(default_factory=list)
+    sizes: list[int] = field(default_factory=list)
+
+    @classmethod
+    def for_read(cls, read: ReadConfig) -> VideoMemory:
+        """An empty memory with the schedule of ``read`` (add groups with :meth:`add_group`)."""
+        return cls(
+            mem_every=read.mem_every,
+            max_frames=read.max_memory_frames,
+            keep_fine=read.guidance == "all",
+        )
+
+    def add_group(self, start: int, size: int) -> MemoryBank:
+        """A new group of ``size`` objects entering at frame ``start``; its rows come after every
+        earlier group's. Returns its (empty) bank, which gets frame ``start`` first."""
+        if size < 1:
+            raise ValueError(f"an object group has at least one object, got {size}")
+        bank = MemoryBank(
+            mem_every=self.mem_every, max_frames=self.max_frames, keep_fine=self.keep_fine,
+            start=start,
+        )  # fmt: skip
+        self.banks.append(bank)
+        self.sizes.append(size)
+        return bank
+
+    @property
+    def starts(self) -> list[int]:
+        """The first frame of each group."""
+        return [bank.start for bank in self.banks]
+
+    @property
+    def num_objects(self) -> int:
+        return sum(self.sizes)
+
+    def rows(self, group: int) -> slice:
+        """The object rows of group ``group``."""
+        first = sum(self.sizes[:group])
+        return slice(first, first + self.sizes[group])

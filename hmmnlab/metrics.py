@@ -38,14 +38,13 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from hmmnlab.data.palette import VOID_LABEL
+
 #: Boundary tolerance as a fraction of the image diagonal (the official ``bound_th``).
 BOUND_TH = 0.008
 
 #: Number of bins of the decay statistic.
 DECAY_BINS = 4
-
-#: Label value of void pixels in DAVIS 2017 annotations.
-VOID_LABEL = 255
 
 
 # --- building blocks ---------------------------------------------------------------------------

@@ -56,6 +56,13 @@ def padding_for(height: int, width: int, multiple: int = 16) -> Padding:
     return Padding(left, right, top, bottom)
 
 
+def padded_grid(height: int, width: int, stride: int = 16) -> tuple[int, int]:
+    """(h, w) of the grid at ``stride`` of an H x W frame padded by :func:`padding_for`: the r4
+    grid by default (stride 16; r3: 8, r2: 4)."""
+    left, right, top, bottom = padding_for(height, width)
+    return (height + top + bottom) // stride, (width + left + right) // stride
+
+
 def pad(x: Tensor, padding: Padding) -> Tensor:
     """Zero-pad the last two dimensions of ``x`` (``... x H x W``)."""
     if not any(padding):

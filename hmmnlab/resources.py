@@ -5,16 +5,21 @@ The dominant term is the r4 read: its affinity logits, Gaussian kernel and kerne
 each B x (T*HW) x HW float32 (B objects, T memory frames, HW positions of the padded stride-16 grid),
 e.g. 4.2 GB each for one object and one memory frame of a 3840 x 2160 video. The top-k guided reads add
 B x HW x s^2 x k s^2 floats at r3 (s = 2) and r2 (s = 4); a dense fine read at most
-``ReadConfig.dense_chunk_mib`` (it reads its queries in chunks that fit).
+``ReadConfig.dense_chunk_mib`` (it reads its queries in chunks that fit). Each fine read registers
+its own cost beside it (``register_fine_read(name, memory=fn)``, :mod:`hmmnlab.registry`); one
+registered without counts as nothing.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from hmmnlab import ops
+from hmmnlab.allocator import available_bytes
 from hmmnlab.config import ReadConfig
-from hmmnlab.model.reads import DENSE_COPIES
+
+# the registry, with the built-in reads registered
+from hmmnlab.model.reads import FINE_READ_MEMORY
+
+__all__ = ["available_bytes", "check_memory", "max_memory_frames", "peak_bytes"]
 
 FLOAT_BYTES = 4
 R4_COPIES = 3  # logits, kernel, kernel-weighted affinity live together in the r4 read
@@ -32,36 +37,12 @@ def max_memory_frames(num_frames: int, read: ReadConfig) -> int:
 
 def peak_bytes(height: int, width: int, num_objects: int, num_frames: int, read: ReadConfig) -> int:
     """An estimate of the largest working memory of one frame's read, in bytes (weights excluded)."""
-    padding = ops.padding_for(height, width)
-    h = (height + padding.top + padding.bottom) // 16
-    w = (width + padding.left + padding.right) // 16
+    h, w = ops.padded_grid(height, width)
     hw = h * w
     frames = max_memory_frames(num_frames, read)
     r4 = R4_COPIES * num_objects * frames * hw * hw * FLOAT_BYTES
-    fine = 0
-    if read.fine == "topk":
-        fine = num_objects * hw * (4 * read.k_r3 * 4 + 16 * read.k_r2 * 16) * FLOAT_BYTES
-    elif read.fine == "dense":  # r2 (16 HW positions), in chunks of at most dense_chunk_mib
-        fine_frames = frames if read.guidance == "all" else min(frames, 2)
-        whole = DENSE_COPIES * num_objects * fine_frames * (16 * hw) ** 2 * FLOAT_BYTES
-        fine = min(whole, int(read.dense_chunk_mib * 2**20))
-    return r4 + fine
-
-
-def available_bytes(device) -> int | None:
-    """Free memory of ``device`` in bytes (CUDA: free GPU memory; CPU: MemAvailable), or None where
-    it cannot be read."""
-    if getattr(device, "type", str(device)).startswith("cuda"):
-        import torch
-
-        return int(torch.cuda.mem_get_info(device)[0])
-    try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemAvailable:"):
-                return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        return None
-    return None
+    fine = FINE_READ_MEMORY.get(read.fine)
+    return r4 + (0 if fine is None else fine(num_objects, hw, frames, read))
 
 
 def check_memory(

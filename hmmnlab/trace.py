@@ -114,9 +114,7 @@ def trace_arrays(result: FrameResult, cache: dict[str, Tensor], read: ReadConfig
     arrays = {name: value.cpu().numpy() for name, value in cache.items()}
     arrays["memory_frames"] = np.array(result.memory_frames, dtype=np.int64)
     arrays["frame"] = np.array(result.index)
-    padding = ops.padding_for(*result.probs.shape[-2:])
-    h = (result.probs.shape[-2] + padding.top + padding.bottom) // 16  # padded r4 grid
-    w = (result.probs.shape[-1] + padding.left + padding.right) // 16
+    h, w = ops.padded_grid(*result.probs.shape[-2:])
     for scale in ("r3", "r2"):
         name = f"{scale}.topk_indices"
         if name in cache:

@@ -107,3 +107,31 @@ def test_help_and_docs_list_every_registered_variant(box_and_first_frame, capsys
         help_text = re.sub(r"-\s+", "-", " ".join(capsys.readouterr().out.split()))
         for name in KERNELS:  # the help is built from the registry: the test variant is there too
             assert name in help_text, f"{command} --help does not name {name!r}"
+
+
+def test_a_read_registers_its_defaults_and_its_memory_cost():
+    """A kernel's defaults go to read_variant; a fine read's memory cost to resources.peak_bytes."""
+    from hmmnlab import registry
+    from hmmnlab.resources import peak_bytes
+
+    @register_kernel("test-wide", defaults={"sigma": 11.0})
+    def wide_kernel(logits, track, h, w, config, module):
+        """No kernel, registered with a default sigma."""
+        return None
+
+    def cost(num_objects, hw, frames, config):
+        return 1000 * num_objects * frames
+
+    @register_fine_read("test-costly", memory=cost)
+    def costly_read(mk, mv, qk, guidance, config, module):
+        """Zeros, with a registered cost."""
+        return mv.new_zeros(mv.shape[0], mv.shape[1], *qk.shape[-2:])
+
+    try:
+        assert read_variant("test-wide").sigma == 11.0
+        assert read_variant("test-wide", sigma=2.0).sigma == 2.0
+        none = peak_bytes(64, 64, 2, 10, ReadConfig(fine="none"))
+        assert peak_bytes(64, 64, 2, 10, ReadConfig(fine="test-costly")) == none + 1000 * 2 * 3
+    finally:
+        del KERNELS["test-wide"], registry.KERNEL_DEFAULTS["test-wide"]
+        del FINE_READS["test-costly"], registry.FINE_READ_MEMORY["test-costly"]

@@ -35,6 +35,7 @@ from hmmnlab.train.loop import (
     parse_overrides,
     set_train_mode,
     train,
+    train_step,
 )
 from hmmnlab.train.losses import aggregated_cross_entropy, clip_loss
 from hmmnlab.weights import load_model, save_checkpoint
@@ -324,6 +325,37 @@ def test_micro_batches_give_the_batch_gradient():
             loss += part.item()
         grads.append(model.decoder.pred2.weight.grad.clone())
     torch.testing.assert_close(grads[0], grads[1], rtol=1e-9, atol=1e-12)
+
+
+def test_train_step_returns_the_loss_and_the_gradient_norm():
+    """train_step's micro-batches give the whole batch's step; it reports the loss and the norm of
+    the gradient it stepped with (clipped or not)."""
+    config = tiny_config(clip_frames=3, mem_every=1)
+    clips = _two_clips(config)
+    for clip in clips:
+        clip.frames = clip.frames.double()
+    results, weights = [], []
+    for micro_batch, grad_clip in ((None, None), (1, None), (None, 1e-3)):
+        torch.manual_seed(0)
+        model = set_train_mode(build_model(config, SMALL_MODEL).double())
+        optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+        result = train_step(
+            model, optimizer, clips, config.read_config(), device=torch.device("cpu"),
+            micro_batch=micro_batch, grad_clip=grad_clip,
+        )  # fmt: skip
+        if grad_clip is None:
+            grads = [p.grad for p in model.parameters() if p.grad is not None]
+            assert result.grad_norm == pytest.approx(
+                float(torch.nn.utils.get_total_norm(grads)), rel=1e-12
+            )
+        results.append(result)
+        weights.append(model.decoder.pred2.weight.detach().clone())
+    assert np.isfinite(results[0].loss) and results[0].grad_norm > 1e-3
+    assert results[0].loss == pytest.approx(results[1].loss, rel=1e-9)
+    assert results[0].grad_norm == pytest.approx(results[1].grad_norm, rel=1e-9)
+    torch.testing.assert_close(weights[0], weights[1], rtol=1e-9, atol=1e-12)
+    assert results[2].grad_norm == pytest.approx(results[0].grad_norm, rel=1e-9)  # before clipping
+    assert not torch.allclose(weights[2], weights[0])
 
 
 def test_frozen_stages_do_not_change(tiny_video, tmp_path):

@@ -32,10 +32,7 @@ import numpy as np
 from PIL import Image
 
 from hmmnlab.data.frames import image_size, rgb_array
-from hmmnlab.data.palette import read_label_png
-
-#: Label value of void pixels in DAVIS 2017 annotations.
-VOID_LABEL = 255
+from hmmnlab.data.palette import VOID_LABEL, read_label_png
 
 YEARS = (2016, 2017)
 

@@ -12,6 +12,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+#: Label value of void pixels in DAVIS 2017 annotations (ignored in first-frame masks and scores).
+VOID_LABEL = 255
+
 
 def davis_palette() -> np.ndarray:
     """The DAVIS/PASCAL VOC colour palette, 256 x 3 uint8 (label 1 is red, 2 green, ...)."""

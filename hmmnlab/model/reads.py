@@ -21,8 +21,10 @@ hierarchy" ablation; the decoder gets zeros).
 :func:`read_variant` builds a :class:`~hmmnlab.config.ReadConfig` from a variant name and parameters.
 Each read is a parameter-free module with hook points on the tensors a student wants to see.
 
-Both registries are the only lists of variants: :class:`~hmmnlab.config.ReadConfig` validates against
-them, and the CLI help and the tests read them. A new variant is one function::
+Both registries (:mod:`hmmnlab.registry`, re-exported here) are the only lists of variants:
+:class:`~hmmnlab.config.ReadConfig` validates against them, and the CLI help and the tests read them.
+A new variant is one function (a kernel may register ``defaults=``, the ReadConfig fields it sets,
+and a fine read ``memory=``, its working memory for :mod:`hmmnlab.resources`)::
 
     @register_kernel("box")                       # then read_variant("box") works everywhere
     def box_kernel(logits, track, h, w, config, module):
@@ -34,67 +36,53 @@ them, and the CLI help and the tests read them. A new variant is one function::
         return 0.1 + 0.9 * box.float()  # never 0: every query still reads something
 
 A kernel function returns the kernel (B x THW x HW), a :class:`~hmmnlab.ops.KernelTrack`, or None
-(no kernel); a fine read (:func:`register_fine_read`) returns the read-out B x Cv x sh x sw.
+(no kernel); a fine read (:func:`~hmmnlab.registry.register_fine_read`) returns the read-out
+B x Cv x sh x sw.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import warnings
-from collections.abc import Callable
 from typing import NamedTuple
 
 import torch
 from torch import Tensor, nn
 
 from hmmnlab import ops
+from hmmnlab.allocator import available_bytes
 from hmmnlab.config import ReadConfig
 from hmmnlab.hooks import HookPoint, in_use
+from hmmnlab.registry import (
+    FINE_READ_MEMORY,
+    FINE_READS,
+    KERNEL_DEFAULTS,
+    KERNELS,
+    FineReadFn,
+    KernelFn,
+    describe,
+    register_fine_read,
+    register_kernel,
+)
+
+__all__ = [
+    "FINE_READS",
+    "FINE_READ_MEMORY",
+    "KERNELS",
+    "KERNEL_DEFAULTS",
+    "VARIANT_DEFAULTS",
+    "FineReadFn",
+    "KernelFn",
+    "describe",
+    "read_variant",
+    "register_fine_read",
+    "register_kernel",
+]
 
 # ----------------------------------------------------------------------------------------------------
-# Registries
+# Registries: hmmnlab.registry (re-exported here, where the built-in reads register themselves)
 
-#: ``fn(logits, track, h, w, config, module)``: logits B x THW x HW, track B x (T-1)HW or None,
-#: h x w the r4 grid, module the :class:`KernelGuidedRead` (its hook points: ``module.flow(x)``...).
-#: Returns the kernel B x THW x HW, a KernelTrack (kernel plus what it tracked), or None (no kernel).
-KernelFn = Callable[..., "ops.KernelTrack | Tensor | None"]
-#: ``fn(mk, mv, qk, guidance, config, module)``: fine memory B x C x T' x sh x sw, query keys
-#: B x Ck x sh x sw, the step's :class:`Guidance`, and the :class:`FineRead` module (``.scale``,
-#: ``.s``, hook points ``module.attention(x)``...). Returns the read-out B x Cv x sh x sw.
-FineReadFn = Callable[..., Tensor]
-KERNELS: dict[str, KernelFn] = {}
-FINE_READS: dict[str, FineReadFn] = {}
-
-# Parameters a named variant sets unless the caller gives them.
-VARIANT_DEFAULTS: dict[str, dict] = {"kmn": {"sigma": 7.0}}
-
-
-def _register(registry: dict, what: str, name: str) -> Callable:
-    def decorate(fn):
-        if not callable(fn):
-            raise TypeError(f"register a function as the {what} {name!r}, got {type(fn).__name__}")
-        if name in registry:
-            raise ValueError(f"an {what} named {name!r} is already registered")
-        registry[name] = fn
-        return fn
-
-    return decorate
-
-
-def register_kernel(name: str) -> Callable[[KernelFn], KernelFn]:
-    """Register an r4 kernel function (see :data:`KernelFn`) under ``name`` (names are unique)."""
-    return _register(KERNELS, "r4 read variant", name)
-
-
-def register_fine_read(name: str) -> Callable[[FineReadFn], FineReadFn]:
-    """Register an r3/r2 read function (see :data:`FineReadFn`) under ``name`` (names are
-    unique); ``ReadConfig(fine=name)`` then uses it at both fine scales."""
-    return _register(FINE_READS, "fine read", name)
-
-
-def describe(registry: dict[str, Callable]) -> dict[str, str]:
-    """name -> the first line of its function's docstring (for help texts and docs tables)."""
-    return {name: (fn.__doc__ or "").strip().split("\n")[0] for name, fn in registry.items()}
+VARIANT_DEFAULTS = KERNEL_DEFAULTS  # the earlier name of the kernels' defaults
 
 
 def _temporal(logits, track, h, w, config, module, *, flow_twice: bool):
@@ -116,7 +104,7 @@ def hmmn_paper_kernel(logits, track, h, w, config, module):
     return _temporal(logits, track, h, w, config, module, flow_twice=False)
 
 
-@register_kernel("kmn")
+@register_kernel("kmn", defaults={"sigma": 7.0})  # KMN used 7
 def kmn_kernel(logits, track, h, w, config, module):
     """KMN's kernel: every memory row centred at its global argmax over query positions."""
     return ops.kmn_kernel(logits, h, w, sigma=config.sigma, hook=module.hook)
@@ -137,7 +125,7 @@ def read_variant(name: str = "hmmn", **params) -> ReadConfig:
     unknown = set(params) - fields
     if unknown:
         raise ValueError(f"unknown read parameters {sorted(unknown)}; known: {sorted(fields)}")
-    return ReadConfig(**{**VARIANT_DEFAULTS.get(name, {}), **params, "variant": name})
+    return ReadConfig(**{**KERNEL_DEFAULTS.get(name, {}), **params, "variant": name})
 
 
 class _HookPoints(nn.Module):
@@ -254,7 +242,16 @@ class Guidance:
         return self._indices[:, :, :k]
 
 
-@register_fine_read("topk")
+DENSE_COPIES = 3  # a chunk of the dense read holds its logits, their softmax and a flushed copy
+FLOAT_BYTES = 4  # the softmax is float32, under autocast too
+
+
+def topk_bytes(num_objects: int, hw: int, frames: int, config: ReadConfig) -> int:
+    """The top-k reads' attention: B x HW x s^2 x k s^2 floats at r3 (s = 2) and r2 (s = 4)."""
+    return num_objects * hw * (4 * config.k_r3 * 4 + 16 * config.k_r2 * 16) * FLOAT_BYTES
+
+
+@register_fine_read("topk", memory=topk_bytes)
 def topk_read(mk, mv, qk, guidance, config, module):
     """Attend over the fine cells of the k r4 cells chosen by the r4 affinity (HMMN)."""
     k = config.k_r3 if module.scale == "r3" else config.k_r2
@@ -263,7 +260,14 @@ def topk_read(mk, mv, qk, guidance, config, module):
     return readout
 
 
-@register_fine_read("dense")
+def dense_bytes(num_objects: int, hw: int, frames: int, config: ReadConfig) -> int:
+    """The dense read at r2 (16 HW positions), in chunks of at most ``dense_chunk_mib``."""
+    fine_frames = frames if config.guidance == "all" else min(frames, 2)
+    whole = DENSE_COPIES * num_objects * fine_frames * (16 * hw) ** 2 * FLOAT_BYTES
+    return min(whole, int(config.dense_chunk_mib * 2**20))
+
+
+@register_fine_read("dense", memory=dense_bytes)
 def dense_read(mk, mv, qk, guidance, config, module):
     """Attend over every fine memory position (in chunks of queries within dense_chunk_mib)."""
     chunk = dense_chunk(mk, qk, config, module.scale)
@@ -275,7 +279,7 @@ def dense_read(mk, mv, qk, guidance, config, module):
     return ops.read_out(mv, p, *qk.shape[-2:])
 
 
-@register_fine_read("none")
+@register_fine_read("none", memory=lambda num_objects, hw, frames, config: 0)
 def no_read(mk, mv, qk, guidance, config, module):
     """No memory read at this scale: the decoder gets zeros (the "no hierarchy" ablation)."""
     B, Cv = mv.shape[:2]
@@ -308,10 +312,6 @@ class FineRead(_HookPoints):
         return self.readout(readout)
 
 
-DENSE_COPIES = 3  # a chunk of the dense read holds its logits, their softmax and a flushed copy
-FLOAT_BYTES = 4  # the softmax is float32, under autocast too
-
-
 def dense_chunk(mk: Tensor, qk: Tensor, config: ReadConfig, scale: str) -> int | None:
     """Query positions per chunk of a dense read so that a chunk's B x T'HW x n floats (times
     :data:`DENSE_COPIES`) fit in ``config.dense_chunk_mib``; None when the whole read fits. A
@@ -334,8 +334,6 @@ def dense_chunk(mk: Tensor, qk: Tensor, config: ReadConfig, scale: str) -> int |
 def check_whole_attention_fits(mk: Tensor, qk: Tensor, chunk: int | None, scale: str) -> None:
     """Refuse to build the whole dense attention (for a hook on it) beyond the device's free
     memory, before allocating it."""
-    from hmmnlab.resources import available_bytes
-
     B, _, T = mk.shape[:3]
     hw = qk.shape[-2] * qk.shape[-1]
     need = B * T * hw * (hw + 2 * (chunk or hw)) * FLOAT_BYTES  # the whole, and a chunk's work

@@ -483,6 +483,68 @@ class TrainResult:
     out: Path
 
 
+@dataclass(frozen=True)
+class StepResult:
+    """What one optimizer step measured."""
+
+    loss: float  # the batch's mean loss (summed over the processes' shares)
+    grad_norm: float  # total gradient norm before clipping (unscaled; inf under AMP: step skipped)
+
+
+def train_step(
+    model: HMMN,
+    optimizer: torch.optim.Optimizer,
+    clips: Sequence[Clip],
+    read: ReadConfig,
+    *,
+    device: torch.device,
+    scaler: torch.amp.GradScaler | None = None,
+    amp: bool = False,
+    micro_batch: int | None = None,
+    bootstrap: float = 1.0,
+    grad_clip: float | None = None,
+    world: distributed.World | None = None,
+    parameters: Sequence[nn.Parameter] | None = None,
+) -> StepResult:
+    """One optimizer step on the batch ``clips``: zero the gradients, run this process's share
+    ``clips[rank::size]`` (:func:`forward_clips`) in chunks of ``micro_batch`` clips (None: all at
+    once) whose gradients accumulate, under float16 autocast with ``amp`` (CUDA), sum the gradients
+    and the loss over the processes, clip the gradient norm to ``grad_clip`` (None: no clipping)
+    and step. The loss is the mean over the whole batch of :func:`~hmmnlab.train.losses.clip_loss`.
+
+    scaler: the AMP GradScaler (None: a disabled one); parameters: the trainable parameters
+    (default: those of ``model`` that require gradients)."""
+    world = world or distributed.World()
+    scaler = scaler or torch.amp.GradScaler("cuda", enabled=False)
+    if parameters is None:
+        parameters = [p for p in model.parameters() if p.requires_grad]
+    optimizer.zero_grad(set_to_none=True)
+    total = 0.0
+    mine = clips[world.rank :: world.size]  # this process's share (all of it alone)
+    chunk = micro_batch or len(mine)
+    for first in range(0, len(mine), chunk):  # gradients accumulate over the chunks
+        group = mine[first : first + chunk]
+        with torch.autocast("cuda", dtype=torch.float16, enabled=amp):
+            batch_logits = forward_clips(model, group, read, device)
+            per_clip = [
+                clip_loss([x.float() for x in logits], clip.labels.to(device), bootstrap=bootstrap)
+                for clip, logits in zip(group, batch_logits, strict=True)
+            ]
+            loss = torch.stack(per_clip).sum() / len(clips)  # the batch mean, in parts
+        scaler.scale(loss).backward()
+        total += loss.item()
+    distributed.all_reduce_gradients(list(parameters), world)
+    total = distributed.all_reduce_sum(total, world, device)
+    scaler.unscale_(optimizer)  # a no-op without AMP; else the step would unscale the same way
+    if grad_clip is not None:
+        norm = torch.nn.utils.clip_grad_norm_(parameters, grad_clip)
+    else:
+        norm = torch.nn.utils.get_total_norm([p.grad for p in parameters if p.grad is not None])
+    scaler.step(optimizer)
+    scaler.update()
+    return StepResult(total, float(norm))
+
+
 def train(
     config: TrainConfig,
     videos: Sequence[Video],
@@ -622,36 +684,16 @@ def train(
         for group in optimizer.param_groups:
             group["lr"] = lr * group["lr_mult"]
         static = step < config.static_steps or rng.random() < config.static_prob
-        optimizer.zero_grad(set_to_none=True)
         clips = [
             _draw(groups, config, clip_config, rng, static=static, step=step)
             for _ in range(config.batch_size)
         ]
-        total = 0.0
-        mine = clips[world.rank :: world.size]  # this process's share (all of it alone)
-        chunk = config.micro_batch or len(mine)
-        for first in range(0, len(mine), chunk):  # gradients accumulate over the chunks
-            group = mine[first : first + chunk]
-            with torch.autocast("cuda", dtype=torch.float16, enabled=use_amp):
-                batch_logits = forward_clips(model, group, read, device)
-                per_clip = [
-                    clip_loss(
-                        [x.float() for x in logits],
-                        clip.labels.to(device),
-                        bootstrap=config.bootstrap,
-                    )
-                    for clip, logits in zip(group, batch_logits, strict=True)
-                ]
-                loss = torch.stack(per_clip).sum() / len(clips)  # the batch mean, in parts
-            scaler.scale(loss).backward()
-            total += loss.item()
-        distributed.all_reduce_gradients(trainable, world)
-        total = distributed.all_reduce_sum(total, world, device)
-        if config.grad_clip is not None:
-            scaler.unscale_(optimizer)
-            torch.nn.utils.clip_grad_norm_(trainable, config.grad_clip)
-        scaler.step(optimizer)
-        scaler.update()
+        result = train_step(
+            model, optimizer, clips, read, device=device, scaler=scaler, amp=use_amp,
+            micro_batch=config.micro_batch, bootstrap=config.bootstrap,
+            grad_clip=config.grad_clip, world=world, parameters=trainable,
+        )  # fmt: skip
+        total = result.loss
         step += 1
         elapsed = time.perf_counter() - started
         losses.append(total)
