@@ -27,7 +27,6 @@ import torch
 from hmmnlab.data.synthetic import VideoSpec, generate_video, random_specs
 from hmmnlab.inference import propagate
 from hmmnlab.lesson import sample_dataset
-from hmmnlab.model.reads import read_variant
 from hmmnlab.train.clips import ArrayVideo
 from hmmnlab.train.loop import evaluate
 from hmmnlab.weights import load_model
@@ -85,14 +84,13 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     results: dict = {}
-    hmmn, stm = read_variant("hmmn"), read_variant("stm")
-
     parts = set(args.parts.split(","))
-    for name, weights, variant in (("demo", args.demo, "hmmn"), ("demo-stm", args.demo_stm, "stm")):
+    for name, weights in (("demo", args.demo), ("demo-stm", args.demo_stm)):
         if "davis" not in parts:
             break
+        # no --variant: each model runs the read its weights carry (manifest or checkpoint)
         table = teaching(["--weights", weights, "--davis", args.davis, "--sequences",
-                          args.sequences, "--variant", variant, "--threads", str(args.threads)])  # fmt: skip
+                          args.sequences, "--threads", str(args.threads)])  # fmt: skip
         mean = table.iloc[-1]
         results[f"{name}/davis_heldout"] = {k: float(mean[k]) for k in (
             "JF", "J", "F", "topk_precision", "topk_chance", "flow_hits", "border_topk_share",
@@ -102,6 +100,7 @@ def main() -> None:
         )
 
     demo, demo_stm = load_model(args.demo), load_model(args.demo_stm)
+    hmmn, stm = demo.default_read, demo_stm.default_read  # each model's own read
     specs = random_specs(args.synthetic, 1, prefix="val") if "synthetic" in parts else []
     synthetic = [ArrayVideo(s.name, *generate_video(s)) for s in specs]
     for name, model, read in (("demo", demo, hmmn), ("demo-stm", demo_stm, stm)):
