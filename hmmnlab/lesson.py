@@ -71,3 +71,20 @@ def load_demo(
         )
     model = load_model(demo_weights(weights), device=device)
     return Demo(model, seq, [seq[i] for i in range(count)], seq.first_mask())
+
+
+def follow_query(
+    sequence: DavisSequence, frame: int, object_id: int, predicted: np.ndarray
+) -> tuple[tuple[int, int], str]:
+    """The r4 query cell to follow at ``frame``: under the centre of object ``object_id`` in the
+    *true* mask when the sequence annotates that frame and the object is in it, else in the
+    ``predicted`` label map; returns (cell, "true mask" or "predicted mask") so that the notebook can
+    say which."""
+    from hmmnlab.viz import query_cell_on_object
+
+    stem = sequence.frame_names[frame]
+    if stem in sequence.mask_names:
+        truth = sequence.mask(sequence.mask_names.index(stem))
+        if (truth == object_id).any():
+            return query_cell_on_object(truth, object_id), "true mask"
+    return query_cell_on_object(np.asarray(predicted), object_id), "predicted mask"
