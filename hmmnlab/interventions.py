@@ -234,8 +234,9 @@ def replace_kernel(
     device=None,
 ) -> pd.DataFrame:
     """J&F per frame with the r4 kernel replaced by ``fn(kernel, ctx)`` (B x THW x HW, the
-    Gaussian kernel G; return the kernel to use, or None to keep it)."""
-    read = read or ReadConfig()
+    Gaussian kernel G; return the kernel to use, or None to keep it). ``read`` defaults to the read
+    the weights carry (``model.default_read``), as in :func:`~hmmnlab.inference.propagate`."""
+    read = read or getattr(model, "default_read", None) or ReadConfig()
     hook = _Counted(fn)
     clean = run(model, video, read=read, device=device)
     changed = run(model, video, hooks={"r4.kernel": hook}, read=read, device=device)

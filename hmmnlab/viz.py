@@ -22,6 +22,9 @@ from hmmnlab.config import ReadConfig
 from hmmnlab.data.palette import davis_palette
 from hmmnlab.model.reads import guidance_frames
 
+#: The narrowest figure (inches) these functions draw: 700 px at a notebook's 100 dpi.
+MIN_FIGURE_WIDTH = 7.0
+
 
 def overlay(frame: np.ndarray, labels: np.ndarray, *, alpha: float = 0.5) -> np.ndarray:
     """Object colours (DAVIS palette) blended over an H x W x 3 uint8 RGB frame, with each object's
@@ -39,22 +42,46 @@ def overlay(frame: np.ndarray, labels: np.ndarray, *, alpha: float = 0.5) -> np.
     return out
 
 
-def overlay_panels(panels: list[tuple[str, np.ndarray, np.ndarray]], *, columns: int = 4) -> Figure:
-    """A Figure of labelled overlays: ``panels`` = (title, H x W x 3 frame, H x W labels)."""
+def overlay_panels(
+    panels: list[tuple[str, np.ndarray, np.ndarray]], *, columns: int = 4, legend: bool = True
+) -> Figure:
+    """A Figure of labelled overlays: ``panels`` = (title, H x W x 3 frame, H x W labels); with
+    ``legend``, one colour patch per object id found in the panels' labels (see :func:`object_legend`)."""
     if not panels:
         raise ValueError("overlay_panels needs at least one (title, frame, labels) panel")
     columns = min(columns, len(panels))
     rows = -(-len(panels) // columns)
     height, width = panels[0][1].shape[:2]
-    size = 3.2
-    fig = Figure(figsize=(size * columns, size * height / width * rows + 0.4), layout="constrained")
+    size = max(3.2, MIN_FIGURE_WIDTH / columns)
+    fig = Figure(figsize=(size * columns, size * height / width * rows + 0.8), layout="constrained")
     axes = np.atleast_1d(fig.subplots(rows, columns)).ravel()
     for ax in axes:
         ax.axis("off")
     for ax, (title, frame, labels) in zip(axes, panels, strict=False):
         ax.imshow(overlay(np.asarray(frame), np.asarray(labels)))
-        ax.set_title(title, fontsize=9)
+        ax.set_title(title, fontsize=11)
+    if legend:
+        ids = sorted({int(i) for _, _, labels in panels for i in np.unique(labels) if i != 0})
+        object_legend(fig, ids)
     return fig
+
+
+def object_legend(fig: Figure, object_ids, *, names: Mapping[int, str] | None = None) -> None:
+    """A legend under the figure: the DAVIS palette colour of each object id ("object 1", ...,
+    or ``names[id]``), the colours :func:`overlay` draws."""
+    from matplotlib.patches import Patch
+
+    palette = davis_palette()
+    names = names or {}
+    handles = [
+        Patch(
+            facecolor=palette[i % 256] / 255, edgecolor="black", label=names.get(i, f"object {i}")
+        )
+        for i in object_ids
+    ]
+    if handles:
+        fig.legend(handles=handles, loc="outside lower center", ncols=min(len(handles), 6),
+                   fontsize=10, frameon=False)  # fmt: skip
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -179,6 +206,9 @@ def frame_image(frames, index: int) -> np.ndarray:
 
 
 def _figure(rows: int, cols: int, *, width: float = 3.2, height: float = 2.4, title: str = ""):
+    if width * cols < MIN_FIGURE_WIDTH:  # grow the panels, keeping their shape
+        scale = MIN_FIGURE_WIDTH / (width * cols)
+        width, height = width * scale, height * scale
     fig = Figure(
         figsize=(width * cols, height * rows + (0.4 if title else 0)), layout="constrained"
     )
@@ -617,37 +647,81 @@ def figure_png(fig: Figure, *, dpi: int = 80) -> bytes:
 def compare_plot(per_frame, *, title: str = "") -> Figure:
     """A line plot of a per-frame J&F table (one row per frame, one column per read, as
     :func:`hmmnlab.report.compare_reads` returns): J&F per frame, one line per read."""
-    fig = Figure(figsize=(6, 2.8), layout="constrained")
+    fig = Figure(figsize=(8, 3.2), layout="constrained")
     ax = fig.subplots()
     for label in per_frame.columns:
         ax.plot(per_frame.index, per_frame[label], marker=".", label=label)
     ax.set_xlabel("frame")
     ax.set_ylabel("J&F (mean over objects)")
     ax.set_ylim(-0.02, 1.02)
-    ax.set_title(title, fontsize=10)
-    ax.legend(fontsize=8)
+    ax.set_title(title, fontsize=11)
+    ax.legend(fontsize=9, loc="upper left", bbox_to_anchor=(1.01, 1), frameon=False)
     return fig
 
 
-def animate(images: list[np.ndarray], *, fps: float = 6.0, width: float = 6.0) -> str:
+def animate(
+    images: list[np.ndarray],
+    *,
+    fps: float = 6.0,
+    width: float = 6.0,
+    counter: bool = True,
+    legend: Mapping[int, str] | list[int] | str | None = "auto",
+    first: int = 0,
+) -> str:
     """A JavaScript player (play, pause, frame slider) for H x W x 3 images, as an HTML string:
-    ``IPython.display.HTML(animate(images))`` in a notebook; it plays without a running kernel."""
+    ``IPython.display.HTML(animate(images))`` in a notebook; it plays without a running kernel.
+
+    counter: write "frame t / T" above the picture (t counted from ``first``). legend: object ids
+    (or {id: name}) whose DAVIS palette colours get a legend under the picture; "auto" finds the
+    colours :func:`overlay` draws object boundaries in (at least 20 pixels of the exact palette
+    colour in some image), None draws no legend."""
     from matplotlib.animation import FuncAnimation
 
     if not images:
         raise ValueError("animate needs at least one image")
+    if isinstance(legend, str):
+        if legend != "auto":
+            raise ValueError(f"legend must be 'auto', None, ids or {{id: name}}, got {legend!r}")
+        legend = palette_ids_in(images)
+    names = (
+        dict(legend) if isinstance(legend, Mapping) else {i: f"object {i}" for i in legend or []}
+    )
+    extra = (0.35 if counter else 0) + (0.4 if names else 0)
     height = width * images[0].shape[0] / images[0].shape[1]
-    fig = Figure(figsize=(width, height))
-    ax = fig.add_axes((0, 0, 1, 1))
+    fig = Figure(figsize=(width, height + extra))
+    bottom = (0.4 if names else 0) / (height + extra)
+    ax = fig.add_axes((0, bottom, 1, height / (height + extra)))
     ax.axis("off")
     shown = ax.imshow(images[0])
+    label = fig.text(0.5, 1 - 0.05 / (height + extra), "", ha="center", va="top", fontsize=12)
+    if names:
+        object_legend(fig, list(names), names=names)
 
     def draw(t):
         shown.set_data(images[t])
-        return (shown,)
+        if counter:
+            label.set_text(f"frame {first + t} / {first + len(images) - 1}")
+        return (shown, label)
 
     movie = FuncAnimation(fig, draw, frames=len(images), interval=1000 / fps, blit=True)
     return offline_player(movie.to_jshtml(default_mode="loop"))
+
+
+def palette_ids_in(images: list[np.ndarray], *, min_pixels: int = 20) -> list[int]:
+    """The object ids (1..255) whose exact DAVIS palette colour covers at least ``min_pixels`` pixels
+    of some image: the boundaries :func:`overlay` draws in each object's colour."""
+    palette = davis_palette().astype(np.int64)
+    codes = palette @ np.array([65536, 256, 1])  # one integer per colour
+    found = set()
+    for image in images:
+        image = np.asarray(image)
+        if image.ndim != 3 or image.shape[-1] != 3:
+            continue
+        pixels = image.reshape(-1, 3).astype(np.int64) @ np.array([65536, 256, 1])
+        values, counts = np.unique(pixels, return_counts=True)
+        common = set(values[counts >= min_pixels].tolist())
+        found |= {i for i in range(1, 256) if int(codes[i]) in common}
+    return sorted(found)
 
 
 # matplotlib's player draws its buttons with Font Awesome icons fetched from a CDN (which fails

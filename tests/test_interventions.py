@@ -55,3 +55,20 @@ def test_patching_the_output_restores_everything(tiny_model, clip):
     assert list(table["scale"]) == ["memory", "query", "output"]
     swapped = iv.swap_labels(clip)
     assert set(np.unique(swapped.first_labels[4:20, 4:30])) == {2}
+
+
+def test_replace_kernel_runs_the_read_the_weights_carry(tiny_model, clip, monkeypatch):
+    """Like propagate: with no read given, the weights' read (here a wider kernel), not the authors'."""
+    from hmmnlab.config import ReadConfig
+    from hmmnlab.model.reads import read_variant
+
+    def kernels(**read):
+        seen = []
+        iv.replace_kernel(tiny_model, clip, lambda k, ctx: seen.append(k.clone()), **read)
+        return seen
+
+    carried = read_variant("hmmn", sigma=5.0)
+    monkeypatch.setattr(tiny_model, "default_read", carried, raising=False)
+    default, given, authors = kernels(), kernels(read=carried), kernels(read=ReadConfig())
+    assert all(torch.equal(a, b) for a, b in zip(default, given, strict=True))
+    assert not torch.equal(default[-1], authors[-1])
