@@ -114,10 +114,14 @@ def write_json_atomically(path: str | Path, data: object) -> Path:
 
 
 @contextlib.contextmanager
-def output_lock(out: str | Path, *, command: str = "eval", name: str = LOCK_NAME):
+def output_lock(
+    out: str | Path, *, command: str = "eval", name: str = LOCK_NAME, remove: bool = False
+):
     """Hold an exclusive lock on the output folder ``out`` (the file ``out/name``, holding this
     process's id) while the block runs; a second writer is refused at once with a RuntimeError
-    naming the folder and the process holding it. ``command`` names the command in the message."""
+    naming the folder and the process holding it. ``command`` names the command in the message.
+    With ``remove`` the lock file is deleted (still locked) when the block ends; a writer that
+    locked a deleted lock file sees it is no longer at ``out/name`` and is refused too."""
     out = Path(out)
     path = out / name
     try:
@@ -128,6 +132,8 @@ def output_lock(out: str | Path, *, command: str = "eval", name: str = LOCK_NAME
     with handle:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            if not _same_file(handle, path):  # deleted by the writer that held it
+                raise BlockingIOError
         except BlockingIOError:
             handle.seek(0)
             holder = handle.read().strip() or "unknown"
@@ -142,13 +148,25 @@ def output_lock(out: str | Path, *, command: str = "eval", name: str = LOCK_NAME
         try:
             yield
         finally:
+            if remove:
+                with contextlib.suppress(OSError):
+                    path.unlink()
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
+def _same_file(handle, path: Path) -> bool:
+    """Whether the open ``handle`` is still the file at ``path``."""
+    try:
+        return os.path.samestat(os.fstat(handle.fileno()), os.stat(path))
+    except OSError:
+        return False
+
+
 def file_lock(path: str | Path, *, command: str):
-    """:func:`output_lock` for one output file: a lock file ``.<name>.lock`` beside it."""
+    """:func:`output_lock` for one output file: a lock file ``.<name>.lock`` beside it, removed
+    when the write ends (nothing is left beside the user's file)."""
     path = Path(path)
-    return output_lock(path.parent, command=command, name=f".{path.name}.lock")
+    return output_lock(path.parent, command=command, name=f".{path.name}.lock", remove=True)
 
 
 # ----------------------------------------------------------------------------------------------------

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import errno
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -362,7 +363,7 @@ def test_youtube_meta_fields_are_typed(youtube_root, tmp_path, change, message):
     video = next(iter(meta["videos"]))
     change(meta["videos"][video]["objects"]["1"])
     (root / "train" / "meta.json").write_text(json.dumps(meta))
-    with pytest.raises(ValueError, match=rf"video {video!r}: object 1: {message}"):
+    with pytest.raises(ValueError, match=re.escape(f"video {video!r}: object 1: {message}")):
         YouTubeVOS(root, split="train")
 
 
