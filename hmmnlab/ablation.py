@@ -27,7 +27,6 @@ registered name or a path) into a model.
 from __future__ import annotations
 
 import contextlib
-import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -247,7 +246,8 @@ def run_cell(model, cell: Cell) -> str:
         torch.set_num_threads(cell.threads)
     try:
         check_memory(*sequence.size, sequence.num_objects, len(sequence), cell.read,
-                     device=device, what=f"sequence {sequence.name}")  # fmt: skip
+                     device=device, what=f"sequence {sequence.name}",
+                     model=model.config)  # fmt: skip
         segment_sequence(model, sequence, cell.folder, read=cell.read, device=device,
                          amp=cell.amp, overlays=cell.overlays, progress=cell.progress,
                          settings=cell.settings)  # fmt: skip
@@ -319,8 +319,9 @@ def run(
     from tqdm import tqdm
 
     from hmmnlab.data.davis import DavisDataset
-    from hmmnlab.evaluate import LOCK_NAME, is_finished, output_lock
+    from hmmnlab.evaluate import is_finished, read_folders
     from hmmnlab.inference import resolve_device
+    from hmmnlab.records import check_output_dir, check_outside, output_lock
     from hmmnlab.run_records import run_settings
 
     if executor not in EXECUTORS:
@@ -345,17 +346,13 @@ def run(
     if len(set(names)) != len(names):
         raise ValueError(f"sequences must be unique, got {names}")
     out = Path("out/ablation" if out is None else out)
+    check_output_dir(out)  # never inside the dataset, however the path is spelled
+    check_outside(out, "--out", read_folders(dataset, names))
     if ray is None:
         device = str(resolve_device(device))  # fails early on a missing GPU
     model = resolve_model(weights, "cpu" if ray else device)
     with contextlib.ExitStack() as stack:
-        try:
-            stack.enter_context(output_lock(out))
-        except RuntimeError:
-            raise RuntimeError(
-                f"another hmmnlab run is writing to {out} (lock {out / LOCK_NAME}); wait for it "
-                "to finish or choose another output folder"
-            ) from None
+        stack.enter_context(output_lock(out, command="ablate"))
         todo, finished = [], 0
         for label, read in variants:
             folder = out / label
@@ -367,10 +364,7 @@ def run(
                     todo.append((label, read, name, folder, settings))
         if ray is not None and todo:
             if not ray.is_initialized():
-                if ray_address:
-                    ray.init(address=ray_address)
-                else:
-                    ray.init(num_cpus=num_cpus, include_dashboard=False)
+                connect_ray(ray, ray_address, num_cpus=num_cpus)
                 stack.callback(ray.shutdown)
             device = _ray_device(ray, device)
             threads = threads or 1  # the CPUs of each task
@@ -391,6 +385,53 @@ def run(
                        split=split, resolution=resolution)  # fmt: skip
         _write_csv_atomically(table, out / TABLE_NAME)
     return table
+
+
+#: Seconds to wait for a Ray cluster's address to answer before giving up.
+RAY_CONNECT_TIMEOUT_S = 10.0
+
+
+def ray_host_port(address: str) -> tuple[str, int] | None:
+    """The (host, port) a Ray address connects to (``ray://head:10001``, ``head:6379``, ``head``:
+    Ray's port 6379), or None for ``auto`` / ``local`` (found by Ray itself)."""
+    if address in ("auto", "local"):
+        return None
+    rest = address.removeprefix("ray://")
+    host, sep, port = rest.rpartition(":")
+    if not sep:
+        return rest, 6379
+    if not port.isdigit() or not host:
+        raise ValueError(f"--ray {address}: expected auto, HOST[:PORT] or ray://HOST:PORT")
+    return host, int(port)
+
+
+def connect_ray(ray, address: str | None, *, num_cpus: int | None = None,
+                timeout: float = RAY_CONNECT_TIMEOUT_S) -> None:  # fmt: skip
+    """``ray.init``: a local Ray (no ``address``) or the cluster at ``address``, first checking
+    within ``timeout`` seconds that the address answers (Ray itself retries for minutes). A cluster
+    that cannot be reached is a RuntimeError naming the address."""
+    import socket
+
+    if not address:
+        ray.init(num_cpus=num_cpus, include_dashboard=False)
+        return
+    target = ray_host_port(address)
+    if target is not None:
+        try:
+            socket.create_connection(target, timeout=timeout).close()
+        except OSError as err:
+            reason = "no answer" if isinstance(err, TimeoutError) else (err.strerror or str(err))
+            raise RuntimeError(
+                f"cannot reach the Ray cluster at {address} ({target[0]}:{target[1]}: {reason} "
+                f"within {timeout:g} s); start it (ray start --head) or give another --ray address"
+            ) from None
+    try:
+        ray.init(address=address)
+    except (ConnectionError, TimeoutError, ValueError, RuntimeError) as err:
+        lines = str(err).strip().splitlines()
+        raise RuntimeError(
+            f"cannot connect to the Ray cluster at {address}: {lines[0] if lines else err!r}"
+        ) from None
 
 
 def _ray_device(ray, device: str | None) -> str:
@@ -496,9 +537,10 @@ def _table(variants: Grid, names: list[str], notes: dict, *, davis_root: Path, o
 
 def _write_csv_atomically(table: pd.DataFrame, path: Path) -> None:
     """``table`` to ``path`` through a temporary file and a rename."""
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    table.to_csv(temporary, index=False)
-    os.replace(temporary, path)
+    from hmmnlab.records import atomic_path
+
+    with atomic_path(path) as temporary:
+        table.to_csv(temporary, index=False)
 
 
 def run_command(args) -> int:

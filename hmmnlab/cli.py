@@ -71,7 +71,9 @@ def segment_arguments(p: argparse.ArgumentParser) -> None:
         help="also write the probabilities (array 'probs', T x (K+1) x H x W)",
     )
     p.add_argument(
-        "--overwrite", action="store_true", help="replace the PNGs an existing --out holds"
+        "--overwrite",
+        action="store_true",
+        help="replace the PNGs an existing --out holds (and an existing --save-probs file)",
     )
 
 
@@ -79,6 +81,7 @@ def trace_arguments(p: argparse.ArgumentParser) -> None:
     add_video_arguments(p)
     p.add_argument("--frame", type=int, required=True, help="the frame to trace (>= 1)")
     p.add_argument("--out", required=True, help="output .npz")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
 
 
 def add_video_arguments(p: argparse.ArgumentParser) -> None:
@@ -200,6 +203,11 @@ def samples_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--seed", type=int, default=0, help="seed of the random training videos (default 0)"
     )
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="write over an existing dataset in --out / --youtube-vos (its lists are replaced)",
+    )
 
 
 def train_arguments(p: argparse.ArgumentParser) -> None:
@@ -263,6 +271,11 @@ def train_arguments(p: argparse.ArgumentParser) -> None:
         "architecture) instead of random ones",
     )
     p.add_argument("--resume", action="store_true", help="continue from OUT/state.pth")
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="start a new run in an --out that holds one (its state.pth, best.pth, log.csv)",
+    )
     options.add_device_options(p)
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
@@ -402,6 +415,21 @@ def main(argv: list[str] | None = None) -> int:
     except (FileNotFoundError, ValueError, RuntimeError) as err:
         print(f"\nhmmnlab {args.command}: error: {err}", file=sys.stderr)
         return 2
+    except OSError as err:  # the environment (a full disk, a folder not writable): no traceback
+        print(f"\nhmmnlab {args.command}: error: {os_error_message(err)}", file=sys.stderr)
+        return 2
+
+
+def os_error_message(err: OSError) -> str:
+    """One line naming the file of an OSError (``records.write_error``'s wording for a full device
+    or a folder that cannot be written)."""
+    from hmmnlab.records import write_error
+
+    path = Path(err.filename) if err.filename else None
+    clear = write_error(err, path) if path is not None else None
+    if clear is not None:
+        return str(clear)
+    return f"{err.strerror or err}: {path}" if path is not None else str(err)
 
 
 if __name__ == "__main__":

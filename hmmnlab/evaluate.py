@@ -10,16 +10,12 @@ Resuming never mixes runs: a sequence counts as finished only when its record ex
 was written with the same settings (model weights, model config, read config, overlays, resolution,
 hmmnlab version). The record is removed before a sequence is (re)segmented and written atomically
 after its last mask, so a run killed mid-sequence redoes that sequence. One ``eval`` at a time may
-write to an output folder (a lock file, ``OUT/.hmmnlab-eval.lock``).
+write to an output folder (a lock file, ``OUT/.hmmnlab.lock``, :func:`hmmnlab.records.output_lock`).
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
-import fcntl
-import json
-import os
 import time
 from pathlib import Path
 
@@ -36,6 +32,15 @@ from hmmnlab.data.davis import DavisDataset, DavisSequence
 from hmmnlab.data.palette import write_label_png
 from hmmnlab.inference import propagate, resolve_device
 from hmmnlab.model import HMMN
+from hmmnlab.records import (  # re-exported: the output lock and atomic writes live there
+    LOCK_NAME as LOCK_NAME,
+)
+from hmmnlab.records import (
+    check_output_dir,
+    check_outside,
+    output_lock,
+    write_json_atomically,
+)
 from hmmnlab.resources import check_memory
 from hmmnlab.run_records import (
     PeakMemory,
@@ -47,15 +52,15 @@ from hmmnlab.scoring import check_unique_names, score, write_results
 from hmmnlab.viz import overlay
 from hmmnlab.weights import load_model
 
-LOCK_NAME = ".hmmnlab-eval.lock"
 
-
-def write_json_atomically(path: Path, data: dict) -> None:
-    """Write ``data`` to ``path`` through a temporary file and a rename: never a half-written file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    temporary.write_text(json.dumps(data, indent=1))
-    os.replace(temporary, path)
+def read_folders(dataset: DavisDataset, names: list[str], option: str = "--root") -> list:
+    """The folders a DAVIS run reads, as (option, folder) pairs for
+    :func:`hmmnlab.records.check_outside`: the root, its frame and annotation folders and every
+    sequence's (each may be a symlink to somewhere else)."""
+    folders = [dataset.root, dataset.frame_dir, dataset.mask_dir]
+    for name in names:
+        folders += [dataset.frame_dir / name, dataset.mask_dir / name]
+    return [(option, folder) for folder in folders]
 
 
 def is_finished(out: Path, sequence: DavisSequence, settings: dict | None = None) -> bool:
@@ -74,31 +79,6 @@ def is_finished(out: Path, sequence: DavisSequence, settings: dict | None = None
         if settings["overlays"] and not found.get("overlays"):
             return False
     return all((out / sequence.name / f"{stem}.png").is_file() for stem in sequence.frame_names)
-
-
-@contextlib.contextmanager
-def output_lock(out: Path):
-    """Hold an exclusive lock on the output folder; a second writer is refused at once."""
-    out.mkdir(parents=True, exist_ok=True)
-    path = out / LOCK_NAME
-    with open(path, "a+") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            handle.seek(0)
-            holder = handle.read().strip() or "unknown"
-            raise RuntimeError(
-                f"another hmmnlab eval is writing to {out} (lock {path} held by process "
-                f"{holder}); wait for it to finish or choose another --out"
-            ) from None
-        handle.seek(0)
-        handle.truncate()
-        handle.write(str(os.getpid()))
-        handle.flush()
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def write_overlay_video(frames: list[np.ndarray], path: Path, fps: float = 12.0) -> None:
@@ -192,13 +172,15 @@ def evaluate(
     unknown = [n for n in names if n not in dataset.sequences]
     if unknown:
         raise ValueError(f"sequences not in the {split} split of {davis_root}: {unknown[:5]}")
+    check_output_dir(out)  # never inside the dataset, however the path is spelled
+    check_outside(out, "--out", read_folders(dataset, names))
     for name in names:  # before any work: every sequence must fit in memory
         sequence = dataset[name]
         check_memory(*sequence.size, sequence.num_objects, len(sequence), read, device=device,
-                     what=f"sequence {name}")  # fmt: skip
+                     what=f"sequence {name}", model=model.config)  # fmt: skip
     model = model.to(device).eval()
     settings = run_settings(model, read, resolution=resolution, overlays=overlays, amp=amp)
-    with output_lock(out):
+    with output_lock(out, command="eval"):
         for name in tqdm(names, desc="sequences", unit="seq", disable=not progress):
             sequence = dataset[name]
             if overwrite or not is_finished(out, sequence, settings):
@@ -217,6 +199,7 @@ def run(args: argparse.Namespace) -> int:
     """``hmmnlab eval`` on DAVIS (its options: :mod:`hmmnlab.cli`, which runs
     :func:`hmmnlab.evaluate_youtube.run` for ``--dataset youtube-vos``)."""
     options.check_dataset_options(args)
+    check_output_dir(args.out)  # a file or a read-only folder: refused before the model loads
     if args.dataset == "youtube-vos":
         raise ValueError("hmmnlab.evaluate.run is DAVIS's; run hmmnlab.evaluate_youtube.run")
     device = resolve_device(args.device)

@@ -28,7 +28,6 @@ categories are those absent from its training set); nothing is assumed.
 from __future__ import annotations
 
 import argparse
-import os
 import time
 import zipfile
 from dataclasses import dataclass
@@ -45,10 +44,16 @@ from hmmnlab.config import ReadConfig
 from hmmnlab.data.davis import listing
 from hmmnlab.data.palette import read_label_png, write_label_png
 from hmmnlab.data.youtube import YouTubeVideo, YouTubeVOS
-from hmmnlab.evaluate import output_lock, write_json_atomically
 from hmmnlab.inference import propagate, resolve_device
 from hmmnlab.metrics import boundary_f_measure, jaccard_index
 from hmmnlab.model import HMMN
+from hmmnlab.records import (
+    atomic_path,
+    check_output_dir,
+    check_outside,
+    output_lock,
+    write_json_atomically,
+)
 from hmmnlab.resources import check_memory
 from hmmnlab.run_records import PeakMemory, read_record, run_settings, timing_path
 from hmmnlab.scoring import OFFICIAL_FLOAT_FORMAT, check_unique_names
@@ -122,13 +127,12 @@ def write_submission(out: Path, videos: list[YouTubeVideo]) -> Path:
     """``out/submission.zip`` holding ``Annotations/<video>/<frame>.png`` for every output frame
     of ``videos`` (and nothing else), written through a temporary file."""
     path = out / SUBMISSION_ZIP
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with zipfile.ZipFile(temporary, "w", compression=zipfile.ZIP_DEFLATED) as archive:
-        for video in videos:
-            for name in video.output_frames:
-                archive.write(masks_dir(out, video.name) / f"{name}.png",
-                              f"Annotations/{video.name}/{name}.png")  # fmt: skip
-    os.replace(temporary, path)
+    with atomic_path(path) as temporary:
+        with zipfile.ZipFile(temporary, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+            for video in videos:
+                for name in video.output_frames:
+                    archive.write(masks_dir(out, video.name) / f"{name}.png",
+                                  f"Annotations/{video.name}/{name}.png")  # fmt: skip
     return path
 
 
@@ -247,6 +251,16 @@ def check_categories(dataset: YouTubeVOS, categories: list[str] | None) -> None:
         )
 
 
+def read_folders(dataset: YouTubeVOS, option: str = "--root") -> list:
+    """The folders a YouTube-VOS run reads, as (option, folder) pairs for
+    :func:`hmmnlab.records.check_outside`: the root, the split's folder, its frame and annotation
+    folders and every selected video's (each may be a symlink to somewhere else)."""
+    folders = [dataset.root, dataset.split_dir, dataset.frame_root, dataset.annotation_root]
+    for name in dataset.videos:
+        folders += [dataset.frame_root / name, dataset.annotation_root / name]
+    return [(option, folder) for folder in folders]
+
+
 # --- the command -----------------------------------------------------------------------------------
 
 
@@ -282,16 +296,18 @@ def evaluate(
                 f"(the train split); split {split!r} has them only where objects first appear"
             )
         check_categories(dataset, unseen_categories)
+    check_output_dir(out)  # never inside the dataset: its Annotations are the ground truth
+    check_outside(out, "--out", read_folders(dataset))
     for video in dataset:  # before any work: every video must fit in memory
         check_memory(*video.size, video.num_objects, len(video), read, device=device,
-                     what=f"video {video.name}")  # fmt: skip
+                     what=f"video {video.name}", model=model.config)  # fmt: skip
     model = model.to(device).eval()
     frames = str(dataset.frame_root.relative_to(dataset.root))
     settings = {
         **run_settings(model, read, resolution=frames, overlays=False, amp=amp),
         "dataset": "youtube-vos",
     }
-    with output_lock(out):
+    with output_lock(out, command="eval"):
         for video in tqdm(dataset, desc="videos", unit="video", total=len(dataset),
                           disable=not progress):  # fmt: skip
             if overwrite or not is_finished(out, video, settings):
@@ -327,8 +343,9 @@ def run(args: argparse.Namespace) -> int:
             f"(upload {zip_path} to the evaluation server)"
         )
     else:
-        global_df.to_csv(out / GLOBAL_CSV, index=False, float_format=OFFICIAL_FLOAT_FORMAT)
-        per_object.to_csv(out / PER_OBJECT_CSV, index=False, float_format=OFFICIAL_FLOAT_FORMAT)
+        for table, name in ((global_df, GLOBAL_CSV), (per_object, PER_OBJECT_CSV)):
+            with atomic_path(out / name) as temporary:
+                table.to_csv(temporary, index=False, float_format=OFFICIAL_FLOAT_FORMAT)
         print(global_df.to_string(index=False))
         print(per_object.to_string(index=False))
         print(f"wrote {out / GLOBAL_CSV} and {out / PER_OBJECT_CSV}")

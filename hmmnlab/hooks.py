@@ -162,12 +162,31 @@ def intervene(
                     f"hook on {ctx.name} (frame {ctx.frame}) returned {new.dtype} for a "
                     f"{output.dtype} tensor (indices must stay integers, values floats)"
                 )
+            if not new.is_floating_point() and new.numel() and int(new.min()) < 0:
+                raise ValueError(
+                    f"hook on {ctx.name} (frame {ctx.frame}) returned negative indices "
+                    f"(min {int(new.min())}); indices count from 0"
+                )
             return new.to(device=output.device, dtype=output.dtype)
 
         # prepend: runs before capture()'s recorders, so a trace records the replacement
         handles.append(points[name].register_forward_hook(replace, prepend=True))
+    integer = [name for name in hooks if _is_index_point(name)]
     try:
         yield
+    except IndexError as err:  # an index a hook returned, out of range further on
+        if not integer:
+            raise
+        raise ValueError(
+            f"frame {frame}: an index is out of range ({err}) while the hook(s) on "
+            f"{', '.join(integer)} replaced integer indices; each must lie in 0..rows-1 of what "
+            "it indexes (e.g. r3.topk_indices: the guidance's memory rows)"
+        ) from err
     finally:
         for handle in handles:
             handle.remove()
+
+
+def _is_index_point(name: str) -> bool:
+    """Whether a hook point holds indices (its hook may return indices out of range)."""
+    return name.endswith(("indices", "flow", "centres"))

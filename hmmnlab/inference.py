@@ -115,6 +115,8 @@ def to_frame_tensor(frame, *, index: int = 0) -> Tensor:
     arrays already in [0, 1] (H x W x C or C x H x W), or tensors of the same layouts.
     """
     x = frame if isinstance(frame, Tensor) else torch.tensor(np.asarray(frame))  # a copy
+    # uint8 arrays are images: H x W x C even where H is 1, 3 or 4 (a 1 x 1 RGB frame)
+    channels_last = not isinstance(frame, Tensor) and x.dtype == torch.uint8
     if x.dtype == torch.uint8:
         x = x.float() / 255
     elif x.is_floating_point():
@@ -133,7 +135,9 @@ def to_frame_tensor(frame, *, index: int = 0) -> Tensor:
         raise ValueError(f"frame {index}: expected uint8 or float pixels, got {x.dtype}")
     if x.ndim == 2:
         x = x.unsqueeze(0)
-    elif x.ndim == 3 and x.shape[-1] in (1, 3, 4) and x.shape[0] not in (1, 3, 4):
+    elif (
+        x.ndim == 3 and x.shape[-1] in (1, 3, 4) and (channels_last or x.shape[0] not in (1, 3, 4))
+    ):
         x = x.permute(2, 0, 1)  # H x W x C -> C x H x W
     if x.ndim != 3 or x.shape[0] not in (1, 3, 4):
         raise ValueError(f"frame {index}: expected H x W x 3 or 3 x H x W, got {tuple(x.shape)}")

@@ -96,7 +96,8 @@ def parse_fields(
     ``{"sigma": 7.0, "fine": "dense", "topk_r2": None}``.
 
     Each value is parsed by its field's type (int, float, str; bool from true/false, yes/no, on/off,
-    1/0); ``none`` gives None where the field allows it. Dashes in keys count as underscores; with a
+    1/0); ``none`` gives None where the field allows it (and is the text "none" for a str field that
+    does not, e.g. ``fine=none``). Dashes in keys count as underscores; with a
     ``prefix`` (``"model."``) every key must start with it and names the field after it. Errors name
     ``option`` and the item: no ``=``, an unknown key (listing the known ones, called ``what``), a
     key given twice, a value of the wrong type."""
@@ -114,7 +115,7 @@ def parse_fields(
         if name in values:
             raise ValueError(f"{option} {key} is given twice")
         kind, optional = kinds[name]
-        if text.lower() == "none":
+        if text.lower() == "none" and not (kind is str and not optional):
             if not optional:
                 raise ValueError(f"{where}: {name} cannot be none (expected {kind.__name__})")
             values[name] = None

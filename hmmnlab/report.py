@@ -514,6 +514,9 @@ def _scores_text(per_frame: pd.DataFrame) -> str:
 
 def run(args: argparse.Namespace) -> int:
     """``hmmnlab demo`` (its options: :mod:`hmmnlab.cli`)."""
+    from hmmnlab.records import check_output_dir
+
+    check_output_dir(args.out)  # a file or a read-only folder: refused before any work
     grid = None
     frames = args.frames if args.frames is not None else (None if args.full else DEMO_FRAMES)
     if args.quick:  # for tests: two reads on 4 frames

@@ -18,6 +18,7 @@ when a score is computed, not when this module is imported, so the command line 
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -224,6 +225,21 @@ def score(
                 f"{len(missing)} prediction PNG(s) missing in {pred_dir}: {listing(missing)} "
                 f"(allow_missing=True / --allow-missing counts them as empty masks)"
             )
+    else:  # counted as empty masks, and said so: a score of 0 must not hide a wrong --pred
+        missing = [path for seq in selected for path in missing_predictions(seq, pred_dir)]
+        scored = sum(len(scored_frame_names(seq)) for seq in selected)
+        if missing and len(missing) == scored:
+            raise FileNotFoundError(
+                f"every one of the {scored} prediction PNG(s) is missing in {pred_dir} (e.g. "
+                f"{listing(missing)}): nothing to score, even with --allow-missing; is the "
+                "prediction folder right?"
+            )
+        if missing:
+            print(
+                f"warning: {len(missing)} of {scored} prediction PNG(s) missing in {pred_dir} "
+                f"({listing(missing)}), counted as empty masks",
+                file=sys.stderr,
+            )
     scores = _score_all(
         selected, pred_dir, allow_missing=allow_missing, workers=workers, progress=progress
     )
@@ -284,12 +300,14 @@ def write_results(
     Returns:
         The paths of the two files.
     """
+    from hmmnlab.records import atomic_path
+
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
     global_path = out_dir / GLOBAL_CSV
     per_sequence_path = out_dir / PER_SEQUENCE_CSV
-    global_df.to_csv(global_path, index=False, float_format=float_format)
-    per_sequence_df.to_csv(per_sequence_path, index=False, float_format=float_format)
+    for df, path in ((global_df, global_path), (per_sequence_df, per_sequence_path)):
+        with atomic_path(path) as temporary:  # never a half-written table
+            df.to_csv(temporary, index=False, float_format=float_format)
     return global_path, per_sequence_path
 
 
@@ -298,7 +316,12 @@ def write_results(
 
 def run_score_command(args: argparse.Namespace) -> int:
     """``hmmnlab score`` (its options: :mod:`hmmnlab.cli`)."""
+    from hmmnlab.records import check_output_dir, check_outside
+
     start = time.perf_counter()
+    check_output_dir(args.out)  # a file or a read-only folder: refused before any work
+    root = Path(args.root)
+    check_outside(args.out, "--out", [("--root", root), ("--root", root / "Annotations")])
     global_df, per_sequence_df = score(
         args.root,
         args.pred,

@@ -7,7 +7,7 @@ The command's options are declared in :mod:`hmmnlab.cli`; :func:`run` runs it, a
 from __future__ import annotations
 
 import argparse
-import os
+import contextlib
 from pathlib import Path
 
 import numpy as np
@@ -15,24 +15,21 @@ from tqdm import tqdm
 
 from hmmnlab import options
 from hmmnlab.allocator import keep_freed_memory
-from hmmnlab.config import ReadConfig
+from hmmnlab.config import ReadConfig, preset
 from hmmnlab.data.frames import FrameFolder
 from hmmnlab.data.palette import read_label_png, write_label_png
 from hmmnlab.inference import object_labels, propagate, resolve_device
 from hmmnlab.model import HMMN
+from hmmnlab.records import (
+    atomic_path,
+    check_output_dir,
+    check_output_file,
+    check_outside,
+    file_lock,
+    output_lock,
+)
 from hmmnlab.resources import check_memory
 from hmmnlab.weights import load_model
-
-
-def check_writable(path: Path, what: str) -> None:
-    """Refuse a path that cannot be created: one of its parents is a file, or not writable."""
-    for parent in path.parents:
-        if parent.exists():
-            if not parent.is_dir():
-                raise ValueError(f"{what} {path}: expected {parent} to be a folder, found a file")
-            if not os.access(parent, os.W_OK):
-                raise ValueError(f"{what} {path}: folder {parent} is not writable")
-            return
 
 
 def check_output_folder(
@@ -41,12 +38,9 @@ def check_output_folder(
     """Refuse an output folder that would mix outputs with input or destroy files: inside (or equal
     to) the frames folder, an existing file, a folder that already holds PNGs (unless
     ``overwrite``), or the folder of the first mask."""
-    check_writable(out, "--out")
-    if out.exists() and not out.is_dir():
-        raise ValueError(f"--out {out}: expected a folder, found a file")
-    out, frames = out.resolve(), frames.resolve()
-    if out == frames or frames in out.parents:
-        raise ValueError(f"--out {out} lies inside --frames {frames}; choose a folder outside it")
+    check_output_dir(out, "--out")
+    check_outside(out, "--out", [("--frames", frames)])
+    out = out.resolve()
     if first_mask is not None and first_mask.resolve().parent == out:
         raise ValueError(
             f"--out {out} holds the --first-mask {first_mask.name}: its masks would overwrite it; "
@@ -62,13 +56,19 @@ def check_output_folder(
             )
 
 
-def check_npz_path(path: Path, what: str) -> None:
-    """Refuse an .npz output path that numpy would change (no .npz suffix) or cannot write."""
+def check_npz_path(path: Path, what: str, *, overwrite: bool = False) -> None:
+    """Refuse an .npz output path that numpy would change (no .npz suffix), cannot write, or that
+    exists (unless ``overwrite``)."""
     if path.name == "" or path.suffix.lower() != ".npz" or path.name.startswith("."):
         raise ValueError(f"{what} {path}: expected a file name ending in .npz, e.g. probs.npz")
-    if path.is_dir():
-        raise ValueError(f"{what} {path}: expected a file, found a folder")
-    check_writable(path, what)
+    check_output_file(path, what, overwrite=overwrite)
+
+
+def save_npz(path: str | Path, **arrays) -> None:
+    """``np.savez_compressed`` through a temporary file beside ``path`` and a rename: a full disk
+    leaves no truncated .npz (and an existing file as it was)."""
+    with atomic_path(path) as temporary, open(temporary, "wb") as handle:
+        np.savez_compressed(handle, **arrays)
 
 
 def segment_folder(
@@ -101,8 +101,7 @@ def segment_folder(
                 probs = np.zeros((len(frames), *result.probs.shape), dtype=np.float32)
             probs[result.index] = result.probs.float().cpu().numpy()
     if save_probs is not None:
-        Path(save_probs).parent.mkdir(parents=True, exist_ok=True)
-        np.savez_compressed(save_probs, probs=probs, object_ids=np.array(result.object_ids))
+        save_npz(save_probs, probs=probs, object_ids=np.array(result.object_ids))
     return written
 
 
@@ -123,30 +122,40 @@ def load_video_inputs(
             f"first mask {args.first_mask} is {labels.shape} (H x W) but the frames are {frames.size}"
         )
     _, ids = object_labels(labels)  # no object (background and void only) is an error that says so
-    check_memory(
-        *frames.size, len(ids), len(frames), read, device=device, what=f"--frames {args.frames}"
-    )
+    what = f"--frames {args.frames}"
+    # before loading: with the smallest preset (a lower bound); then with the model's own sizes
+    check_memory(*frames.size, len(ids), len(frames), read, device=device, what=what,
+                 model=preset("demo"))  # fmt: skip
     keep_freed_memory()  # large tensors reuse freed pages (hmmnlab.allocator)
     model = load_model(args.weights, device=device, fast=True)
+    check_memory(*frames.size, len(ids), len(frames), read, device=device, what=what,
+                 model=model.config)  # fmt: skip
     return model, frames, labels, read, device
 
 
 def run(args: argparse.Namespace) -> int:
     if args.save_probs:
-        check_npz_path(Path(args.save_probs), "--save-probs")
+        check_npz_path(Path(args.save_probs), "--save-probs", overwrite=args.overwrite)
+        check_outside(args.save_probs, "--save-probs", [("--frames", Path(args.frames))])
     model, frames, labels, read, device = load_video_inputs(
         args, out=Path(args.out), overwrite=args.overwrite
     )
-    written = segment_folder(
-        model,
-        frames,
-        labels,
-        args.out,
-        read=read,
-        device=device,
-        amp=args.amp,
-        save_probs=args.save_probs,
-    )
+    with contextlib.ExitStack() as locks:  # one segment at a time per --out (and --save-probs)
+        locks.enter_context(output_lock(args.out, command="segment"))
+        if not args.overwrite:  # again under the lock: another run may have written since
+            check_output_folder(Path(args.out), Path(args.frames))
+        if args.save_probs:
+            locks.enter_context(file_lock(args.save_probs, command="segment"))
+        written = segment_folder(
+            model,
+            frames,
+            labels,
+            args.out,
+            read=read,
+            device=device,
+            amp=args.amp,
+            save_probs=args.save_probs,
+        )
     print(f"wrote {len(written)} masks to {args.out}")
     if args.save_probs:
         print(f"wrote probabilities to {args.save_probs}")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from hmmnlab.config import ReadConfig
+from hmmnlab.config import ReadConfig, preset
 from hmmnlab.resources import check_memory, max_memory_frames, peak_bytes
 
 
@@ -27,7 +27,8 @@ def test_refused_with_the_estimate(monkeypatch):
     monkeypatch.setattr(resources, "available_bytes", lambda device: 2 * 2**30)
     with pytest.raises(ValueError, match=r"needs about \d+\.\d GiB .* cpu has 2\.0 GiB free"):
         check_memory(2160, 3840, 1, 2, ReadConfig(), device="cpu", what="the 4K video")
-    check_memory(480, 854, 2, 60, ReadConfig(), device="cpu")  # 480p fits in 2 GiB
+    demo = preset("demo")
+    check_memory(480, 854, 2, 60, ReadConfig(), device="cpu", model=demo)  # 480p fits in 2 GiB
 
 
 def test_segment_refuses_before_loading_the_model(tmp_path, monkeypatch, capsys):

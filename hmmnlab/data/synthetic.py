@@ -1274,6 +1274,14 @@ def run_samples_command(args: argparse.Namespace) -> int:
         raise ValueError(f"--num-train must be non-negative, got {args.num_train}")
     if args.out is None and args.num_train:
         raise ValueError("--num-train writes DAVIS-layout training videos: give --out DIR too")
+    from hmmnlab import records  # an existing dataset is replaced only with --overwrite
+
+    if args.out is not None:
+        records.check_fresh_folder(args.out, records.DAVIS_FOLDERS, overwrite=args.overwrite)
+    if args.youtube_vos is not None:
+        records.check_fresh_folder(
+            args.youtube_vos, records.YOUTUBE_VOS_FOLDERS, "--youtube-vos", overwrite=args.overwrite
+        )
     if args.out is not None:
         names = write_samples(args.out, num_train=args.num_train, seed=args.seed)
         print(f"wrote {len(names)} sequences to {args.out}")

@@ -285,7 +285,7 @@ class YouTubeVOS:
         objects = entry.get("objects") if isinstance(entry, dict) else None
         if not isinstance(objects, dict) or not objects:
             raise ValueError(f'{where} has no objects (expected "objects": {{"1": ...}})')
-        parsed = []
+        parsed, spelling = [], {}
         for key, obj in objects.items():
             try:
                 object_id = int(key)
@@ -293,11 +293,34 @@ class YouTubeVOS:
                 raise ValueError(f"{where}: object ids must be integers, found {key!r}") from None
             if not 1 <= object_id <= 254:
                 raise ValueError(f"{where}: object ids must lie in 1..254, found {object_id}")
-            frames = obj.get("frames") if isinstance(obj, dict) else None
+            if object_id in spelling:
+                raise ValueError(
+                    f"{where}: object ids {spelling[object_id]!r} and {key!r} are both object "
+                    f"{object_id}; give each object once"
+                )
+            spelling[object_id] = key
+            if not isinstance(obj, dict):
+                raise ValueError(
+                    f'{where}: object {object_id} must be {{"category": ..., "frames": [...]}}, '
+                    f"found {type(obj).__name__}"
+                )
+            frames = obj.get("frames")
             if not isinstance(frames, list) or not frames:
                 raise ValueError(f"{where}: object {object_id} lists no frames")
-            frames = sorted({str(f) for f in frames}, key=lambda n: natural_key(Path(n)))
-            parsed.append(YouTubeObject(object_id, obj.get("category"), tuple(frames)))
+            bad = [f for f in frames if not isinstance(f, str) or not f]
+            if bad:
+                raise ValueError(
+                    f"{where}: object {object_id}: frames must be frame names (strings such as "
+                    f'"00005"), found {bad[0]!r} ({type(bad[0]).__name__})'
+                )
+            category = obj.get("category")
+            if category is not None and not isinstance(category, str):
+                raise ValueError(
+                    f"{where}: object {object_id}: category must be a string, found "
+                    f"{category!r} ({type(category).__name__})"
+                )
+            frames = sorted(set(frames), key=lambda n: natural_key(Path(n)))
+            parsed.append(YouTubeObject(object_id, category, tuple(frames)))
         return tuple(sorted(parsed, key=lambda o: o.object_id))
 
     # --- videos ----------------------------------------------------------------------------------

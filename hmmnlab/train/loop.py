@@ -19,6 +19,7 @@ with the default :class:`~hmmnlab.config.ReadConfig`: the read users run).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import dataclasses
 import math
@@ -40,6 +41,13 @@ from hmmnlab.memory import MemoryBank
 from hmmnlab.metrics import evaluate_semisupervised
 from hmmnlab.model import HMMN
 from hmmnlab.options import parse_fields
+from hmmnlab.records import (
+    atomic_path,
+    check_fresh_folder,
+    check_outside,
+    output_lock,
+    write_atomically,
+)
 from hmmnlab.step import segment_step
 from hmmnlab.train import distributed
 from hmmnlab.train.clips import (
@@ -425,10 +433,10 @@ def save_half_checkpoint(model: HMMN, path: str | Path, *, meta: dict | None = N
 
 
 def _atomic_save(obj: object, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+    """``torch.save`` through a temporary file and a rename (:func:`hmmnlab.records.atomic_path`):
+    a full disk leaves the previous file intact, no temporary file, and a message naming it."""
+    with atomic_path(path) as temporary:
+        torch.save(obj, temporary)
 
 
 def save_state(
@@ -449,10 +457,102 @@ def save_state(
     )
 
 
+#: What a training state (``state.pth``) holds: what :func:`train` reads to resume.
+STATE_KEYS = ("model", "optimizer", "step", "numpy_rng", "torch_rng")
+
+#: Settings that may change on ``--resume``: they change how a run is logged, saved or split into
+#: forward passes, not what it computes. Any other difference is refused (:func:`check_resume`).
+RESUMABLE_CHANGES = frozenset({"threads", "micro_batch", "log_every", "ckpt_every"})
+
+
 def load_state(path: Path) -> dict:
+    """The training state at ``path``; an empty, foreign (a ``best.pth``) or unreadable file is a
+    ValueError naming it."""
     if not path.is_file():
         raise FileNotFoundError(f"--resume: no training state at {path}")
-    return torch.load(path, map_location="cpu", weights_only=False)  # our own file
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=False)  # our own file
+    except Exception as err:  # empty, cut off, not a torch file
+        lines = str(err).strip().splitlines()
+        reason = f"{type(err).__name__}: {lines[0] if lines else ''}"
+        raise ValueError(
+            f"--resume: {path} is not a readable training state ({reason}); it may be empty or "
+            "cut off: restore it, or train into another --out"
+        ) from None
+    missing = [k for k in STATE_KEYS if not isinstance(state, dict) or k not in state]
+    if missing:
+        found = sorted(map(str, state)) if isinstance(state, dict) else type(state).__name__
+        hint = " (a checkpoint for --weights or --init)" if isinstance(state, dict) and (
+            "state_dict" in state
+        ) else ""  # fmt: skip
+        raise ValueError(
+            f"--resume: {path} is not a training state of hmmnlab train{hint}: expected the keys "
+            f"{', '.join(STATE_KEYS)}, missing {', '.join(missing)} (found: {found})"
+        )
+    if not isinstance(state["step"], int) or isinstance(state["step"], bool):
+        raise ValueError(f"--resume: {path} holds step {state['step']!r}, expected an integer")
+    return state
+
+
+def check_resume(path: Path, state: dict, config: TrainConfig, model: HMMN) -> None:
+    """Refuse to resume the run saved in ``state`` with settings that change it: every training
+    setting but :data:`RESUMABLE_CHANGES`, and the model's configuration, must be the saved ones."""
+    differ = []
+    saved = state.get("train_config")
+    if isinstance(saved, dict):
+        asked = config.to_dict()
+        for key in sorted(set(saved) & set(asked) - RESUMABLE_CHANGES):
+            if saved[key] != asked[key]:
+                differ.append(f"{key}: {saved[key]!r} in the run, {asked[key]!r} asked")
+    saved_model = state.get("model_config")
+    if isinstance(saved_model, dict):
+        asked_model = model.config.to_dict()
+        for key in sorted(set(saved_model) & set(asked_model)):
+            if saved_model[key] != asked_model[key]:
+                differ.append(
+                    f"model.{key}: {saved_model[key]!r} in the run, {asked_model[key]!r} asked"
+                )
+    if differ:
+        raise ValueError(
+            f"--resume: the run in {path.parent} was trained with other settings ("
+            f"{'; '.join(differ)}); resume it with its own settings (drop those --set / --preset "
+            f"options), or start a new run in another --out (--init {path} starts from its weights)"
+        )
+
+
+def truncate_log(path: Path, step: int) -> None:
+    """Drop the rows of ``log.csv`` after ``step`` (logged after the last checkpoint by a run that
+    was then killed): a resumed run logs them again."""
+    if not path.is_file():
+        return
+    with path.open(newline="") as fh:
+        rows = list(csv.reader(fh))
+    if not rows or rows[0][:1] != ["step"]:
+        return
+    kept = [rows[0]]
+    for row in rows[1:]:
+        try:
+            if int(row[0]) <= step:
+                kept.append(row)
+        except (ValueError, IndexError):
+            continue
+    if len(kept) == len(rows):
+        return
+
+    def write(temporary: Path) -> None:
+        with temporary.open("w", newline="") as fh:
+            csv.writer(fh).writerows(kept)
+
+    write_atomically(path, write)
+
+
+class TrainingDiverged(RuntimeError):
+    """A non-finite loss, gradient norm or weight: the run stopped, its last finite files kept."""
+
+
+def all_finite(tensors: Sequence[Tensor]) -> bool:
+    """Whether every value of ``tensors`` is finite (one reduction per tensor, no copies)."""
+    return all(bool(torch.isfinite(t).all()) for t in tensors)
 
 
 def initial_weights(path: str | Path) -> dict[str, Tensor]:
@@ -511,6 +611,8 @@ def train_step(
     once) whose gradients accumulate, under float16 autocast with ``amp`` (CUDA), sum the gradients
     and the loss over the processes, clip the gradient norm to ``grad_clip`` (None: no clipping)
     and step. The loss is the mean over the whole batch of :func:`~hmmnlab.train.losses.clip_loss`.
+    A non-finite loss or gradient norm (without AMP) raises :class:`TrainingDiverged` before the
+    step, non-finite weights after it.
 
     scaler: the AMP GradScaler (None: a disabled one); parameters: the trainable parameters
     (default: those of ``model`` that require gradients)."""
@@ -535,13 +637,22 @@ def train_step(
         total += loss.item()
     distributed.all_reduce_gradients(list(parameters), world)
     total = distributed.all_reduce_sum(total, world, device)
+    if not math.isfinite(total):  # every process has the same sum: they all stop here
+        raise TrainingDiverged(f"the loss is {total}")
     scaler.unscale_(optimizer)  # a no-op without AMP; else the step would unscale the same way
     if grad_clip is not None:
         norm = torch.nn.utils.clip_grad_norm_(parameters, grad_clip)
     else:
         norm = torch.nn.utils.get_total_norm([p.grad for p in parameters if p.grad is not None])
+    # with AMP the scaler skips a step whose gradients overflow (and lowers its scale)
+    if not amp and not math.isfinite(float(norm)):
+        raise TrainingDiverged(f"the gradient norm is {float(norm)} (loss {total:.6g})")
     scaler.step(optimizer)
     scaler.update()
+    if not all_finite([p.detach() for p in parameters]):
+        raise TrainingDiverged(
+            f"the weights are no longer finite after the update (loss {total:.6g})"
+        )
     return StepResult(total, float(norm))
 
 
@@ -597,6 +708,7 @@ def train(
     state_path = out / STATE_FILE
     if resume:
         state = load_state(state_path)
+        check_resume(state_path, state, config, model)
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         step, best, elapsed = state["step"], state.get("best", {}), state.get("elapsed_s", 0.0)
@@ -619,6 +731,8 @@ def train(
     columns = ["step", "elapsed_s", "lr", "max_skip", "stage", "loss"]
     columns += [f"{name}_{m}" for name in val_sets for m in ("J", "F", "JF")]
     log_path = out / LOG_FILE
+    if world.main and resume:  # rows after the checkpoint (a run killed since) are logged again
+        truncate_log(log_path, step)
     if world.main and not (resume and log_path.is_file()):
         with log_path.open("w", newline="") as fh:
             csv.writer(fh).writerow(columns)
@@ -642,6 +756,16 @@ def train(
         set_train_mode(model, freeze_bn=config.freeze_bn)
         return scores
 
+    saved = {STATE_FILE: step} if resume else {}  # file -> the step it holds, for messages
+
+    def diverged(what: str) -> TrainingDiverged:
+        kept = ", ".join(f"{out / name} (step {at})" for name, at in saved.items())
+        return TrainingDiverged(
+            f"training diverged at step {step + 1}: {what}; stopped without saving it. Kept: "
+            f"{kept or 'no checkpoint (none was written before)'}; lower lr (or set grad_clip) "
+            "and train again, or --resume from the kept state with the same settings"
+        )
+
     def checkpoint(scores: dict | None = None) -> None:
         nonlocal best
         if scores:
@@ -656,9 +780,12 @@ def train(
                     "init": None if init is None else str(init),
                 }
                 save_half_checkpoint(model, out / BEST_FILE, meta=meta)
+                saved[BEST_FILE] = step
         elif not val_sets and step == config.steps:  # no validation: the final weights
             meta = {"step": step, "train_config": config.to_dict(), "source": "hmmnlab train"}
             save_half_checkpoint(model, out / BEST_FILE, meta=meta)
+            saved[BEST_FILE] = step
+        saved[STATE_FILE] = step
         save_state(
             state_path,
             model,
@@ -688,11 +815,15 @@ def train(
             _draw(groups, config, clip_config, rng, static=static, step=step)
             for _ in range(config.batch_size)
         ]
-        result = train_step(
-            model, optimizer, clips, read, device=device, scaler=scaler, amp=use_amp,
-            micro_batch=config.micro_batch, bootstrap=config.bootstrap,
-            grad_clip=config.grad_clip, world=world, parameters=trainable,
-        )  # fmt: skip
+        try:
+            result = train_step(
+                model, optimizer, clips, read, device=device, scaler=scaler, amp=use_amp,
+                micro_batch=config.micro_batch, bootstrap=config.bootstrap,
+                grad_clip=config.grad_clip, world=world, parameters=trainable,
+            )  # fmt: skip
+        except TrainingDiverged as error:  # nothing of this step was saved
+            bar.close()
+            raise diverged(str(error)) from None
         total = result.loss
         step += 1
         elapsed = time.perf_counter() - started
@@ -807,6 +938,14 @@ def davis_videos(roots: Sequence[str], hold_out: Sequence[str]) -> tuple[list[Vi
 def run_train_command(args: argparse.Namespace) -> int:
     """``hmmnlab train`` (its options: :mod:`hmmnlab.cli`)."""
     config, model_overrides = parse_overrides(args.set or [], TrainConfig(preset=args.preset))
+    run_files = (STATE_FILE, BEST_FILE, LOG_FILE)
+    if args.resume:
+        check_fresh_folder(args.out, (), overwrite=True)  # a file, or not writable: refused
+        state_path = Path(args.out) / STATE_FILE
+        load_state(state_path)  # unreadable or foreign: refused before the data is made
+    else:  # an earlier run is replaced only with --overwrite
+        check_fresh_folder(args.out, run_files, overwrite=getattr(args, "overwrite", False))
+    check_outside(args.out, "--out", [("--davis", root) for root in args.davis or ()])
     hold_out = [s for s in (args.hold_out or "").split(",") if s]
     real, real_val = davis_videos(args.davis or [], hold_out)
     cache = args.synthetic_cache
@@ -828,18 +967,22 @@ def run_train_command(args: argparse.Namespace) -> int:
         f"DAVIS videos; held out: {len(synth_val)} synthetic, {len(looks_val)} look-alikes, "
         f"{len(real_val)} DAVIS ({', '.join(hold_out) or 'none'})"
     )
-    result = train(
-        config,
-        synth,
-        args.out,
-        real_videos=real,
-        val_sets={"synthetic": synth_val, "lookalikes": looks_val, "davis": real_val},
-        model_overrides=model_overrides,
-        init=args.init,
-        resume=args.resume,
-        device=args.device,
-        amp=args.amp,
-        progress=not args.no_progress,
-    )
+    single = int(os.environ.get("WORLD_SIZE", "1")) <= 1  # under torchrun every rank runs this
+    with output_lock(args.out, command="train") if single else contextlib.nullcontext():
+        if not args.resume:  # again under the lock: another run may have written since
+            check_fresh_folder(args.out, run_files, overwrite=getattr(args, "overwrite", False))
+        result = train(
+            config,
+            synth,
+            args.out,
+            real_videos=real,
+            val_sets={"synthetic": synth_val, "lookalikes": looks_val, "davis": real_val},
+            model_overrides=model_overrides,
+            init=args.init,
+            resume=args.resume,
+            device=args.device,
+            amp=args.amp,
+            progress=not args.no_progress,
+        )
     print(f"done: {result.step} steps; best {result.best or 'n/a'}; files in {result.out}")
     return 0
