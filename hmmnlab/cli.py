@@ -363,7 +363,7 @@ COMMANDS: dict[str, Command] = {
         "--youtube-vos DIR writes a small set in the YouTube-VOS layout (3 train and 3 valid "
         "videos of 15 frames, 96 x 160, objects that enter later).",
         samples_arguments,
-        Runner("hmmnlab.data.synthetic", "run_samples_command"),
+        Runner("hmmnlab.samples", "run"),
     ),
     "train": Command(
         "train an HMMN model (STM/HMMN recipe) on synthetic and DAVIS-layout videos",

@@ -127,11 +127,19 @@ def test_a_read_registers_its_defaults_and_its_memory_cost():
         """Zeros, with a registered cost."""
         return mv.new_zeros(mv.shape[0], mv.shape[1], *qk.shape[-2:])
 
+    @register_fine_read("test-free")
+    def free_read(mk, mv, qk, guidance, config, module):
+        """Zeros, registered without a cost (it counts as nothing)."""
+        return mv.new_zeros(mv.shape[0], mv.shape[1], *qk.shape[-2:])
+
     try:
         assert read_variant("test-wide").sigma == 11.0
         assert read_variant("test-wide", sigma=2.0).sigma == 2.0
-        none = peak_bytes(64, 64, 2, 10, ReadConfig(fine="none"))
-        assert peak_bytes(64, 64, 2, 10, ReadConfig(fine="test-costly")) == none + 1000 * 2 * 3
+        # both keep the fine memory banks; only the registered cost differs
+        free = peak_bytes(64, 64, 2, 10, ReadConfig(fine="test-free"))
+        assert peak_bytes(64, 64, 2, 10, ReadConfig(fine="test-costly")) == free + 1000 * 2 * 3
     finally:
         del KERNELS["test-wide"], registry.KERNEL_DEFAULTS["test-wide"]
         del FINE_READS["test-costly"], registry.FINE_READ_MEMORY["test-costly"]
+        del FINE_READS["test-free"]
+        registry.FINE_READ_MEMORY.pop("test-free", None)

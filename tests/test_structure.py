@@ -128,7 +128,7 @@ def cycles(graph: dict[str, set[str]]) -> list[frozenset[str]]:
 
 def test_the_import_graph_sees_lazy_imports():
     graph = import_graph()
-    assert "hmmnlab.cli" in graph["hmmnlab.data.synthetic"]  # inside synthetic.main
+    assert "hmmnlab.data.lookalikes" in graph["hmmnlab.samples"]  # inside samples.run
     assert "hmmnlab.model" in graph["hmmnlab.resources"]  # the package above model.reads
 
 
@@ -167,13 +167,8 @@ def test_a_config_is_checked_without_torch():
     assert out.stdout.split() == ["False"]
 
 
-#: Modules that import the CLI: its entry point, and one exception with its reason.
-CLI_IMPORTERS = {
-    "hmmnlab.__main__",  # `python -m hmmnlab`
-    # synthetic.main runs `hmmnlab samples` when the file is run as a script; it goes with the
-    # split of data/synthetic.py (issue 21, deliver 5)
-    "hmmnlab.data.synthetic",
-}
+#: Modules that import the CLI: its entry point only.
+CLI_IMPORTERS = {"hmmnlab.__main__"}  # `python -m hmmnlab`
 
 
 def test_nothing_below_the_commands_imports_the_cli():

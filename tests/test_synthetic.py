@@ -247,7 +247,9 @@ def test_cli_registers_samples():
     from hmmnlab.cli import build_parser
 
     args = build_parser().parse_args(["samples", "--out", "x", "--num-train", "3", "--seed", "5"])
-    assert args.func.load() is synthetic.run_samples_command
+    from hmmnlab import samples
+
+    assert args.func.load() is samples.run
     assert (args.out, args.num_train, args.seed) == (Path("x"), 3, 5)
 
 
@@ -256,14 +258,16 @@ def test_cli_registers_samples():
 
 
 def test_committed_samples_match_regeneration(tmp_path):
-    """data_samples/ is exactly what `python -m hmmnlab.data.synthetic --out data_samples` writes.
+    """data_samples/ is exactly what `hmmnlab samples --out data_samples` writes.
 
     Masks, lists and the README must match exactly (masks compared as decoded label maps, since
     PNG compression bytes depend on the zlib build). JPEG frames are compared decoded, with a
     small tolerance: another libjpeg build may round the DCT differently; with the same
     libraries the files are byte-identical (see test_same_seed_gives_identical_bytes).
     """
-    assert synthetic.main(["--out", str(tmp_path)]) == 0
+    from hmmnlab.cli import main
+
+    assert main(["samples", "--out", str(tmp_path)]) == 0
     committed = sorted(p.relative_to(SAMPLES) for p in generated_files())
     fresh = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*") if p.is_file())
     assert committed == fresh, "data_samples/ has missing or extra files: regenerate it"

@@ -502,7 +502,14 @@ def check_resume(path: Path, state: dict, config: TrainConfig, model: HMMN) -> N
     if isinstance(saved, dict):
         asked = config.to_dict()
         for key in sorted(set(saved) & set(asked) - RESUMABLE_CHANGES):
-            if saved[key] != asked[key]:
+            if saved[key] == asked[key]:
+                continue
+            if isinstance(saved[key], dict) and isinstance(asked[key], dict):  # e.g. read.variant
+                for field in sorted(set(saved[key]) | set(asked[key])):
+                    was, now = saved[key].get(field), asked[key].get(field)
+                    if was != now:
+                        differ.append(f"{key}.{field}: {was!r} in the run, {now!r} asked")
+            else:
                 differ.append(f"{key}: {saved[key]!r} in the run, {asked[key]!r} asked")
     saved_model = state.get("model_config")
     if isinstance(saved_model, dict):
