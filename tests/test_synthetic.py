@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from hmmnlab.data import synthetic
 from hmmnlab.data.palette import davis_palette, read_label_png
 from hmmnlab.data.synthetic import (
     VideoSpec,
