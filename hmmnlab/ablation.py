@@ -27,6 +27,7 @@ registered name or a path) into a model.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,43 +47,54 @@ RESULT_COLUMNS = ("J&F", "J", "F", "Seconds/frame", "Peak memory (MiB)", "note")
 Grid = list[tuple[str, ReadConfig]]
 
 
-def quick_grid() -> Grid:
+def variant_read(variant: str, base: ReadConfig | None = None, **changes) -> ReadConfig:
+    """The read ``variant`` with ``changes``: from ``base`` when it is of that variant (the read the
+    weights carry, e.g. ``demo``'s sigma 1.5 and temperature 10), else from the variant's registered
+    defaults (:func:`~hmmnlab.model.reads.read_variant`)."""
+    if base is not None and base.variant == variant:
+        return dataclasses.replace(base, **changes)
+    return read_variant(variant, **changes)
+
+
+def quick_grid(base: ReadConfig | None = None) -> Grid:
     """Four reads for notebooks and CI: the r4 kernels (stm, kmn, hmmn) and hmmn without its
-    fine reads (the "no hierarchy" ablation)."""
+    fine reads (the "no hierarchy" ablation). ``base``: the read the weights carry; the reads of its
+    variant start from it (:func:`variant_read`), so ``hmmn`` is the read ``demo`` was trained with."""
     return [
-        ("stm", read_variant("stm")),
-        ("kmn", read_variant("kmn")),
-        ("hmmn", read_variant("hmmn")),
-        ("hmmn-fine-none", read_variant("hmmn", fine="none")),
+        ("stm", variant_read("stm", base)),
+        ("kmn", variant_read("kmn", base)),
+        ("hmmn", variant_read("hmmn", base)),
+        ("hmmn-fine-none", variant_read("hmmn", base, fine="none")),
     ]
 
 
-def default_grid() -> Grid:
+def default_grid(base: ReadConfig | None = None) -> Grid:
     """The full grid: every r4 kernel; fine reads top-k / dense / none; k = 8, 16, 32 (the
     default), 64; two other kernel widths; two other memory intervals. Everything not named in a
-    label is the authors' default (``ReadConfig()``)."""
+    label is the variant's default, or ``base``'s for reads of its variant (:func:`variant_read`)."""
     grid = [
-        ("stm", read_variant("stm")),
-        ("kmn", read_variant("kmn")),
-        ("hmmn", read_variant("hmmn")),
-        ("hmmn-paper", read_variant("hmmn-paper")),
-        ("hmmn-fine-dense", read_variant("hmmn", fine="dense")),
-        ("hmmn-fine-none", read_variant("hmmn", fine="none")),
-        ("stm-fine-dense", read_variant("stm", fine="dense")),
+        ("stm", variant_read("stm", base)),
+        ("kmn", variant_read("kmn", base)),
+        ("hmmn", variant_read("hmmn", base)),
+        ("hmmn-paper", variant_read("hmmn-paper", base)),
+        ("hmmn-fine-dense", variant_read("hmmn", base, fine="dense")),
+        ("hmmn-fine-none", variant_read("hmmn", base, fine="none")),
+        ("stm-fine-dense", variant_read("stm", base, fine="dense")),
     ]
-    grid += [(f"hmmn-k{k}", read_variant("hmmn", topk_r3=k)) for k in (8, 16, 64)]
-    grid += [(f"hmmn-sigma{s:g}", read_variant("hmmn", sigma=s)) for s in (1.5, 6.0)]
-    grid += [(f"hmmn-every{m}", read_variant("hmmn", mem_every=m)) for m in (2, 10)]
+    grid += [(f"hmmn-k{k}", variant_read("hmmn", base, topk_r3=k)) for k in (8, 16, 64)]
+    grid += [(f"hmmn-sigma{s:g}", variant_read("hmmn", base, sigma=s)) for s in (1.5, 6.0)]
+    grid += [(f"hmmn-every{m}", variant_read("hmmn", base, mem_every=m)) for m in (2, 10)]
     return grid
 
 
-def named_grid(names: list[str]) -> Grid:
+def named_grid(names: list[str], base: ReadConfig | None = None) -> Grid:
     """The reads called ``names``, each a label of :func:`default_grid` (``hmmn-k8``,
     ``hmmn-fine-none``, ...) or a registered read variant (``stm``, ``kmn``, ``hmmn``, or one
-    registered at run time); ``["all"]`` is the whole default grid."""
+    registered at run time); ``["all"]`` is the whole default grid. ``base``: as for
+    :func:`default_grid`."""
     from hmmnlab.model.reads import KERNELS
 
-    known = dict(default_grid())
+    known = dict(default_grid(base))
     if list(names) == ["all"]:
         return list(known.items())
     grid = []
@@ -90,7 +102,7 @@ def named_grid(names: list[str]) -> Grid:
         if name in known:
             grid.append((name, known[name]))
         elif name in KERNELS:
-            grid.append((name, read_variant(name)))
+            grid.append((name, variant_read(name, base)))
         else:
             raise ValueError(
                 f"unknown read {name!r}: expected a label of the default grid "
@@ -177,6 +189,22 @@ def resolve_model(weights, device="cpu"):
             f"'demo-stm', or a checkpoint path)"
         )
     return load_model(path, device=device)
+
+
+def carried_read(weights) -> ReadConfig:
+    """The read the weights :func:`resolve_model` would load carry (manifest entry or checkpoint
+    metadata, :func:`hmmnlab.weights.trained_read`), without loading them; a loaded model's
+    ``default_read``."""
+    from hmmnlab.model import HMMN
+    from hmmnlab.weights import registered_weights, trained_read
+
+    if isinstance(weights, HMMN):
+        return getattr(weights, "default_read", None) or ReadConfig()
+    if weights is None or (isinstance(weights, str) and weights in registered_weights()):
+        from hmmnlab.lesson import demo_weights
+
+        return trained_read(demo_weights(weights))[0]
+    return trained_read(repo_path(weights))[0]
 
 
 #: How :func:`run` executes the grid's cells: one after the other in this process, or as Ray tasks.
@@ -287,7 +315,8 @@ def run(
     num_cpus: int | None = None,
     max_retries: int = 3,
 ) -> pd.DataFrame:
-    """Evaluate every read of ``variants`` (default :func:`default_grid`) on every sequence, write
+    """Evaluate every read of ``variants`` (default :func:`default_grid` from the read the weights
+    carry) on every sequence, write
     the ablation table to ``out/ablation.csv`` and return it, one row per read (see the module
     docstring for its columns).
 
@@ -330,7 +359,8 @@ def run(
         raise ValueError(f"threads must be None or an int >= 1, got {threads!r}")
     ray = import_ray() if executor == "ray" else None
     davis_root = repo_path(davis_root)
-    variants = default_grid() if variants is None else list(variants)
+    default = variants is None  # the default grid, from the read the weights carry
+    variants = default_grid() if default else list(variants)
     labels = [label for label, _ in variants]
     if len(set(labels)) != len(labels):
         raise ValueError(f"ablation labels must be unique, got {labels}")
@@ -351,6 +381,8 @@ def run(
     if ray is None:
         device = str(resolve_device(device))  # fails early on a missing GPU
     model = resolve_model(weights, "cpu" if ray else device)
+    if default:
+        variants = default_grid(carried_read(model))
     with contextlib.ExitStack() as stack:
         stack.enter_context(output_lock(out, command="ablate"))
         todo, finished = [], 0
@@ -551,7 +583,8 @@ def run_command(args) -> int:
         raise ValueError("--num-cpus sets the CPUs of a local Ray: give it with --ray")
     if args.ray and args.num_cpus is not None:
         raise ValueError(f"--num-cpus is for a local Ray, not the cluster at {args.ray}")
-    variants = named_grid(args.variants) if args.variants else quick_grid()
+    base = carried_read(args.weights)  # the reads of the weights' variant start from theirs
+    variants = named_grid(args.variants, base) if args.variants else quick_grid(base)
     table = run(
         args.root, args.weights, variants=variants, year=args.year, split=args.split,
         resolution=args.resolution, sequences=args.sequences, out=args.out, device=args.device,

@@ -32,7 +32,6 @@ import numpy as np
 import pandas as pd
 
 from hmmnlab import ablation, viz
-from hmmnlab.model.reads import read_variant
 
 if TYPE_CHECKING:
     import torch
@@ -250,7 +249,8 @@ def prepare_demo(
         names = None if full else [SEGMENT_SEQUENCE, TWINS_SEQUENCE]
         root = ablation.short_davis(root, out / f"data-{frames}", frames=frames, sequences=names)
     dataset = DavisDataset(root, year=2017, split="val")
-    grid = grid or (ablation.default_grid() if full else ablation.quick_grid())
+    base = ablation.carried_read(model)  # hmmn as the weights were trained to read
+    grid = grid or (ablation.default_grid(base) if full else ablation.quick_grid(base))
     reads = dict(grid)
     for needed in ("stm", "hmmn"):
         if needed not in reads:
@@ -359,7 +359,7 @@ def compare_twins(
         stm_model = ablation.resolve_model(stm_weights, setup.device)
         evaluate(
             stm_model, setup.root, setup.out / "trained-stm", year=2017,
-            read=read_variant("stm"), sequences=[TWINS_SEQUENCE], device=setup.device,
+            read=ablation.carried_read(stm_model), sequences=[TWINS_SEQUENCE], device=setup.device,
             progress=progress,
         )  # fmt: skip
         folders = {"demo (hmmn)": folders["hmmn read"], "demo-stm (stm)": setup.out / "trained-stm"}
@@ -520,7 +520,10 @@ def run(args: argparse.Namespace) -> int:
     grid = None
     frames = args.frames if args.frames is not None else (None if args.full else DEMO_FRAMES)
     if args.quick:  # for tests: two reads on 4 frames
-        grid = [("stm", read_variant("stm")), ("hmmn", read_variant("hmmn"))]
+        base = ablation.carried_read(args.weights)
+        grid = [
+            (label, read) for label, read in ablation.quick_grid(base) if label in ("stm", "hmmn")
+        ]
         frames = args.frames or 4
     stm_weights = None if args.stm_weights.lower() == "none" else args.stm_weights
     path = demo(args.out, weights=args.weights, davis_root=args.davis, device=args.device,

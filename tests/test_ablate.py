@@ -4,6 +4,7 @@ on two sample sequences cut to 4 frames; the Ray tests start one local Ray with 
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import signal
 import sys
@@ -229,3 +230,21 @@ def test_a_killed_ray_worker_costs_only_its_cell(
     assert f"{label}/timing/{sequence}.json" not in records  # the killed cell
     assert_same_table(again, table)
     assert masks(out) == masks(first)
+
+
+def test_grids_start_from_the_read_the_weights_carry():
+    """The reads of the weights' variant take the weights' read; other variants their defaults."""
+    from hmmnlab.weights import trained_read
+
+    carried = trained_read("demo")[0]  # hmmn, sigma 1.5, temperature 10 (the manifest)
+    assert (carried.variant, carried.sigma, carried.temperature) == ("hmmn", 1.5, 10.0)
+    assert ablation.carried_read("demo") == carried
+    assert ablation.carried_read("demo-stm") == trained_read("demo-stm")[0]
+    grid = dict(ablation.named_grid(["hmmn", "hmmn-k8", "hmmn-fine-none", "stm"], carried))
+    assert grid["hmmn"] == carried
+    assert grid["hmmn-k8"] == dataclasses.replace(carried, topk_r3=8)
+    assert grid["hmmn-fine-none"] == dataclasses.replace(carried, fine="none")
+    assert grid["stm"] == read_variant("stm")  # another variant: its registered defaults
+    assert dict(ablation.quick_grid(carried))["hmmn"] == carried
+    assert dict(ablation.quick_grid())["hmmn"] == read_variant("hmmn")  # no base: the authors'
+    assert dict(ablation.default_grid(carried))["hmmn-sigma6"].temperature == 10.0
