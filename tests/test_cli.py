@@ -82,11 +82,14 @@ def test_demo_frames_help_gives_the_reports_number():
 
 
 def test_the_readme_command_lines_use_options_the_parsers_have():
-    """Every `--option` of an `hmmnlab COMMAND ...` line in the README's bash blocks exists."""
+    """Every `--option` of an `hmmnlab COMMAND ...` line in the bash blocks of the README and of
+    the reference pages in docs/ exists."""
     import re
     from pathlib import Path
 
-    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    repo = Path(__file__).resolve().parents[1]
+    pages = [repo / "README.md", *sorted((repo / "docs").glob("*.md"))]
+    readme = "\n".join(page.read_text() for page in pages)
     checked = set()
     for block in re.findall(r"```bash\n(.*?)```", readme, flags=re.S):
         for line in block.replace("\\\n", " ").splitlines():
@@ -102,3 +105,17 @@ def test_the_readme_command_lines_use_options_the_parsers_have():
                     assert option in known, f"README: hmmnlab {name} has no option {option}"
             checked.add(name)
     assert {"segment", "trace", "eval", "score", "train", "demo", "ablate"} <= checked
+
+
+def test_the_readme_links_and_picture_exist():
+    """The README's and docs pages' relative links (and the opening picture) point at files."""
+    import re
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[1]
+    for page in [repo / "README.md", *sorted((repo / "docs").glob("*.md"))]:
+        for target in re.findall(r"\]\(([^)#\s]+)", page.read_text()):
+            if "://" in target:
+                continue
+            assert (page.parent / target).exists(), f"{page.name}: the link {target} is missing"
+    assert "(docs/images/hero.png)" in (repo / "README.md").read_text()
