@@ -174,7 +174,7 @@ def test_davis_eval_and_score_through_root(tmp_path, tiny_weights):
     (root / "ImageSets" / "2017" / "val.txt").write_text("blob\n")
     tables = []
     for option in ("--root", "--davis"):
-        out = tmp_path / option.strip("-")
+        out = tmp_path / f"out-{option.strip('-')}"  # never inside the dataset (root: davis)
         assert main(["eval", option, str(root), "--year", "2017", "--weights", str(tiny_weights),
                      "--out", str(out)]) == 0  # fmt: skip
         assert main(["score", option, str(root), "--year", "2017", "--pred", str(out),
