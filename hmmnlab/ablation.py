@@ -242,6 +242,7 @@ class Cell:
     overlays: bool = False
     threads: int | None = None  # torch threads while the cell runs (None: leave them)
     progress: bool = False  # a progress bar over the frames
+    dtype: str = "float32"  # or "bfloat16" (hmmnlab.precision)
 
 
 def run_cell(model, cell: Cell) -> str:
@@ -277,7 +278,7 @@ def run_cell(model, cell: Cell) -> str:
                      device=device, what=f"sequence {sequence.name}",
                      model=model.config)  # fmt: skip
         segment_sequence(model, sequence, cell.folder, read=cell.read, device=device,
-                         amp=cell.amp, overlays=cell.overlays, progress=cell.progress,
+                         amp=cell.amp, dtype=cell.dtype, overlays=cell.overlays, progress=cell.progress,
                          settings=cell.settings)  # fmt: skip
     except ValueError as err:  # e.g. a dense read that would not fit in memory
         return f"refused: {err}"
@@ -307,6 +308,7 @@ def run(
     out: str | Path | None = None,
     device: str | None = "cpu",
     amp: bool = False,
+    dtype: str = "float32",
     overlays: bool = False,
     progress: bool = True,
     threads: int | None = None,
@@ -388,7 +390,9 @@ def run(
         todo, finished = [], 0
         for label, read in variants:
             folder = out / label
-            settings = run_settings(model, read, resolution=resolution, overlays=overlays, amp=amp)
+            settings = run_settings(
+                model, read, resolution=resolution, overlays=overlays, amp=amp, dtype=dtype
+            )
             for name in names:
                 if is_finished(folder, dataset[name], settings):
                     finished += 1
@@ -401,7 +405,7 @@ def run(
             device = _ray_device(ray, device)
             threads = threads or 1  # the CPUs of each task
         cells = [Cell(label, read, name, folder, davis_root, year, split, resolution, settings,
-                      device, amp, overlays, threads, progress=progress and ray is None)
+                      device, amp, overlays, threads, progress=progress and ray is None, dtype=dtype)
                  for label, read, name, folder, settings in todo]  # fmt: skip
         bar = tqdm(total=finished + len(cells), initial=finished, desc="cells", unit="cell",
                    disable=not progress)  # fmt: skip
@@ -588,7 +592,7 @@ def run_command(args) -> int:
     table = run(
         args.root, args.weights, variants=variants, year=args.year, split=args.split,
         resolution=args.resolution, sequences=args.sequences, out=args.out, device=args.device,
-        amp=args.amp, overlays=args.overlays, progress=not args.no_progress, threads=args.threads,
+        amp=args.amp, dtype=args.dtype, overlays=args.overlays, progress=not args.no_progress, threads=args.threads,
         executor="local" if args.ray is None else "ray", ray_address=args.ray or None,
         num_cpus=args.num_cpus,
     )  # fmt: skip

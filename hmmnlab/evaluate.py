@@ -100,6 +100,7 @@ def segment_sequence(
     read: ReadConfig,
     device: torch.device,
     amp: bool = False,
+    dtype: str = "float32",  # or "bfloat16" (hmmnlab.precision)
     overlays: bool = False,
     progress: bool = True,
     settings: dict | None = None,
@@ -114,7 +115,7 @@ def segment_sequence(
     with PeakMemory(device) as peak:
         start = time.perf_counter()
         results = propagate(
-            model, sequence, sequence.first_mask(), read=read, device=device, amp=amp
+            model, sequence, sequence.first_mask(), read=read, device=device, amp=amp, dtype=dtype
         )
         bar = tqdm(results, total=len(sequence), desc=sequence.name, unit="frame", leave=False,
                    disable=not progress)  # fmt: skip
@@ -154,6 +155,7 @@ def evaluate(
     sequences: list[str] | None = None,
     device=None,
     amp: bool = False,
+    dtype: str = "float32",  # or "bfloat16" (hmmnlab.precision)
     overwrite: bool = False,
     overlays: bool = False,
     progress: bool = True,
@@ -161,7 +163,7 @@ def evaluate(
     """Segment every sequence of a DAVIS split (skipping finished ones unless ``overwrite``) and
     score them. Returns the global and per-sequence tables; the latter with ``Seconds/frame`` and
     ``Peak memory (MiB)`` columns."""
-    read = read or ReadConfig()
+    read = read or getattr(model, "default_read", None) or ReadConfig()  # the weights' read
     device = resolve_device(device)
     out = Path(out)
     sequences = check_unique_names(sequences) if sequences else None
@@ -179,12 +181,14 @@ def evaluate(
         check_memory(*sequence.size, sequence.num_objects, len(sequence), read, device=device,
                      what=f"sequence {name}", model=model.config)  # fmt: skip
     model = model.to(device).eval()
-    settings = run_settings(model, read, resolution=resolution, overlays=overlays, amp=amp)
+    settings = run_settings(
+        model, read, resolution=resolution, overlays=overlays, amp=amp, dtype=dtype
+    )
     with output_lock(out, command="eval"):
         for name in tqdm(names, desc="sequences", unit="seq", disable=not progress):
             sequence = dataset[name]
             if overwrite or not is_finished(out, sequence, settings):
-                segment_sequence(model, sequence, out, read=read, device=device, amp=amp,
+                segment_sequence(model, sequence, out, read=read, device=device, amp=amp, dtype=dtype,
                                  overlays=overlays, progress=progress, settings=settings)  # fmt: skip
         global_df, per_sequence_df = score(davis_root, out, year=year, split=split,
                                            resolution=resolution, sequences=names)  # fmt: skip
@@ -208,7 +212,7 @@ def run(args: argparse.Namespace) -> int:
     model = load_model(args.weights, device=device, fast=True)
     global_df, per_sequence_df = evaluate(
         model, args.root, args.out, year=args.year, split=args.split, resolution=args.resolution,
-        read=read, sequences=args.sequences, device=device, amp=args.amp, overwrite=args.overwrite,
+        read=read, sequences=args.sequences, device=device, amp=args.amp, dtype=args.dtype, overwrite=args.overwrite,
         overlays=args.overlays,
     )  # fmt: skip
     write_results(args.out, global_df, per_sequence_df)

@@ -86,6 +86,7 @@ def segment_video(
     read: ReadConfig,
     device: torch.device,
     amp: bool = False,
+    dtype: str = "float32",  # or "bfloat16" (hmmnlab.precision)
     progress: bool = True,
     settings: dict | None = None,
 ) -> dict:
@@ -101,7 +102,7 @@ def segment_video(
         start = time.perf_counter()
         results = propagate(
             model, video, video.first_labels(), new_objects=video.new_objects(), read=read,
-            device=device, amp=amp,
+            device=device, amp=amp, dtype=dtype,
         )  # fmt: skip
         bar = tqdm(results, total=len(video), desc=video.name, unit="frame", leave=False,
                    disable=not progress)  # fmt: skip
@@ -275,6 +276,7 @@ def evaluate(
     videos: list[str] | None = None,
     device=None,
     amp: bool = False,
+    dtype: str = "float32",  # or "bfloat16" (hmmnlab.precision)
     overwrite: bool = False,
     progress: bool = True,
     unseen_categories: list[str] | None = None,
@@ -304,14 +306,14 @@ def evaluate(
     model = model.to(device).eval()
     frames = str(dataset.frame_root.relative_to(dataset.root))
     settings = {
-        **run_settings(model, read, resolution=frames, overlays=False, amp=amp),
+        **run_settings(model, read, resolution=frames, overlays=False, amp=amp, dtype=dtype),
         "dataset": "youtube-vos",
     }
     with output_lock(out, command="eval"):
         for video in tqdm(dataset, desc="videos", unit="video", total=len(dataset),
                           disable=not progress):  # fmt: skip
             if overwrite or not is_finished(out, video, settings):
-                segment_video(model, video, out, read=read, device=device, amp=amp,
+                segment_video(model, video, out, read=read, device=device, amp=amp, dtype=dtype,
                               progress=progress, settings=settings)  # fmt: skip
         zip_path = write_submission(out, list(dataset))
         if not dataset.dense:
@@ -333,7 +335,7 @@ def run(args: argparse.Namespace) -> int:
     model = load_model(args.weights, device=device, fast=True)
     global_df, per_object, zip_path = evaluate(
         model, args.root, args.out, split=args.split, all_frames=args.all_frames, read=read,
-        videos=args.sequences, device=device, amp=args.amp, overwrite=args.overwrite,
+        videos=args.sequences, device=device, amp=args.amp, dtype=args.dtype, overwrite=args.overwrite,
         unseen_categories=args.unseen_categories,
     )  # fmt: skip
     out = Path(args.out)

@@ -17,7 +17,6 @@ over every object present).
 from __future__ import annotations
 
 import contextlib
-import warnings
 from collections.abc import Container, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 
@@ -25,7 +24,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from hmmnlab import ops
+from hmmnlab import ops, precision
 from hmmnlab.config import ReadConfig
 from hmmnlab.data.palette import VOID_LABEL  # DAVIS 2017 "void": ignored in a first mask
 from hmmnlab.hooks import HookFn, NamesFilter, capture, check_names
@@ -178,15 +177,6 @@ def object_labels(first_labels, *, what: str = "first-frame") -> tuple[Tensor, t
     return consecutive, ids
 
 
-def _autocast(device: torch.device, amp: bool):
-    if not amp:
-        return contextlib.nullcontext()
-    if device.type != "cuda":
-        warnings.warn("--amp only applies on CUDA; running in float32", stacklevel=3)
-        return contextlib.nullcontext()
-    return torch.autocast("cuda", dtype=torch.float16)
-
-
 def check_new_objects(
     new_objects: Mapping[int, object] | None,
     first_ids: tuple[int, ...],
@@ -241,6 +231,7 @@ def propagate(
     read: ReadConfig | None = None,
     device: str | torch.device | None = None,
     amp: bool = False,
+    dtype: str | torch.dtype | None = None,
     trace: NamesFilter | bool = False,
     trace_frames: Container[int] | None = None,
     trace_to_cpu: bool = False,
@@ -254,6 +245,9 @@ def propagate(
     new_objects: objects that enter later, {frame t: H x W label map with the ids of the objects
     entering at t, 0 elsewhere} (ids not used before). They get a memory bank of their own from
     frame t on (see the module docstring); their given mask wins in ``labels`` at frame t.
+    amp: float16 autocast on CUDA. dtype: ``"bfloat16"`` (or ``torch.bfloat16``) runs the
+    convolutions in bfloat16 under autocast and the memory read in float32
+    (:mod:`hmmnlab.precision`); None or ``"float32"``: float32 throughout (the default, parity).
     read: the read configuration (default: the read the model's weights carry,
     ``model.default_read`` from :func:`~hmmnlab.weights.load_model`, else the authors');
     ``mem_every`` overrides its field.
@@ -275,6 +269,7 @@ def propagate(
         read = ReadConfig(**{**read.to_dict(), "mem_every": mem_every})
     device = resolve_device(device)
     model = model.to(device).eval()
+    autocast = precision.autocast(device, amp=amp, dtype=dtype)  # re-entered every frame
     if hooks:
         check_names(model, hooks)
     labels0, ids = object_labels(first_labels)
@@ -329,7 +324,7 @@ def propagate(
         )
         group_traces: list[dict[str, Tensor]] = []
         several = len(memory.banks) > 1
-        with torch.inference_mode(), _autocast(device, amp), recorder as cache:
+        with torch.inference_mode(), autocast, recorder as cache:
 
             def take_read_trace(g: int, traces=group_traces, cache=cache, move=several) -> None:
                 """After group g's read: its read hook points (moved out of the cache when the
@@ -348,7 +343,7 @@ def propagate(
             raise RuntimeError(
                 f"frame {t}: the model produced NaN or infinite probabilities "
                 f"({int((~torch.isfinite(probs)).sum())} values); check the weights and the read "
-                "parameters (with --amp, try float32)"
+                "parameters (with --amp or --dtype bfloat16, try float32)"
             )
         labels = id_values[ops.channel_argmax(probs)]
         traced = None

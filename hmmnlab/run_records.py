@@ -59,7 +59,13 @@ def model_fingerprint(model: HMMN) -> str:
 
 
 def run_settings(
-    model: HMMN, read: ReadConfig, *, resolution: str, overlays: bool, amp: bool = False
+    model: HMMN,
+    read: ReadConfig,
+    *,
+    resolution: str,
+    overlays: bool,
+    amp: bool = False,
+    dtype: str = "float32",
 ) -> dict:
     """What a sequence's masks depend on; stored with them and compared when resuming."""
     from importlib.metadata import PackageNotFoundError, version
@@ -75,6 +81,7 @@ def run_settings(
         "resolution": resolution,
         "overlays": overlays,
         "amp": amp,
+        "dtype": dtype,
         "hmmnlab_version": code_version,
     }
 

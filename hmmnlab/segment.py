@@ -80,6 +80,7 @@ def segment_folder(
     read: ReadConfig | None = None,
     device=None,
     amp: bool = False,
+    dtype: str = "float32",  # or "bfloat16" (hmmnlab.precision)
     save_probs: str | Path | None = None,
     progress: bool = True,
 ) -> list[Path]:
@@ -89,7 +90,7 @@ def segment_folder(
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     written, probs = [], None
-    results = propagate(model, frames, first_labels, read=read, device=device, amp=amp)
+    results = propagate(model, frames, first_labels, read=read, device=device, amp=amp, dtype=dtype)
     for result in tqdm(
         results, total=len(frames), desc="segment", unit="frame", disable=not progress
     ):
@@ -154,6 +155,7 @@ def run(args: argparse.Namespace) -> int:
             read=read,
             device=device,
             amp=args.amp,
+            dtype=args.dtype,
             save_probs=args.save_probs,
         )
     print(f"wrote {len(written)} masks to {args.out}")

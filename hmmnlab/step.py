@@ -31,6 +31,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from hmmnlab import precision
 from hmmnlab.config import ReadConfig
 from hmmnlab.features import MemoryFeatures, ReadOut
 from hmmnlab.hooks import HookFn, intervene
@@ -106,11 +107,17 @@ def segment_step(
     with hooked(every, frames_read[0]):
         features = model.encode_memory(prev_frame, prev_masks, owner)  # every object at once
         query = model.encode_query(frame)
+    reduced = precision.bf16_on_cpu()  # bfloat16 convolutions: the read stays float32
+    if reduced:
+        features, query = precision.as_float32(features), precision.as_float32(query)
     readouts: list[ReadOut] = []
     for g, bank in enumerate(banks):
         bank.add(t - 1, features if len(banks) == 1 else _rows(features, rows[g]))
         group_owner = owner if owner is None or len(banks) == 1 else owner[rows[g]]
-        with hooked(rows[g], frames_read[g]):
+        with (
+            hooked(rows[g], frames_read[g]),
+            precision.float32_read() if reduced else contextlib.nullcontext(),
+        ):
             readouts.append(model.read(bank, query, read, group_owner))
         if after_read is not None:
             after_read(g)

@@ -74,10 +74,12 @@ def run_with_cache(
     read: ReadConfig | None = None,
     device=None,
     new_objects=None,
+    amp: bool = False,
+    dtype: str = "float32",
 ) -> tuple[FrameResult, dict[str, Tensor]]:
     """Propagate from frame 0 to ``frame`` and return that frame's result and its cache (hook name
     -> detached tensor, on the CPU unless ``to_cpu=False``). ``new_objects``: objects entering
-    later, as for :func:`~hmmnlab.inference.propagate`."""
+    later, ``amp`` and ``dtype`` (the precision), as for :func:`~hmmnlab.inference.propagate`."""
     if frame < 1:
         raise ValueError(
             f"frame must be >= 1 (frame 0 is given, not read from memory), got {frame}"
@@ -90,6 +92,8 @@ def run_with_cache(
         new_objects=new_objects,
         read=read,
         device=device,
+        amp=amp,
+        dtype=dtype,
         trace=True if names_filter is None else names_filter,
         trace_frames={frame},
         trace_to_cpu=to_cpu,
@@ -143,8 +147,9 @@ def run(args: argparse.Namespace) -> int:
     with file_lock(args.out, command="trace"):
         check_npz_path(Path(args.out), "--out", overwrite=args.overwrite)  # again, locked
         result, cache = run_with_cache(
-            model, frames, labels, frame=args.frame, read=read, device=device
-        )
+            model, frames, labels, frame=args.frame, read=read, device=device, amp=args.amp,
+            dtype=args.dtype,
+        )  # fmt: skip
         arrays = trace_arrays(result, cache, read)
         save_npz(args.out, **arrays)
     print(f"wrote {len(arrays)} arrays of frame {args.frame} to {args.out}")
