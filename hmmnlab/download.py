@@ -159,7 +159,8 @@ def check_size(path: Path, expected: int | None, *, what: str) -> None:
     found = path.stat().st_size
     if found != expected:
         raise ValueError(
-            f"{path} holds {found} bytes but {what} says {expected}: partly downloaded or changed"
+            f"{path} holds {found} bytes but {what} says {expected}: partly downloaded or "
+            "changed; delete it and download again"
         )
 
 
@@ -268,8 +269,7 @@ def fetch(
                     file=sys.stderr,
                 )
             start = 0
-            length = content_length(response)
-            total = length
+            total = content_length(response)
         if size is not None and total is not None and total != size:
             raise ValueError(
                 f"{url}: the server sends {total} bytes but the table of official archives says "
@@ -356,12 +356,21 @@ def planned_members(
     members = [(info, member_path(info.filename, archive)) for info in zf.infolist()]
     members = [(info, p) for info, p in members if p.parts and p.parts[0] != "__MACOSX"]
     tops = {p.parts[0] for _, p in members}
-    strip = len(tops) == 1 and all(len(p.parts) > 1 or info.is_dir() for info, p in members)
+    strip = (
+        len(tops) == 1
+        and not tops & set(records.DAVIS_FOLDERS)
+        and all(len(p.parts) > 1 or info.is_dir() for info, p in members)
+    )
     files = []
     for info, path in members:
         if info.is_dir():
             continue
         parts = path.parts[1:] if strip else path.parts
+        if parts and parts[0] == DOWNLOADS:
+            raise ValueError(
+                f"{archive}: refusing member {info.filename!r} (it would write into --root's "
+                f"{DOWNLOADS} folder, where the archives are kept); nothing unpacked"
+            )
         if parts:
             files.append((info, PurePosixPath(*parts)))
     if not files:

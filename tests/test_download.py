@@ -22,8 +22,9 @@ from hmmnlab.data.davis import DavisDataset
 ARCHIVE = "/DAVIS-test-480p.zip"
 
 
-def davis_zip(extra: dict[str, bytes] | None = None) -> bytes:
-    """A small zip in the DAVIS archives' layout: a top folder ``DAVIS/`` holding one sequence."""
+def davis_zip(extra: dict[str, bytes] | None = None, *, top: str = "DAVIS/") -> bytes:
+    """A small zip in the DAVIS archives' layout: a top folder ``DAVIS/`` holding one sequence
+    (``top=""``: the DAVIS folders at the top)."""
     frame, mask = io.BytesIO(), io.BytesIO()
     rgb = np.random.default_rng(0).integers(0, 255, (24, 32, 3), dtype=np.uint8)
     Image.fromarray(rgb).save(frame, format="JPEG")
@@ -32,10 +33,11 @@ def davis_zip(extra: dict[str, bytes] | None = None) -> bytes:
     labels.save(mask, format="PNG")
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as zf:
-        zf.writestr("DAVIS/", b"")
-        zf.writestr("DAVIS/JPEGImages/480p/seq/00000.jpg", frame.getvalue())
-        zf.writestr("DAVIS/Annotations/480p/seq/00000.png", mask.getvalue())
-        zf.writestr("DAVIS/ImageSets/2017/val.txt", b"seq\n")
+        if top:
+            zf.writestr(top, b"")
+        zf.writestr(f"{top}JPEGImages/480p/seq/00000.jpg", frame.getvalue())
+        zf.writestr(f"{top}Annotations/480p/seq/00000.png", mask.getvalue())
+        zf.writestr(f"{top}ImageSets/2017/val.txt", b"seq\n")
         for name, data in (extra or {}).items():
             zf.writestr(zipfile.ZipInfo(name), data)
     return buffer.getvalue()
@@ -216,7 +218,7 @@ def test_an_unreachable_server_says_so_on_the_command_line(tmp_path, capsys):
 
 
 def test_a_zip_slip_member_is_refused_before_anything_is_written(tmp_path):
-    for name in ("DAVIS/../../evil.txt", f"{tmp_path}/evil.txt"):
+    for name in ("DAVIS/../../evil.txt", f"{tmp_path}/evil.txt", "DAVIS/.downloads/bad.zip"):
         archive = tmp_path / "bad.zip"
         archive.write_bytes(davis_zip({name: b"evil"}))
         root = tmp_path / "DAVIS"
@@ -237,9 +239,10 @@ def test_a_sha256_mismatch_is_refused(server, tmp_path):
     assert run(cli(root, "--url", server.url, "--sha256", right)) == 0
 
 
-def test_an_archive_given_by_hand_is_unpacked(tmp_path):
+@pytest.mark.parametrize("top", ["DAVIS/", ""])
+def test_an_archive_given_by_hand_is_unpacked(tmp_path, top):
     archive = tmp_path / "DAVIS-2017-trainval-480p-copy.zip"
-    archive.write_bytes(davis_zip())
+    archive.write_bytes(davis_zip(top=top))
     root = tmp_path / "DAVIS"
     assert run(cli(root, "--archive", str(archive))) == 0
     assert DavisDataset(root, year=2017, split="val").sequences == ["seq"]
@@ -291,3 +294,18 @@ def test_the_reproduce_page_uses_options_the_parsers_have():
                     assert word.split("=")[0] in known, f"hmmnlab {words[1]} has no {word}"
             checked.add(words[1])
     assert {"download", "eval"} <= checked
+
+
+def test_the_davis_2016_layout_is_unpacked(tmp_path):
+    """The 2016 archive's split files list image and mask paths (ImageSets/480p/val.txt)."""
+    line = b"/JPEGImages/480p/seq/00000.jpg /Annotations/480p/seq/00000.png\n"
+    archive = tmp_path / "DAVIS-data.zip"
+    with zipfile.ZipFile(io.BytesIO(davis_zip())) as source, zipfile.ZipFile(archive, "w") as zf:
+        for info in source.infolist():
+            if "ImageSets" not in info.filename:
+                zf.writestr(info, source.read(info))
+        zf.writestr("DAVIS/ImageSets/480p/val.txt", line)
+    root = tmp_path / "DAVIS2016"
+    argv = ["download", "davis", "--year", "2016", "--root", str(root), "--archive", str(archive)]
+    assert run([*argv, "--no-progress"]) == 0
+    assert DavisDataset(root, year=2016, split="val").sequences == ["seq"]
