@@ -475,7 +475,7 @@ def run(args: argparse.Namespace) -> int:
             f"Annotations/{args.resolution}; left alone (--overwrite unpacks again)"
         )
         return 0
-    with records.output_lock(root / DOWNLOADS, command="download"):
+    with records.output_lock(root / DOWNLOADS, command="download", remove=True):
         if args.archive is not None:
             archive = Path(args.archive)
             if not archive.is_file():
