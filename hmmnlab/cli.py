@@ -280,6 +280,56 @@ def train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
+def download_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("dataset", choices=("davis",), help="the dataset to fetch (davis)")
+    p.add_argument("--year", required=True, type=int, choices=(2016, 2017))
+    p.add_argument(
+        "--resolution",
+        default="480p",
+        choices=("480p", "Full-Resolution"),
+        help="the 2017 archive to fetch (default 480p); DAVIS 2016 has one archive (480p)",
+    )
+    p.add_argument(
+        "--root",
+        required=True,
+        type=Path,
+        metavar="DIR",
+        help="the DAVIS folder to fill (JPEGImages, Annotations, ImageSets); the archive is kept "
+        "in DIR/.downloads",
+    )
+    p.add_argument(
+        "--url", default=None, help="fetch from this address instead of the official one"
+    )
+    p.add_argument(
+        "--archive",
+        default=None,
+        type=Path,
+        metavar="FILE",
+        help="unpack this archive, downloaded by hand, instead of fetching one",
+    )
+    p.add_argument(
+        "--sha256",
+        default=None,
+        type=download_sha256,
+        metavar="HEX",
+        help="refuse an archive whose sha256 differs (default: the official archive's, where known)",
+    )
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="unpack into a --root that already holds the dataset, replacing files that differ",
+    )
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+def download_sha256(text: str) -> str:
+    """``--sha256``: 64 hex digits."""
+    text = text.strip().lower()
+    if len(text) != 64 or any(c not in "0123456789abcdef" for c in text):
+        raise argparse.ArgumentTypeError(f"expected 64 hex digits, found {text!r}")
+    return text
+
+
 #: ``hmmnlab demo`` cuts the videos to their first 20 frames (the twins cross at 12-14);
 #: hmmnlab.report.DEMO_FRAMES is this number (tests/test_cli.py checks).
 DEMO_FRAMES = 20
@@ -380,6 +430,15 @@ COMMANDS: dict[str, Command] = {
         "to --out. A few minutes on a CPU (--full: the full grid, much longer).",
         demo_arguments,
         Runner("hmmnlab.report", "run"),
+    ),
+    "download": Command(
+        "fetch and unpack the DAVIS archives (resumable)",
+        "Download the official DAVIS archive of --year and --resolution (DAVIS 2017 trainval, or "
+        "the DAVIS 2016 archive) into DIR/.downloads, resuming a partial download, check its size "
+        "(and sha256 where known) and unpack it into DIR in the DAVIS layout (JPEGImages/, "
+        "Annotations/, ImageSets/). Offline: download the archive by hand and give --archive FILE.",
+        download_arguments,
+        Runner("hmmnlab.download", "run"),
     ),
 }
 

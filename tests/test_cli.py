@@ -72,6 +72,7 @@ REQUIRED = {
     "samples": ["samples", "--out", "o"],
     "train": ["train", "--out", "o"],
     "demo": ["demo"],
+    "download": ["download", "davis", "--year", "2017", "--root", "r"],
 }  # fmt: skip
 
 
