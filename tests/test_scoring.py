@@ -301,7 +301,7 @@ def test_score_error_starts_on_its_own_line(annotations_only, tmp_path, capsys):
     assert "\nhmmnlab score: error: " in err and "twins/00004.png" in err
 
 
-def test_ctrl_c_prints_one_line_and_exits_130(monkeypatch, capsys):
+def test_ctrl_c_prints_one_line_and_exits_130(monkeypatch, capsys, tmp_path):
     """Item 10: no KeyboardInterrupt traceback."""
     import hmmnlab.scoring as scoring_module
 
@@ -309,6 +309,9 @@ def test_ctrl_c_prints_one_line_and_exits_130(monkeypatch, capsys):
         raise KeyboardInterrupt
 
     monkeypatch.setattr(scoring_module, "score", interrupted)
-    code = main(["score", "--davis", ".", "--year", "2017", "--pred", ".", "--out", "x"])
+    davis, pred = tmp_path / "davis", tmp_path / "pred"
+    davis.mkdir(), pred.mkdir()
+    code = main(["score", "--davis", str(davis), "--year", "2017", "--pred", str(pred),
+                 "--out", str(tmp_path / "x")])  # fmt: skip
     assert code == 130
     assert capsys.readouterr().err.strip() == "hmmnlab score: interrupted"

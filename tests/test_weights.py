@@ -192,7 +192,8 @@ def test_export_carries_the_runs_training_read(tmp_path, tiny_weights, monkeypat
     payload = torch.load(tiny_weights, weights_only=True)
     training_read = dataclasses.asdict(ReadConfig(sigma=1.5, temperature=10.0, mem_every=1))
     state = {"model_config": payload["model_config"], "model": payload["state_dict"], "step": 9,
-             "train_config": {"read": training_read}}  # fmt: skip
+             "optimizer": {}, "numpy_rng": {}, "torch_rng": torch.get_rng_state(),
+             "train_config": {"read": training_read}}  # a run's state.pth (train.loop.STATE_KEYS)  # fmt: skip
     torch.save(state, tmp_path / "state.pth")
     config = ModelConfig(**payload["model_config"])
     export(tmp_path / "state.pth", "tiny", trained_read="hmmn", model_config=config,
