@@ -23,8 +23,9 @@ from __future__ import annotations
 import argparse
 import base64
 import html
+import re
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -46,6 +47,11 @@ TWINS_SEQUENCE = "twins"
 TRACE_FRAME = 10  # the frame whose memory read is explained (or the last frame of a short video)
 #: `hmmnlab demo` cuts the videos to their first 20 frames (the twins cross at 12-14).
 DEMO_FRAMES = 20
+#: Below this J&F (mean over the twins' frames) a model is said to lose the twins.
+FAIL_JF = 0.7
+#: The width in pixels of one panel of the report's animations.
+MOVIE_WIDTH = 240
+READ_DIAGRAM_ALT = "diagram: the hierarchical memory read r4, r3, r2, then the decoder"
 TITLE = "hmmnlab demo: HMMN video object segmentation, explained and ablated"
 
 # ----------------------------------------------------------------------------------------------------
@@ -141,10 +147,10 @@ def compare_reads(davis_root, folders: dict[str, Path], sequence: str, **kwargs)
 # The HTML report
 
 
-def figure_tag(fig, *, dpi: int = 80) -> str:
+def figure_tag(fig, *, dpi: int = 80, alt: str = "figure") -> str:
     """An <img> with the figure embedded as a base64 PNG."""
     data = base64.b64encode(viz.figure_png(fig, dpi=dpi)).decode("ascii")
-    return f'<img alt="figure" src="data:image/png;base64,{data}">'
+    return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{data}">'
 
 
 STYLE = """
@@ -172,8 +178,15 @@ class Report:
         cls = ' class="note"' if note else ""
         self.parts.append(f"<p{cls}>{text}</p>")  # trusted: written by this module
 
-    def figure(self, fig) -> None:
-        self.parts.append(figure_tag(fig))
+    def figure(self, fig, *, alt: str = "figure") -> None:
+        self.parts.append(figure_tag(fig, alt=alt))
+
+    def animation(self, images: list[np.ndarray], *, alt: str, fps: float = 4.0) -> None:
+        """H x W x 3 images as an animated WebP (or GIF, see :func:`hmmnlab.viz.animation_format`),
+        embedded as base64."""
+        kind = viz.animation_format()
+        data = base64.b64encode(viz.animation_bytes(images, fps=fps, format=kind)).decode("ascii")
+        self.parts.append(f'<img alt="{html.escape(alt)}" src="data:image/{kind};base64,{data}">')
 
     def table(self, df_or_styler) -> None:
         if isinstance(df_or_styler, pd.DataFrame):
@@ -271,6 +284,7 @@ class Segmented:
     folder: Path  # the predictions (and overlays/)
     scores: pd.DataFrame  # the per-sequence table of evaluate()
     panels: list  # filmstrip_panels()
+    movie: list = field(default_factory=list)  # every frame's overlay (viz.labelled_row images)
 
 
 def segment_video(setup: DemoSetup, *, progress: bool = True) -> Segmented:
@@ -284,7 +298,12 @@ def segment_video(setup: DemoSetup, *, progress: bool = True) -> Segmented:
         setup.model, setup.root, folder, year=2017, read=setup.reads["hmmn"],
         sequences=[sequence.name], device=setup.device, overlays=True, progress=progress,
     )  # fmt: skip
-    return Segmented(sequence, folder, per_sequence_df, filmstrip_panels(sequence, folder))
+    movie = [
+        viz.labelled_row([(f"frame {t}", sequence.frame(t), predicted_labels(folder, sequence, t))],
+                         width=2 * MOVIE_WIDTH)
+        for t in range(len(sequence))
+    ]  # fmt: skip
+    return Segmented(sequence, folder, per_sequence_df, filmstrip_panels(sequence, folder), movie)
 
 
 @dataclass
@@ -338,6 +357,8 @@ class TwinsComparison:
     trained: pd.DataFrame | None  # (b) trained with each read (None: no stm weights)
     where: int
     panels: list  # (title, frame, labels): the ground truth, then each read's prediction
+    crossing: tuple[int, ...] = ()  # the frames run where the twins touch (ground truth)
+    movie: list = field(default_factory=list)  # every frame: truth and each prediction side by side
 
 
 def compare_twins(
@@ -370,11 +391,48 @@ def compare_twins(
     for label, folder in folders.items():
         panels.append((f"{label}, frame {where}", twins.frame(where),
                        predicted_labels(folder, twins, where)))  # fmt: skip
-    return TwinsComparison(swapped, trained, where, panels)
+    movie = []
+    for t in range(len(twins)):
+        row = [(f"ground truth, frame {t}", twins.frame(t), twins.mask(t))]
+        row += [(label, twins.frame(t), predicted_labels(folder, twins, t))
+                for label, folder in folders.items()]  # fmt: skip
+        movie.append(viz.labelled_row(row, width=MOVIE_WIDTH))
+    return TwinsComparison(swapped, trained, where, panels, touching_frames(twins), movie)
+
+
+def touching_frames(sequence, first: int = 1, second: int = 2, *, gap: float = 2.0) -> tuple:
+    """The frames of a DavisSequence whose ground truth has objects ``first`` and ``second``
+    within ``gap`` pixels of each other (touching or overlapping: where the twins cross)."""
+    import cv2
+
+    frames = []
+    for t in range(min(len(sequence), len(sequence.mask_paths))):
+        labels = sequence.mask(t)
+        a, b = labels == first, labels == second
+        if not a.any() or not b.any():
+            continue
+        distance = cv2.distanceTransform((~a).astype(np.uint8), cv2.DIST_L2, 3)  # to object a
+        if distance[b].min() <= gap:
+            frames.append(t)
+    return tuple(frames)
 
 
 def intro_section(report: Report, setup: DemoSetup) -> None:
-    """The weights, data and device of the run."""
+    """What HMMN does (a diagram of its hierarchical read), then the weights, data and device."""
+    read = setup.reads["hmmn"]
+    report.text(
+        "HMMN (hierarchical memory matching network) segments objects through a video from the mask "
+        "of its first frame. Each new frame <i>t</i> reads a memory of past frames (their keys and "
+        "values, with the masks found for them), coarse to fine. At <b>r4</b> (stride 16) every "
+        "query position is matched against every memory position, and a Gaussian kernel centred "
+        "where each memory position is tracked to in frame <i>t</i> keeps the matches near it "
+        "(kernel-guided memory matching). The r4 matches then guide the finer reads: at <b>r3</b> "
+        f"(stride 8) and <b>r2</b> (stride 4) a query cell only looks at the children of its top-k "
+        f"r4 memory cells (k = {read.k_r3} and {read.k_r2} here: top-k guided matching), which "
+        "keeps the fine reads cheap. The <b>decoder</b> turns the three read-outs into the mask of "
+        "frame <i>t</i>, which goes into memory for the next frames."
+    )
+    report.figure(viz.read_diagram(read), alt=READ_DIAGRAM_ALT)
     report.text(
         f"Weights: <code>{html.escape(setup.weights_name)}"
         f"</code>; data: <code>{html.escape(str(setup.root))}</code>"
@@ -395,6 +453,9 @@ def segment_section(report: Report, segmented: Segmented) -> None:
     )
     panels = segmented.panels
     report.figure(viz.overlay_panels(panels, columns=min(len(panels), 3)))
+    if segmented.movie:
+        report.text("Every frame, as an animation:")
+        report.animation(segmented.movie, alt=f"{segmented.sequence.name} segmented")
     report.table(segmented.scores)
 
 
@@ -443,8 +504,8 @@ def twins_section(report: Report, twins: TwinsComparison) -> None:
     report.text(
         "Two identical objects cross. A non-local read (stm) matches appearance anywhere in the "
         "frame, so it can confuse the twins; the kernel read (hmmn) only trusts matches near where "
-        "each memory position is tracked to. There are two fair questions, and they have "
-        "different answers: <b>(a) same weights, read swapped at inference</b> (the ablation "
+        "each memory position is tracked to. There are two fair questions: "
+        "<b>(a) same weights, read swapped at inference</b> (the ablation "
         "above: a model trained with one read, run with another, is out of its training "
         "conditions), and <b>(b) trained with each read</b>: the demo model (trained and run with "
         "hmmn) against demo-stm (trained and run with stm, otherwise trained identically)."
@@ -453,6 +514,7 @@ def twins_section(report: Report, twins: TwinsComparison) -> None:
     if twins.trained is not None:
         lines.append(f"(b) trained with each read: {_scores_text(twins.trained)}")
     report.text(f"Measured on {TWINS_SEQUENCE}, J&amp;F: " + "; ".join(lines) + ".")
+    report.text(comparisons_text(twins))
     report.figure(viz.compare_plot(
         twins.swapped, title=f"(a) {TWINS_SEQUENCE}: same weights, J&F per frame"
     ))  # fmt: skip
@@ -462,6 +524,106 @@ def twins_section(report: Report, twins: TwinsComparison) -> None:
         )
     report.text(f"The frame where the last comparison differs most: frame {twins.where}.")
     report.figure(viz.overlay_panels(twins.panels, columns=3))
+    if twins.movie:
+        report.text("Every frame: the ground truth and each prediction of the last comparison.")
+        report.animation(twins.movie, alt=f"{TWINS_SEQUENCE} segmented")
+    report.text(failure_text(twins))
+
+
+def favoured(per_frame: pd.DataFrame) -> str | None:
+    """The column of a per-frame J&F table with the largest mean, compared at the 3 decimals the
+    report prints (None: a tie)."""
+    means = per_frame.mean().round(3)
+    best = means[means == means.max()]
+    return str(best.index[0]) if len(best) == 1 else None
+
+
+def read_of(label: str) -> str:
+    """The read a comparison's column names: 'hmmn' from 'hmmn read' or 'demo (hmmn)'."""
+    found = re.fullmatch(r"(\S+) read|.*\((\S+)\)", label)
+    if found is None:
+        raise ValueError(f"expected a column like 'hmmn read' or 'demo (hmmn)', got {label!r}")
+    return found.group(1) or found.group(2)
+
+
+def _against(per_frame: pd.DataFrame) -> str:
+    """'demo (hmmn) 0.979 against demo-stm (stm) 0.333', the largest mean first."""
+    means = per_frame.mean().sort_values(ascending=False, kind="stable")
+    return " against ".join(f"{html.escape(str(k))} {v:.3f}" for k, v in means.items())
+
+
+def comparisons_text(twins: TwinsComparison) -> str:
+    """Whether the two comparisons favour the same read, and which, from their mean J&F."""
+    found = [("(a)", twins.swapped)] + ([] if twins.trained is None else [("(b)", twins.trained)])
+    verdicts = []
+    for name, table in found:
+        best = favoured(table)
+        verdict = "is a tie" if best is None else f"favours {read_of(best)}"
+        verdicts.append((name, best and read_of(best), f"{name} {verdict} ({_against(table)})"))
+    if len(verdicts) == 1:
+        return f"Only comparison (a) was run (no stm-trained weights given): {verdicts[0][2]}."
+    reads = {read for _, read, _ in verdicts}
+    if len(reads) == 1 and None not in reads:
+        return (f"The two comparisons agree: both favour the {reads.pop()} read; "
+                + "; ".join(text for _, _, text in verdicts) + ".")  # fmt: skip
+    return "The two comparisons disagree: " + "; ".join(text for _, _, text in verdicts) + "."
+
+
+def _frames_text(frames) -> str:
+    """'10-16' for consecutive frames, else '3, 5, 9'."""
+    frames = list(frames)
+    if len(frames) > 1 and frames == list(range(frames[0], frames[-1] + 1)):
+        return f"{frames[0]}-{frames[-1]}"
+    return ", ".join(str(t) for t in frames)
+
+
+def failure_text(twins: TwinsComparison, *, threshold: float = FAIL_JF) -> str:
+    """ "Where the models fail": which of the last comparison's models lose the twins (mean J&F
+    below ``threshold``), from which frame, and where the twins touch in the ground truth."""
+    table = twins.swapped if twins.trained is None else twins.trained
+    kind, kinds = (
+        ("read", "reads of the same weights") if twins.trained is None else ("model", "models")
+    )
+    means = table.mean().round(3)
+    failing = [str(c) for c in table.columns if means[c] < threshold]
+    keeping = [str(c) for c in table.columns if means[c] >= threshold]
+
+    def scores(columns):
+        return ", ".join(f"{html.escape(c)} {means[c]:.3f}" for c in columns)
+
+    if not keeping:
+        both = "Both" if len(failing) == 2 else "All"
+        verdict = (f"{both} {kinds} lose the twins: J&amp;F {scores(failing)}, "
+                   f"{both.lower()} below {threshold:.2f}.")  # fmt: skip
+    elif failing:
+        verdict = (f"{scores(failing)}: below {threshold:.2f}, lost the twins; "
+                   f"{scores(keeping)}: kept them.")  # fmt: skip
+    else:
+        verdict = (
+            f"No {kind} falls below J&amp;F {threshold:.2f} on the twins here ({scores(keeping)})."
+        )
+    drops = []
+    for c in table.columns:
+        below = table.index[table[c] < threshold]
+        drops.append(f"{html.escape(str(c))} first at frame {below[0]}" if len(below) else
+                     f"{html.escape(str(c))} never")  # fmt: skip
+    parts = [f"<b>Where the models fail.</b> {verdict}",
+             f"Per frame, J&amp;F below {threshold:.2f}: " + "; ".join(drops) + "."]  # fmt: skip
+    scored = _frames_text(range(int(table.index.min()), int(table.index.max()) + 1))
+    if twins.crossing:
+        parts.append(
+            f"In the ground truth the twins touch at frames {_frames_text(twins.crossing)}."
+        )
+    else:
+        parts.append(f"In the frames run (scored: {scored}) the twins do not touch yet: this run "
+                     "does not reach their crossing.")  # fmt: skip
+    if not keeping and twins.crossing:
+        parts.append(
+            "Where two identical objects cross, their appearance cannot tell them apart, and the "
+            "full crossing cannot be resolved by any memory read without a motion model: the "
+            "kernel only says where each object was, and while they overlap both are there."
+        )
+    return " ".join(parts)
 
 
 def demo(
@@ -508,7 +670,7 @@ def _scores_text(per_frame: pd.DataFrame) -> str:
     """'a 0.712, b 0.431 (better: a)' from a per-frame J&F table (mean over its frames)."""
     means = per_frame.mean()
     parts = ", ".join(f"<b>{html.escape(str(k))} {v:.3f}</b>" for k, v in means.items())
-    best = means.idxmax() if means.nunique() > 1 else "neither"
+    best = favoured(per_frame) or "neither"
     return f"{parts} (better: {html.escape(str(best))})"
 
 

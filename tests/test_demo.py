@@ -3,6 +3,8 @@ report with embedded figures and the ablation CSV."""
 
 from __future__ import annotations
 
+import base64
+import io
 import re
 
 import numpy as np
@@ -33,6 +35,9 @@ def test_demo_writes_a_self_contained_report(tmp_path, weights, capsys):
     # both kinds of comparison, with measured numbers
     assert re.search(r"same weights, read swapped: <b>hmmn read \d\.\d{3}</b>, <b>stm read", text)
     assert re.search(r"trained with each read: <b>demo \(hmmn\) \d\.\d{3}</b>, <b>demo-stm", text)
+    check_claims_against_numbers(text)
+    check_diagram_and_animations(text, frames=4)
+    assert len(text) < 2_500_000  # the quick report stays light (about 1.7 MB)
     table = pd.read_csv(out / "ablation.csv")
     assert list(table["label"]) == ["stm", "hmmn"]
     assert table["J&F"].between(0, 1).all()
@@ -82,3 +87,161 @@ def test_a_section_is_made_from_measured_tables_alone():
     assert "same weights, read swapped: <b>hmmn read 0.750</b>, <b>stm read 0.625</b>" in text
     assert "trained with each read:" not in text and "differs most: frame 2" in text
     assert text.count("data:image/png;base64,") == 2  # the per-frame plot and the panels
+
+
+# --------------------------------------------------------------------------------------------------
+# The report's claims, checked against its own numbers
+
+
+def measured(text: str, comparison: str) -> dict[str, float]:
+    """Label -> J&F of one comparison ("same weights, read swapped" or "trained with each read")
+    from the report's "Measured on twins" sentence."""
+    part = re.search(rf"{comparison}: (.*?) \(better", text).group(1)
+    return {label: float(v) for label, v in re.findall(r"<b>(.+?) (\d\.\d{3})</b>", part)}
+
+
+def read_in(label: str) -> str:
+    """'hmmn' from 'hmmn read' or 'demo (hmmn)'."""
+    return (
+        label.removesuffix(" read") if label.endswith(" read") else label[label.index("(") + 1 : -1]
+    )
+
+
+def check_claims_against_numbers(text: str, threshold: float = 0.7) -> None:
+    swapped, trained = (
+        measured(text, "same weights, read swapped"),
+        measured(text, "trained with each read"),
+    )
+    assert len(swapped) == len(trained) == 2
+    winners = []
+    for name, scores in (("(a)", swapped), ("(b)", trained)):
+        best = max(scores, key=scores.get)
+        if len(set(scores.values())) == 1:
+            assert f"{name} is a tie" in text
+            winners.append(None)
+        else:
+            assert f"{name} favours {read_in(best)} (" in text  # the read with the larger J&F
+            winners.append(read_in(best))
+    agree = winners[0] == winners[1] and winners[0] is not None
+    assert ("The two comparisons agree: both favour the " in text) == agree
+    assert ("The two comparisons disagree" in text) == (not agree)
+    assert "<b>Where the models fail.</b>" in text
+    lost = [label for label, v in trained.items() if v < threshold]
+    assert ("Both models lose the twins" in text) == (len(lost) == 2)
+    for label in lost:
+        assert f"{label} {trained[label]:.3f}" in text.split("Where the models fail")[1]
+
+
+def embedded(text: str, kind: str, alt: str | None = None) -> list[bytes]:
+    alt = re.escape(alt) if alt else '[^"]*'
+    found = re.findall(rf'<img alt="{alt}" src="data:image/{kind};base64,([A-Za-z0-9+/=]+)"', text)
+    return [base64.b64decode(data) for data in found]
+
+
+def check_diagram_and_animations(text: str, *, frames: int) -> None:
+    from PIL import Image
+
+    from hmmnlab import report, viz
+
+    (diagram,) = embedded(text, "png", report.READ_DIAGRAM_ALT)
+    assert Image.open(io.BytesIO(diagram)).size[0] > 600
+    assert text.index(report.READ_DIAGRAM_ALT) < text.index("1. Segmenting a video")  # on top
+    movies = embedded(text, viz.animation_format())
+    assert len(movies) == 2  # the segmented video and the twins
+    for movie in movies:
+        assert len(movie) < 500_000
+        assert Image.open(io.BytesIO(movie)).n_frames == frames
+
+
+def twins_of(swapped, trained=None, crossing=()):
+    from hmmnlab import report
+
+    frame, labels = np.zeros((8, 12, 3), np.uint8), np.ones((8, 12), np.uint8)
+    return report.TwinsComparison(
+        pd.DataFrame(swapped, index=[1, 2]),
+        None if trained is None else pd.DataFrame(trained, index=[1, 2]),
+        where=1,
+        panels=[("truth", frame, labels)],
+        crossing=crossing,
+    )
+
+
+@pytest.mark.parametrize(
+    ("swapped", "trained", "expected"),
+    [
+        ({"hmmn read": [0.9, 0.7], "stm read": [0.5, 0.3]},
+         {"demo (hmmn)": [0.8, 0.6], "demo-stm (stm)": [0.4, 0.4]},
+         ["The two comparisons agree: both favour the hmmn read", "(a) favours hmmn (hmmn read "
+          "0.800 against stm read 0.400)", "(b) favours hmmn (demo (hmmn) 0.700 against"]),
+        ({"hmmn read": [0.3, 0.3], "stm read": [0.5, 0.3]},
+         {"demo (hmmn)": [0.8, 0.6], "demo-stm (stm)": [0.4, 0.4]},
+         ["The two comparisons disagree", "(a) favours stm (stm read 0.400 against hmmn read "
+          "0.300)", "(b) favours hmmn"]),
+        ({"hmmn read": [0.5, 0.5], "stm read": [0.4, 0.6]}, None,
+         ["Only comparison (a) was run", "(a) is a tie (hmmn read 0.500 against stm read 0.500)"]),
+        ({"hmmn read": [0.2, 0.3], "stm read": [0.5, 0.3]}, None,
+         ["Only comparison (a) was run", "(a) favours stm"]),
+    ],
+)  # fmt: skip
+def test_the_comparisons_sentence_follows_the_numbers(swapped, trained, expected):
+    from hmmnlab import report
+
+    text = report.comparisons_text(twins_of(swapped, trained))
+    for part in expected:
+        assert part in text
+    assert ("agree" in text) == (trained is not None)  # agreement is only said of two comparisons
+
+
+def test_the_failure_paragraph_follows_the_numbers():
+    from hmmnlab import report
+
+    swapped = {"hmmn read": [0.9, 0.9], "stm read": [0.9, 0.9]}
+    both = twins_of(swapped, {"demo (hmmn)": [0.8, 0.4], "demo-stm (stm)": [0.5, 0.3]}, (1, 2))
+    text = report.failure_text(both)
+    assert text.startswith("<b>Where the models fail.</b> Both models lose the twins")
+    assert "demo (hmmn) 0.600, demo-stm (stm) 0.400, both below 0.70" in text
+    assert "demo (hmmn) first at frame 2; demo-stm (stm) first at frame 1" in text
+    assert "touch at frames 1-2" in text and "motion model" in text
+    assert "Both models" not in report.failure_text(both, threshold=0.5)  # 0.600 is not below
+    one = twins_of(swapped, {"demo (hmmn)": [0.8, 0.9], "demo-stm (stm)": [0.5, 0.3]})
+    text = report.failure_text(one)
+    assert "Both" not in text and "motion model" not in text
+    assert "demo-stm (stm) 0.400: below 0.70, lost the twins; demo (hmmn) 0.850: kept them" in text
+    assert "demo (hmmn) never" in text and "do not touch yet" in text
+    text = report.failure_text(twins_of(swapped))  # no trained pair: the reads of one model
+    assert "No read falls below J&amp;F 0.70" in text
+
+
+def test_the_read_diagram_names_the_scales_and_the_reads_k():
+    from hmmnlab import viz
+    from hmmnlab.config import ReadConfig
+
+    fig = viz.read_diagram(ReadConfig(topk_r3=16, topk_r2=3))
+    texts = " ".join(t.get_text() for t in fig.axes[0].texts)
+    for part in ("r4 (stride 16)", "kernel-guided", "r3 (stride 8)", "r2 (stride 4)", "decoder"):
+        assert part in texts
+    assert "k=16" in texts and "k=3" in texts
+    assert len(fig.axes[0].patches) >= 6 + 8  # six boxes and the arrows between them
+
+
+def test_the_twins_touch_where_their_paths_cross():
+    from hmmnlab import report
+    from hmmnlab.data.davis import DavisDataset
+
+    twins = DavisDataset("data_samples", year=2017, split="val")["twins"]
+    assert report.touching_frames(twins) == tuple(range(10, 17))
+    assert report.touching_frames(twins, gap=0.5) == ()  # one label a pixel: at best adjacent
+
+
+@pytest.mark.parametrize("kind", ["webp", "gif"])
+def test_animations_keep_every_frame(kind):
+    from PIL import Image
+
+    from hmmnlab import viz
+
+    panels = [("a", np.zeros((24, 32, 3), np.uint8), np.eye(24, 32, dtype=np.uint8))] * 2
+    row = viz.labelled_row(panels, width=40)
+    images = [(row // 2 + 40 * i).astype(np.uint8) for i in range(3)]  # 3 different frames
+    assert images[0].shape == (16 + 30, 80, 3)
+    movie = Image.open(io.BytesIO(viz.animation_bytes(images, format=kind)))
+    assert movie.format == kind.upper() and movie.n_frames == 3
