@@ -163,7 +163,7 @@ def tf32(enabled: bool) -> Iterator[None]:
 
 
 def peak_memory(device: torch.device):
-    from hmmnlab.run_records import PeakMemory  # CUDA: max_memory_allocated; CPU: peak RSS
+    from hmmnlab.records import PeakMemory  # CUDA: max_memory_allocated; CPU: peak RSS
 
     return PeakMemory(device)
 

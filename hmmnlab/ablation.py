@@ -225,7 +225,7 @@ class Cell:
     """One job of an ablation grid: the read ``read`` (labelled ``label``) on one sequence of a
     DAVIS-layout split, segmented into ``folder/<sequence>/`` with its record in
     ``folder/timing/<sequence>.json`` (:func:`hmmnlab.evaluate.segment_sequence`). ``settings`` is
-    what the masks depend on (:func:`hmmnlab.run_records.run_settings`): a cell whose record holds the
+    what the masks depend on (:func:`hmmnlab.records.run_settings`): a cell whose record holds the
     same settings is finished. Everything a Ray worker needs but the model."""
 
     label: str
@@ -352,8 +352,7 @@ def run(
     from hmmnlab.data.davis import DavisDataset
     from hmmnlab.evaluate import is_finished, read_folders
     from hmmnlab.inference import resolve_device
-    from hmmnlab.records import check_output_dir, check_outside, output_lock
-    from hmmnlab.run_records import run_settings
+    from hmmnlab.records import check_output_dir, check_outside, output_lock, run_settings
 
     if executor not in EXECUTORS:
         raise ValueError(f"executor must be one of {EXECUTORS}, got {executor!r}")
@@ -537,7 +536,7 @@ def _table(variants: Grid, names: list[str], notes: dict, *, davis_root: Path, o
     """The ablation table from the cells' masks and records: each read scored on its masks (and
     its official CSVs written to ``out/<label>/``); a read refused on any sequence is a row with
     NaN scores and the first refusal (in sequence order) as its note."""
-    from hmmnlab.run_records import read_record
+    from hmmnlab.records import read_record
     from hmmnlab.scoring import score, write_results
 
     rows = []

@@ -16,40 +16,24 @@ write to an output folder (a lock file, ``OUT/.hmmnlab.lock``, :func:`hmmnlab.re
 from __future__ import annotations
 
 import argparse
-import time
 from pathlib import Path
 
-import cv2
-import numpy as np
 import pandas as pd
 import torch
-from tqdm import tqdm
 
-from hmmnlab import options
+from hmmnlab import options, runner
 from hmmnlab.allocator import keep_freed_memory
 from hmmnlab.config import ReadConfig
 from hmmnlab.data.davis import DavisDataset, DavisSequence
-from hmmnlab.data.palette import write_label_png
-from hmmnlab.inference import propagate, resolve_device
+from hmmnlab.inference import resolve_device
 from hmmnlab.model import HMMN
 from hmmnlab.records import (  # re-exported: the output lock and atomic writes live there
     LOCK_NAME as LOCK_NAME,
 )
-from hmmnlab.records import (
-    check_output_dir,
-    check_outside,
-    output_lock,
-    write_json_atomically,
-)
-from hmmnlab.resources import check_memory
-from hmmnlab.run_records import (
-    PeakMemory,
-    read_record,
-    run_settings,
-    timing_path,
-)
+from hmmnlab.records import check_output_dir, check_outside, output_lock, run_settings
+from hmmnlab.runner import DavisLayout
+from hmmnlab.runner import write_overlay_video as write_overlay_video  # re-exported
 from hmmnlab.scoring import check_unique_names, score, write_results
-from hmmnlab.viz import overlay
 from hmmnlab.weights import load_model
 
 
@@ -65,31 +49,8 @@ def read_folders(dataset: DavisDataset, names: list[str], option: str = "--root"
 
 def is_finished(out: Path, sequence: DavisSequence, settings: dict | None = None) -> bool:
     """A sequence is finished when its record is readable, was written with ``settings`` (when
-    given) and every mask exists."""
-    record = read_record(out, sequence.name)
-    if record is None:
-        return False
-    if settings is not None:
-        found = record.get("settings")
-        if not isinstance(found, dict):
-            return False
-        # a run with overlays also serves one without; every other setting must be equal
-        if {**found, "overlays": None} != {**settings, "overlays": None}:
-            return False
-        if settings["overlays"] and not found.get("overlays"):
-            return False
-    return all((out / sequence.name / f"{stem}.png").is_file() for stem in sequence.frame_names)
-
-
-def write_overlay_video(frames: list[np.ndarray], path: Path, fps: float = 12.0) -> None:
-    """H x W x 3 RGB frames -> an MP4 (OpenCV's mp4v writer)."""
-    height, width = frames[0].shape[:2]
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (width, height))
-    if not writer.isOpened():
-        raise RuntimeError(f"OpenCV cannot write the video {path}")
-    for frame in frames:
-        writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
-    writer.release()
+    given; a run with overlays also serves one without) and every mask exists."""
+    return runner.is_finished(out, sequence, DavisLayout(), settings)
 
 
 def segment_sequence(
@@ -105,42 +66,11 @@ def segment_sequence(
     progress: bool = True,
     settings: dict | None = None,
 ) -> dict:
-    """Segment one sequence into ``out/<name>/``; returns and stores its timing and ``settings``.
-
-    The sequence's old record is removed first, so an interrupted run is never taken as finished."""
-    timing_path(out, sequence.name).unlink(missing_ok=True)
-    masks_dir = out / sequence.name
-    masks_dir.mkdir(parents=True, exist_ok=True)
-    overlay_frames = []
-    with PeakMemory(device) as peak:
-        start = time.perf_counter()
-        results = propagate(
-            model, sequence, sequence.first_mask(), read=read, device=device, amp=amp, dtype=dtype
-        )
-        bar = tqdm(results, total=len(sequence), desc=sequence.name, unit="frame", leave=False,
-                   disable=not progress)  # fmt: skip
-        for result in bar:
-            labels = result.labels.cpu().numpy()
-            write_label_png(masks_dir / f"{sequence.frame_names[result.index]}.png", labels)
-            if overlays:
-                overlay_frames.append(overlay(sequence.frame(result.index), labels))
-        seconds = time.perf_counter() - start
-    if overlays:
-        folder = out / "overlays" / sequence.name
-        folder.mkdir(parents=True, exist_ok=True)
-        for name, image in zip(sequence.frame_names, overlay_frames, strict=True):
-            cv2.imwrite(str(folder / f"{name}.jpg"), cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
-        write_overlay_video(overlay_frames, out / "overlays" / f"{sequence.name}.mp4")
-    timing = {
-        "frames": len(sequence),
-        "seconds_per_frame": seconds / max(len(sequence) - 1, 1),  # frame 0 is given
-        "peak_memory_mib": peak.mib,
-        "device": str(device),
-        "read": read.to_dict(),
-        "settings": settings,
-    }
-    write_json_atomically(timing_path(out, sequence.name), timing)
-    return timing
+    """Segment one sequence into ``out/<name>/`` (:func:`hmmnlab.runner.segment_video` with the
+    DAVIS layout); returns and stores its timing and ``settings``."""
+    return runner.segment_video(model, sequence, out, DavisLayout(overlays), read=read,
+                                device=device, amp=amp, dtype=dtype, progress=progress,
+                                settings=settings)  # fmt: skip
 
 
 def evaluate(
@@ -176,23 +106,19 @@ def evaluate(
         raise ValueError(f"sequences not in the {split} split of {davis_root}: {unknown[:5]}")
     check_output_dir(out)  # never inside the dataset, however the path is spelled
     check_outside(out, "--out", read_folders(dataset, names))
-    for name in names:  # before any work: every sequence must fit in memory
-        sequence = dataset[name]
-        check_memory(*sequence.size, sequence.num_objects, len(sequence), read, device=device,
-                     what=f"sequence {name}", model=model.config)  # fmt: skip
+    runner.check_fits(model, (dataset[name] for name in names), read, device)  # before any work
     model = model.to(device).eval()
     settings = run_settings(
         model, read, resolution=resolution, overlays=overlays, amp=amp, dtype=dtype
     )
     with output_lock(out, command="eval"):
-        for name in tqdm(names, desc="sequences", unit="seq", disable=not progress):
-            sequence = dataset[name]
-            if overwrite or not is_finished(out, sequence, settings):
-                segment_sequence(model, sequence, out, read=read, device=device, amp=amp, dtype=dtype,
-                                 overlays=overlays, progress=progress, settings=settings)  # fmt: skip
+        timings = runner.segment_videos(
+            model, (dataset[name] for name in names), out, DavisLayout(overlays), read=read,
+            device=device, settings=settings, amp=amp, dtype=dtype, overwrite=overwrite,
+            progress=progress, total=len(names),
+        )  # fmt: skip
         global_df, per_sequence_df = score(davis_root, out, year=year, split=split,
                                            resolution=resolution, sequences=names)  # fmt: skip
-        timings = {n: read_record(out, n) for n in names}
     sequence_of_row = per_sequence_df["Sequence"].str.rsplit("_", n=1).str[0]
     per_sequence_df["Seconds/frame"] = [timings[s]["seconds_per_frame"] for s in sequence_of_row]
     per_sequence_df["Peak memory (MiB)"] = [timings[s]["peak_memory_mib"] for s in sequence_of_row]

@@ -28,7 +28,6 @@ categories are those absent from its training set); nothing is assumed.
 from __future__ import annotations
 
 import argparse
-import time
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,26 +35,17 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-from tqdm import tqdm
 
-from hmmnlab import options
+from hmmnlab import options, runner
 from hmmnlab.allocator import keep_freed_memory
 from hmmnlab.config import ReadConfig
 from hmmnlab.data.davis import listing
-from hmmnlab.data.palette import read_label_png, write_label_png
+from hmmnlab.data.palette import read_label_png
 from hmmnlab.data.youtube import YouTubeVideo, YouTubeVOS
-from hmmnlab.inference import propagate, resolve_device
+from hmmnlab.inference import resolve_device
 from hmmnlab.metrics import boundary_f_measure, jaccard_index
 from hmmnlab.model import HMMN
-from hmmnlab.records import (
-    atomic_path,
-    check_output_dir,
-    check_outside,
-    output_lock,
-    write_json_atomically,
-)
-from hmmnlab.resources import check_memory
-from hmmnlab.run_records import PeakMemory, read_record, run_settings, timing_path
+from hmmnlab.records import atomic_path, check_output_dir, check_outside, output_lock, run_settings
 from hmmnlab.scoring import OFFICIAL_FLOAT_FORMAT, check_unique_names
 from hmmnlab.weights import load_model
 
@@ -68,14 +58,28 @@ def masks_dir(out: Path, video: str) -> Path:
     return out / "Annotations" / video
 
 
+@dataclass(frozen=True)
+class YouTubeLayout:
+    """The submission layout: ``OUT/Annotations/<video>/<frame>.png`` for the frames meta.json
+    asks for (:attr:`~hmmnlab.data.youtube.YouTubeVideo.output_frames`), and those only."""
+
+    def masks_dir(self, out: Path, video: YouTubeVideo) -> Path:
+        return masks_dir(out, video.name)
+
+    def frames(self, video: YouTubeVideo) -> tuple[str, ...]:
+        return video.output_frames
+
+    def open(self, out: Path, video: YouTubeVideo) -> runner.PngWriter:
+        return runner.PngWriter(self.masks_dir(out, video), video, self.frames(video), clear=True)
+
+    def same_settings(self, found: dict, wanted: dict) -> bool:
+        return found == wanted
+
+
 def is_finished(out: Path, video: YouTubeVideo, settings: dict) -> bool:
     """A video is finished when its record was written with ``settings`` and every mask the meta
     asks for exists."""
-    record = read_record(out, video.name)
-    if record is None or record.get("settings") != settings:
-        return False
-    folder = masks_dir(out, video.name)
-    return all((folder / f"{name}.png").is_file() for name in video.output_frames)
+    return runner.is_finished(out, video, YouTubeLayout(), settings)
 
 
 def segment_video(
@@ -90,38 +94,12 @@ def segment_video(
     progress: bool = True,
     settings: dict | None = None,
 ) -> dict:
-    """Segment one video and write the masks of its output frames to ``out/Annotations/<video>/``;
-    returns and stores its timing and ``settings`` (the old record is removed first)."""
-    timing_path(out, video.name).unlink(missing_ok=True)
-    folder = masks_dir(out, video.name)
-    folder.mkdir(parents=True, exist_ok=True)
-    for old in folder.glob("*.png"):  # a folder holds exactly this run's masks
-        old.unlink()
-    wanted = set(video.output_frames)
-    with PeakMemory(device) as peak:
-        start = time.perf_counter()
-        results = propagate(
-            model, video, video.first_labels(), new_objects=video.new_objects(), read=read,
-            device=device, amp=amp, dtype=dtype,
-        )  # fmt: skip
-        bar = tqdm(results, total=len(video), desc=video.name, unit="frame", leave=False,
-                   disable=not progress)  # fmt: skip
-        for result in bar:
-            name = video.frame_names[result.index]
-            if name in wanted:
-                write_label_png(folder / f"{name}.png", result.labels.cpu().numpy())
-        seconds = time.perf_counter() - start
-    timing = {
-        "frames": len(video),
-        "masks": len(wanted),
-        "seconds_per_frame": seconds / max(len(video) - 1, 1),
-        "peak_memory_mib": peak.mib,
-        "device": str(device),
-        "read": read.to_dict(),
-        "settings": settings,
-    }
-    write_json_atomically(timing_path(out, video.name), timing)
-    return timing
+    """Segment one video and write the masks of its output frames to ``out/Annotations/<video>/``
+    (:func:`hmmnlab.runner.segment_video` with the submission layout); returns and stores its
+    timing and ``settings``."""
+    return runner.segment_video(model, video, out, YouTubeLayout(), read=read, device=device,
+                                amp=amp, dtype=dtype, progress=progress,
+                                settings=settings)  # fmt: skip
 
 
 def write_submission(out: Path, videos: list[YouTubeVideo]) -> Path:
@@ -286,7 +264,7 @@ def evaluate(
 
     Returns (global_df, per_object_df, zip path); the tables are None for valid and test. The
     per-object table has ``Seconds/frame`` and ``Peak memory (MiB)`` of its video."""
-    read = read or ReadConfig()
+    read = read or getattr(model, "default_read", None) or ReadConfig()  # the weights' read
     device = resolve_device(device)
     out = Path(out)
     videos = check_unique_names(videos) if videos else None
@@ -300,9 +278,7 @@ def evaluate(
         check_categories(dataset, unseen_categories)
     check_output_dir(out)  # never inside the dataset: its Annotations are the ground truth
     check_outside(out, "--out", read_folders(dataset))
-    for video in dataset:  # before any work: every video must fit in memory
-        check_memory(*video.size, video.num_objects, len(video), read, device=device,
-                     what=f"video {video.name}", model=model.config)  # fmt: skip
+    runner.check_fits(model, dataset, read, device)  # before any work
     model = model.to(device).eval()
     frames = str(dataset.frame_root.relative_to(dataset.root))
     settings = {
@@ -310,18 +286,16 @@ def evaluate(
         "dataset": "youtube-vos",
     }
     with output_lock(out, command="eval"):
-        for video in tqdm(dataset, desc="videos", unit="video", total=len(dataset),
-                          disable=not progress):  # fmt: skip
-            if overwrite or not is_finished(out, video, settings):
-                segment_video(model, video, out, read=read, device=device, amp=amp, dtype=dtype,
-                              progress=progress, settings=settings)  # fmt: skip
+        timings = runner.segment_videos(
+            model, dataset, out, YouTubeLayout(), read=read, device=device, settings=settings,
+            amp=amp, dtype=dtype, overwrite=overwrite, progress=progress, total=len(dataset),
+        )  # fmt: skip
         zip_path = write_submission(out, list(dataset))
         if not dataset.dense:
             return None, None, zip_path
         global_df, per_object = score(
             dataset, out / "Annotations", unseen_categories=unseen_categories
         )
-        timings = {name: read_record(out, name) for name in dataset.videos}
     per_object["Seconds/frame"] = [timings[v]["seconds_per_frame"] for v in per_object["Video"]]
     per_object["Peak memory (MiB)"] = [timings[v]["peak_memory_mib"] for v in per_object["Video"]]
     return global_df, per_object, zip_path

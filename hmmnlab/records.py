@@ -1,4 +1,6 @@
-"""What every command that writes shares: atomic writes, the output lock and the guards on its paths.
+"""What every command that writes shares: atomic writes, the output lock and the guards on its
+paths; and what a segmentation run records about each video (its settings, the timing record that
+marks it finished, its peak memory: :func:`run_settings`, :func:`read_record`, :class:`PeakMemory`).
 
 The rules (STYLE.md, "Commands and files"): a command never writes inside a dataset folder it reads,
 however the path is spelled (:func:`check_outside`); never replaces an existing file without
@@ -9,7 +11,8 @@ output (:func:`output_lock`). Errors are ValueError (a path the user gave is wro
 :class:`WriteError` (a RuntimeError: the device is full, the folder is not writable): the command
 line prints them as one line, without a traceback.
 
-This module imports nothing heavy (no torch, no numpy): the guards run before any work.
+This module imports nothing heavy at import time (no torch, no numpy; the run records import torch
+inside their functions): the guards run before any work.
 """
 
 from __future__ import annotations
@@ -17,10 +20,19 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
+import hashlib
 import json
 import os
+import resource
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # names for the annotations only: importing them would pull in torch
+    import torch
+
+    from hmmnlab.config import ReadConfig
+    from hmmnlab.model import HMMN
 
 #: The lock file a command holds in its output folder (:func:`output_lock`).
 LOCK_NAME = ".hmmnlab.lock"
@@ -252,3 +264,95 @@ def check_outside(out: str | Path, what: str, inputs: Iterable[tuple[str, str | 
                 f"{what} {Path(out).resolve()} lies inside {option} {Path(folder).resolve()} "
                 "(a folder this command reads); choose a folder outside it"
             )
+
+
+# ----------------------------------------------------------------------------------------------------
+# What a segmentation run records per video (the DAVIS and YouTube-VOS runs, the ablation)
+
+
+class PeakMemory:
+    """Peak memory while a block runs, in MiB: allocated GPU memory on CUDA; on the CPU, the peak
+    resident set of the process (reset at the start where Linux allows, else since process start)."""
+
+    def __init__(self, device: torch.device) -> None:
+        self.device = device
+        self.mib = float("nan")
+
+    def __enter__(self) -> PeakMemory:
+        if self.device.type == "cuda":
+            import torch
+
+            torch.cuda.reset_peak_memory_stats(self.device)
+        else:
+            try:  # "5" resets the peak resident set size (VmHWM) of this process
+                Path("/proc/self/clear_refs").write_text("5")
+            except OSError:
+                pass
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.device.type == "cuda":
+            import torch
+
+            self.mib = torch.cuda.max_memory_allocated(self.device) / 2**20
+            return
+        try:
+            status = Path("/proc/self/status").read_text()
+            self.mib = int(status.split("VmHWM:")[1].split()[0]) / 1024
+        except (OSError, IndexError, ValueError):
+            self.mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def timing_path(out: Path, name: str) -> Path:
+    """The record of video ``name`` in a run's output folder: ``out/timing/<name>.json``."""
+    return out / "timing" / f"{name}.json"
+
+
+def model_fingerprint(model: HMMN) -> str:
+    """sha256 over the model's state dict (names, dtypes, shapes and bytes, in order)."""
+    import torch
+
+    digest = hashlib.sha256()
+    for name, tensor in model.state_dict().items():
+        tensor = tensor.detach().cpu().contiguous()
+        digest.update(f"{name}:{tensor.dtype}:{tuple(tensor.shape)};".encode())
+        digest.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
+def run_settings(
+    model: HMMN,
+    read: ReadConfig,
+    *,
+    resolution: str,
+    overlays: bool,
+    amp: bool = False,
+    dtype: str = "float32",
+) -> dict:
+    """What a video's masks depend on; stored with them and compared when resuming."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        code_version = version("hmmnlab")
+    except PackageNotFoundError:
+        code_version = "unknown"
+    return {
+        "weights_sha256": model_fingerprint(model),
+        "model_config": model.config.to_dict(),
+        "read": read.to_dict(),
+        "resolution": resolution,
+        "overlays": overlays,
+        "amp": amp,
+        "dtype": dtype,
+        "hmmnlab_version": code_version,
+    }
+
+
+def read_record(out: Path, name: str) -> dict | None:
+    """The timing record of a video, or None when it is absent or unreadable (empty, cut off)."""
+    path = timing_path(out, name)
+    try:
+        record = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return record if isinstance(record, dict) else None

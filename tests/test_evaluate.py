@@ -133,7 +133,7 @@ def test_eval_interrupted_overwrite_is_not_taken_as_finished(
     tmp_path, tiny_davis, tiny_weights, monkeypatch
 ):
     """Item 1: --overwrite killed mid-sequence must not leave a record that a resume trusts."""
-    import hmmnlab.evaluate as evaluate_module
+    import hmmnlab.runner as evaluate_module  # the runner writes the masks
 
     out = tmp_path / "eval"
     assert run_tiny(tiny_davis, tiny_weights, out) == 0

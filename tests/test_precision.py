@@ -79,7 +79,7 @@ def test_bfloat16_labels_agree_with_float32(demo, twins):
 
 def test_the_commands_take_dtype_and_records_hold_it(demo):
     from hmmnlab.cli import command_parser
-    from hmmnlab.run_records import run_settings
+    from hmmnlab.records import run_settings
 
     for command in ("segment", "eval", "trace", "ablate"):
         options = {a.dest: a for a in command_parser(command)._actions}

@@ -51,6 +51,7 @@ def listing(names: list[str]) -> str:
 @dataclass(frozen=True)
 class DavisSequence:
     """One DAVIS sequence: the paths of its frames and annotations; pixels are read on demand.
+    A :class:`~hmmnlab.data.video.Video`.
 
     ``seq[i]`` and ``seq.frame(i)`` read frame ``i`` as an H x W x 3 uint8 RGB array; iterating over
     the sequence (or over :meth:`frames`) reads one frame at a time. Annotations are listed
@@ -152,6 +153,16 @@ class DavisSequence:
                 f"{self.frame_paths[0].stem}.png, found {found}"
             )
         return self.mask(0)
+
+    def first_labels(self) -> np.ndarray:
+        """The labels of frame 0 (:meth:`first_mask`), as the :class:`~hmmnlab.data.video.Video`
+        protocol names them."""
+        return self.first_mask()
+
+    def new_objects(self) -> dict[int, np.ndarray]:
+        """None: in DAVIS every object is in the first frame's annotation (the protocol's
+        objects entering later)."""
+        return {}
 
     @cached_property
     def num_objects(self) -> int:

@@ -65,7 +65,7 @@ class YouTubeObject:
 class YouTubeVideo:
     """One video: the paths of its frames (from its first object's first frame on), its annotation
     folder and its objects. ``video[i]`` reads frame i as H x W x 3 uint8 RGB; iterating reads one
-    frame at a time."""
+    frame at a time. A :class:`~hmmnlab.data.video.Video`."""
 
     name: str
     split: str
