@@ -1,7 +1,8 @@
 """Interventions: the classic "what if this tensor were different?" experiments, one call each.
 
 Every experiment runs :func:`~hmmnlab.inference.propagate` with causal hooks
-(:func:`hmmnlab.hooks.intervene`) and returns a pandas table:
+(:func:`hmmnlab.hooks.intervene`) and returns a pandas table, which keeps the masks of its runs
+(``table.attrs["masks"]``) for :func:`mask_figure` to draw:
 
 - :func:`knock_out_memory_frame` - one r4 memory frame's affinity rows set to zero: J&F per frame;
 - :func:`replace_kernel` - the r4 kernel replaced by a function of yours: J&F per frame;
@@ -141,7 +142,49 @@ def per_frame_table(video: Video, clean: Sequence[FrameResult], changed: Sequenc
             "change": after - before,
         }
     )
-    return table.iloc[1:].reset_index(drop=True)  # frame 0 is given, not segmented
+    table = table.iloc[1:].reset_index(drop=True)  # frame 0 is given, not segmented
+    table.attrs["masks"] = {"clean": label_maps(clean), label: label_maps(changed)}
+    return table
+
+
+def label_maps(results: Sequence[FrameResult]) -> np.ndarray:
+    """The predicted labels of every frame of a run: T x H x W (the label values of the video)."""
+    return np.stack([r.labels.cpu().numpy() for r in results])
+
+
+def mask_figure(video: Video, table: pd.DataFrame, *, frames: Sequence[int] | None = None):
+    """The masks behind an experiment's table, one row per run (the clean run first, then the
+    changed ones) and one column per frame: a matplotlib Figure with an object colour legend.
+
+    table: what an experiment of this module returned (its ``attrs["masks"]``: run name -> T x H x W
+    labels; a run on other frames, as the corrupted runs of :func:`patch_activations`, has them in
+    ``attrs["frames"]``). video: the clean video. frames: which frames to show (default: up to
+    four, spread over frames 1..T-1; the patched frame of :func:`patch_activations`)."""
+    from hmmnlab import viz
+
+    masks = table.attrs.get("masks")
+    if not masks:
+        raise ValueError(
+            "this table holds no masks: give the table an experiment of hmmnlab.interventions "
+            "returned (knock_out_memory_frame, replace_kernel, zero_readouts, "
+            "transplant_first_memory, patch_activations)"
+        )
+    count = min(len(labels) for labels in masks.values())
+    if frames is None:
+        if "frame" in table.attrs:
+            frames = [int(table.attrs["frame"])]
+        else:
+            frames = sorted({int(t) for t in np.linspace(1, count - 1, min(4, count - 1))})
+    bad = [t for t in frames if not 0 <= t < count]
+    if bad:
+        raise ValueError(f"frames {bad} are not among the runs' frames 0..{count - 1}")
+    images = table.attrs.get("frames", {})  # the runs on other frames than ``video``'s
+    panels = [
+        (f"{name}, frame {t}", images.get(name, video.frames)[t], labels[t])
+        for name, labels in masks.items()
+        for t in frames
+    ]
+    return viz.overlay_panels(panels, columns=len(frames) if len(frames) > 1 else len(masks))
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -258,11 +301,15 @@ def zero_readouts(
     clean = run(model, video, read=read, device=device)
     baseline = frame_scores(video, clean)[1:].mean()
     rows = [{"zeroed": "nothing", "J&F": baseline, "change": 0.0}]
+    masks = {"clean": label_maps(clean)}
     for scale in scales:
         results = run(model, video, hooks={f"{scale}.readout": zero}, read=read, device=device)
         score = frame_scores(video, results)[1:].mean()
         rows.append({"zeroed": f"{scale}.readout", "J&F": score, "change": score - baseline})
-    return pd.DataFrame(rows)
+        masks[f"{scale}.readout zeroed"] = label_maps(results)
+    table = pd.DataFrame(rows)
+    table.attrs["masks"] = masks
+    return table
 
 
 def transplant_first_memory(
@@ -345,14 +392,23 @@ def patch_activations(
             )
         return float((probs - target).abs().mean())
 
-    corrupted_distance = distance(run(model, corrupted, read=read, device=device, frames=count))
-    rows = []
+    unpatched = run(model, corrupted, read=read, device=device, frames=count)
+    corrupted_distance = distance(unpatched)
+    rows, best = [], (float("inf"), "", unpatched)  # the patch closest to the clean run
     patch = patch_from(cache, frame)
     for name in names:
         results = run(model, corrupted, hooks={name: patch}, read=read, device=device, frames=count)
         d = distance(results)
         restored = 1 - d / corrupted_distance if corrupted_distance > 0 else float("nan")
         rows.append({"hook": name, "scale": _scale(name), "distance": d, "restored": restored})
+        best = min(best, (d, name, results), key=lambda b: b[0])
     table = pd.DataFrame(rows)
     table.attrs["corrupted distance"] = corrupted_distance
+    table.attrs["frame"] = frame
+    clean_run = run(model, clean, read=read, device=device, frames=count)
+    table.attrs["masks"] = {"clean": label_maps(clean_run), "corrupted": label_maps(unpatched)}
+    table.attrs["frames"] = {"corrupted": corrupted.frames}
+    if best[1]:
+        table.attrs["masks"][f"{best[1]} patched"] = label_maps(best[2])
+        table.attrs["frames"][f"{best[1]} patched"] = corrupted.frames
     return table

@@ -4,10 +4,12 @@ returns its table, and the tables say what the hooks did."""
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
 from hmmnlab import interventions as iv
+from hmmnlab import viz
 
 
 @pytest.fixture(scope="module")
@@ -72,3 +74,40 @@ def test_replace_kernel_runs_the_read_the_weights_carry(tiny_model, clip, monkey
     default, given, authors = kernels(), kernels(read=carried), kernels(read=ReadConfig())
     assert all(torch.equal(a, b) for a, b in zip(default, given, strict=True))
     assert not torch.equal(default[-1], authors[-1])
+
+
+def test_every_experiment_keeps_its_masks_for_a_figure(tiny_model, clip):
+    """Each experiment's table carries the labels of its runs, and mask_figure draws one row per
+    run: the masks are the runs' own (the clean row equals a plain propagate)."""
+    from hmmnlab.inference import propagate
+
+    plain = np.stack(
+        [r.labels.numpy() for r in propagate(tiny_model, clip.frames, clip.first_labels)]
+    )
+    knocked = iv.knock_out_memory_frame(tiny_model, clip, memory_frame=0)
+    assert list(knocked.attrs["masks"]) == ["clean", "without memory frame 0"]
+    np.testing.assert_array_equal(knocked.attrs["masks"]["clean"], plain)
+    zeroed = iv.zero_readouts(tiny_model, clip, scales=("r4",))
+    assert list(zeroed.attrs["masks"]) == ["clean", "r4.readout zeroed"]
+    corrupted = iv.occlude(clip, 2, box=(0, 0, 32, 48))
+    patched = iv.patch_activations(tiny_model, clip, corrupted, frame=2, names=["output.probs"])
+    masks = patched.attrs["masks"]
+    assert list(masks) == ["clean", "corrupted", "output.probs patched"]
+    np.testing.assert_array_equal(masks["output.probs patched"][2], masks["clean"][2])
+    for table, rows, columns in ((knocked, 2, 2), (zeroed, 2, 2), (patched, 1, 3)):
+        fig = iv.mask_figure(clip, table)
+        shown = [ax for ax in fig.axes if ax.images]
+        assert len(shown) == rows * columns
+        assert fig.legends  # the object colours
+        assert fig.get_figwidth() * fig.dpi >= 600
+    panels = [ax for ax in iv.mask_figure(clip, patched).axes if ax.images]
+    titles = ["clean, frame 2", "corrupted, frame 2", "output.probs patched, frame 2"]
+    assert [ax.get_title() for ax in panels] == titles
+    shown = [np.asarray(ax.images[0].get_array()) for ax in panels]
+    runs = [(clip, "clean"), (corrupted, "corrupted"), (corrupted, "output.probs patched")]
+    for image, (video, run) in zip(shown, runs, strict=True):  # each run on its own frames
+        np.testing.assert_array_equal(image, viz.overlay(video.frames[2], masks[run][2]))
+    with pytest.raises(ValueError, match="holds no masks"):
+        iv.mask_figure(clip, pd.DataFrame({"frame": [1]}))  # a table made by hand
+    with pytest.raises(ValueError, match="frames \\[5\\]"):
+        iv.mask_figure(clip, knocked, frames=[5])

@@ -23,7 +23,7 @@ MIN_IMAGES = {
     "03_davis_evaluation.ipynb": 2,
     "04_read_ablations.ipynb": 2,
     "05_classroom_demo.ipynb": 4,
-    "06_interventions.ipynb": 5,  # a table per experiment
+    "06_interventions.ipynb": 10,  # a table and a mask figure per experiment
 }
 
 
