@@ -127,13 +127,14 @@ def write_json_atomically(path: str | Path, data: object) -> Path:
 
 @contextlib.contextmanager
 def output_lock(
-    out: str | Path, *, command: str = "eval", name: str = LOCK_NAME, remove: bool = False
+    out: str | Path, *, command: str = "eval", name: str = LOCK_NAME, remove: bool = True
 ):
     """Hold an exclusive lock on the output folder ``out`` (the file ``out/name``, holding this
     process's id) while the block runs; a second writer is refused at once with a RuntimeError
     naming the folder and the process holding it. ``command`` names the command in the message.
-    With ``remove`` the lock file is deleted (still locked) when the block ends; a writer that
-    locked a deleted lock file sees it is no longer at ``out/name`` and is refused too."""
+    With ``remove`` (the default) the lock file is deleted (still locked) when the block ends, so
+    nothing is left in the user's folder; a writer that locked a deleted lock file sees it is no
+    longer at ``out/name`` and is refused too."""
     out = Path(out)
     path = out / name
     try:

@@ -11,9 +11,10 @@ import numpy as np
 import pandas as pd
 import pytest
 from PIL import Image
+from tiny_davis import write_tiny_davis
 
 from hmmnlab.cli import command_parser, main
-from hmmnlab.data.palette import read_label_png, write_label_png
+from hmmnlab.data.palette import read_label_png
 from hmmnlab.data.synthetic import write_youtube_vos
 
 
@@ -159,19 +160,7 @@ def test_root_and_davis_are_one_option(command):
 
 def test_davis_eval_and_score_through_root(tmp_path, tiny_weights):
     """The DAVIS path with --root, and with --davis, gives the same masks and scores."""
-    rng = np.random.default_rng(0)
-    root = tmp_path / "davis"
-    for t in range(5):
-        folder = root / "JPEGImages" / "480p" / "blob"
-        folder.mkdir(parents=True, exist_ok=True)
-        Image.fromarray(rng.integers(0, 256, (64, 128, 3), dtype=np.uint8)).save(
-            folder / f"{t:05d}.jpg"
-        )
-        labels = np.zeros((64, 128), np.uint8)
-        labels[10 + t : 30 + t, 10:40] = 1
-        write_label_png(root / "Annotations" / "480p" / "blob" / f"{t:05d}.png", labels)
-    (root / "ImageSets" / "2017").mkdir(parents=True)
-    (root / "ImageSets" / "2017" / "val.txt").write_text("blob\n")
+    root = write_tiny_davis(tmp_path / "davis", frames=5, size=(64, 128))
     tables = []
     for option in ("--root", "--davis"):
         out = tmp_path / f"out-{option.strip('-')}"  # never inside the dataset (root: davis)

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from tiny_davis import write_tiny_davis
 
 from hmmnlab.cli import main
 from hmmnlab.data.palette import read_label_png
@@ -76,22 +77,7 @@ def test_overlay_colours_objects_and_keeps_background():
 @pytest.fixture
 def tiny_davis(tmp_path):
     """A DAVIS-2017 layout with one 6-frame 48 x 64 sequence 'blob' (fast to segment)."""
-    from PIL import Image
-
-    from hmmnlab.data.palette import write_label_png
-
-    rng = np.random.default_rng(0)
-    root = tmp_path / "davis"
-    for t in range(6):
-        frame = rng.integers(0, 256, (48, 64, 3), dtype=np.uint8)
-        (root / "JPEGImages" / "480p" / "blob").mkdir(parents=True, exist_ok=True)
-        Image.fromarray(frame).save(root / "JPEGImages" / "480p" / "blob" / f"{t:05d}.jpg")
-        labels = np.zeros((48, 64), np.uint8)
-        labels[10 + t : 30 + t, 10:40] = 1
-        write_label_png(root / "Annotations" / "480p" / "blob" / f"{t:05d}.png", labels)
-    (root / "ImageSets" / "2017").mkdir(parents=True)
-    (root / "ImageSets" / "2017" / "val.txt").write_text("blob\n")
-    return root
+    return write_tiny_davis(tmp_path / "davis")
 
 
 def run_tiny(root, weights, out, *extra):

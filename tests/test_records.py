@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
+from tiny_davis import write_tiny_davis
 
 from hmmnlab import records
 from hmmnlab.cli import main
@@ -35,18 +36,7 @@ def snapshot(folder: Path) -> dict[str, bytes]:
 @pytest.fixture
 def davis(tmp_path) -> Path:
     """A DAVIS-2017 layout with one 5-frame 48 x 64 sequence 'blob'."""
-    rng = np.random.default_rng(0)
-    root = tmp_path / "davis"
-    for t in range(5):
-        (root / "JPEGImages" / "480p" / "blob").mkdir(parents=True, exist_ok=True)
-        frame = rng.integers(0, 256, (48, 64, 3), dtype=np.uint8)
-        Image.fromarray(frame).save(root / "JPEGImages" / "480p" / "blob" / f"{t:05d}.jpg")
-        labels = np.zeros((48, 64), np.uint8)
-        labels[10 + t : 30 + t, 10:40] = 1
-        write_label_png(root / "Annotations" / "480p" / "blob" / f"{t:05d}.png", labels)
-    (root / "ImageSets" / "2017").mkdir(parents=True)
-    (root / "ImageSets" / "2017" / "val.txt").write_text("blob\n")
-    return root
+    return write_tiny_davis(tmp_path / "davis", frames=5)
 
 
 @pytest.fixture
@@ -207,6 +197,20 @@ def test_a_second_segment_on_one_out_is_refused(video, tiny_weights, capsys):
         expect_error(capsys, segment(video, tiny_weights), "another hmmnlab segment is writing to")
     assert not list((video / "out").glob("*.png"))
     assert segment(video, tiny_weights) == 0  # the lock is released
+    assert not (video / "out" / records.LOCK_NAME).exists()  # and its file gone from --out
+
+
+def test_the_output_lock_leaves_nothing_behind_and_still_refuses_a_second_writer(tmp_path):
+    out = tmp_path / "out"
+    with records.output_lock(out, command="eval"):
+        assert (out / records.LOCK_NAME).read_text() == str(os.getpid())
+        with pytest.raises(RuntimeError, match="another hmmnlab eval is writing to"):
+            with records.output_lock(out, command="eval"):
+                pass
+    assert list(out.iterdir()) == []
+    with records.output_lock(out, command="eval", remove=False):
+        pass
+    assert (out / records.LOCK_NAME).exists()
 
 
 # --- item 4: existing files are not replaced without --overwrite ------------------------------------
