@@ -34,7 +34,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import torch
 
 from hmmnlab import options, runner
 from hmmnlab.allocator import keep_freed_memory
@@ -80,26 +79,6 @@ def is_finished(out: Path, video: YouTubeVideo, settings: dict) -> bool:
     """A video is finished when its record was written with ``settings`` and every mask the meta
     asks for exists."""
     return runner.is_finished(out, video, YouTubeLayout(), settings)
-
-
-def segment_video(
-    model: HMMN,
-    video: YouTubeVideo,
-    out: Path,
-    *,
-    read: ReadConfig,
-    device: torch.device,
-    amp: bool = False,
-    dtype: str = "float32",  # or "bfloat16" (hmmnlab.precision)
-    progress: bool = True,
-    settings: dict | None = None,
-) -> dict:
-    """Segment one video and write the masks of its output frames to ``out/Annotations/<video>/``
-    (:func:`hmmnlab.runner.segment_video` with the submission layout); returns and stores its
-    timing and ``settings``."""
-    return runner.segment_video(model, video, out, YouTubeLayout(), read=read, device=device,
-                                amp=amp, dtype=dtype, progress=progress,
-                                settings=settings)  # fmt: skip
 
 
 def write_submission(out: Path, videos: list[YouTubeVideo]) -> Path:
