@@ -155,7 +155,7 @@ def evaluate(
     sequences: list[str] | None = None,
     device=None,
     amp: bool = False,
-    dtype: str = "float32",  # or "bfloat16" (hmmnlab.precision)
+    dtype: str | None = None,  # float32, bfloat16; None: hmmnlab.precision's default
     overwrite: bool = False,
     overlays: bool = False,
     progress: bool = True,

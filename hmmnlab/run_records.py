@@ -13,6 +13,7 @@ import torch
 
 from hmmnlab.config import ReadConfig
 from hmmnlab.model import HMMN
+from hmmnlab.precision import resolve_dtype
 
 
 class PeakMemory:
@@ -65,9 +66,10 @@ def run_settings(
     resolution: str,
     overlays: bool,
     amp: bool = False,
-    dtype: str = "float32",
+    dtype: str | None = None,
 ) -> dict:
-    """What a sequence's masks depend on; stored with them and compared when resuming."""
+    """What a sequence's masks depend on; stored with them and compared when resuming. ``dtype``
+    None: the process-wide default (:func:`hmmnlab.precision.get_default_dtype`)."""
     from importlib.metadata import PackageNotFoundError, version
 
     try:
@@ -81,7 +83,7 @@ def run_settings(
         "resolution": resolution,
         "overlays": overlays,
         "amp": amp,
-        "dtype": dtype,
+        "dtype": resolve_dtype(dtype),
         "hmmnlab_version": code_version,
     }
 
