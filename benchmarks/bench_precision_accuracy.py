@@ -1,7 +1,7 @@
 """Accuracy of bfloat16 beside float32 (``--dtype bfloat16``), side by side in one run.
 
     python benchmarks/bench_precision_accuracy.py [--lookalikes /work/runs/la16] [--threads 2]
-        [--max-frames N] [--parts lookalikes,fixtures] [--locate]
+        [--max-frames N] [--parts lookalikes,fixtures] [--locate encoders,decoder]
 
 * ``lookalikes``: the ``demo`` weights with their own read on a look-alike suite
   (``hmmnlab samples --lookalikes DIR``), J&F per clip in float32 and in bfloat16 (official
@@ -12,8 +12,9 @@
   the largest probability difference from the authors' float32, in float32 and in bfloat16, and
   the share of label pixels that differ from the authors' labels.
 
-The target is |ΔJ&F| <= 0.005. ``--locate`` also runs bfloat16 with one part of the network kept
-in float32 (the two encoders, or the decoder), in the same pass, to say which part moves the labels.
+The target is |ΔJ&F| <= 0.005. ``--locate encoders,decoder`` also runs bfloat16 with one part of
+the network kept in float32 (the two encoders, or the decoder), in the same pass, to say which part
+moves the labels.
 Held-out DAVIS is measured with ``hmmnlab eval`` (docs/speed.md).
 """
 
@@ -138,24 +139,24 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--parts", default="lookalikes,fixtures")
     parser.add_argument(
         "--locate",
-        action="store_true",
-        help="also bfloat16 with the encoders or decoder in float32",
+        default="",
+        help="comma-separated parts (encoders, decoder): also bfloat16 with that part in float32",
     )
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     print(f"CPU: {cpu_model()}; flags: {cpu_flags()}; {args.threads} thread(s)", flush=True)
     variants = {"float32": ("float32", ()), "bfloat16": ("bfloat16", ())}
+    parts_of = {"encoders": ("memory_encoder", "query_encoder"), "decoder": ("decoder",)}
     locate = {
-        "bf16, encoders fp32": ("bfloat16", ("memory_encoder", "query_encoder")),
-        "bf16, decoder fp32": ("bfloat16", ("decoder",)),
+        f"bf16, {part} fp32": ("bfloat16", parts_of[part])
+        for part in filter(None, args.locate.split(","))
     }
     parts = args.parts.split(",")
     pd.set_option("display.width", 250)
     if "fixtures" in parts:
         print(fixture_table(variants).to_string(index=False, float_format=lambda v: f"{v:.3g}"))
     if "lookalikes" in parts:
-        runs = {**variants, **locate} if args.locate else variants
-        table = lookalike_table(Path(args.lookalikes), args.max_frames, runs)
+        table = lookalike_table(Path(args.lookalikes), args.max_frames, {**variants, **locate})
         print(table.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
         delta = table.iloc[-1]["Δ bfloat16"]
         verdict = "met" if abs(delta) <= TARGET else "MISSED (rerun with --locate to find the part)"
