@@ -3,7 +3,7 @@ frame (memorize, segment, total), peak memory, and how far apart their probabili
 
     python benchmarks/bench_vs_authors.py --authors-repo PATH [--frames 8] [--height 480]
         [--width 854] [--objects 2] [--threads 2] [--repeats 2] [--weights recipe-1 | FILE.pth]
-        [--json SUMMARY.json]
+        [--json SUMMARY.json] [--dtype bfloat16]
 
 PATH is your own checkout of github.com/Hongje/HMMN. Its ``model.py`` is imported as it is: nothing
 in it is edited or copied. Their code calls CUDA; the process that runs it makes those calls no-ops
@@ -25,6 +25,11 @@ every frame with ``time.perf_counter``; frame 1 warms up (the authors' code buil
 there) and frames 2..N are averaged; it reports its peak resident memory (``ru_maxrss``) and saves its
 probabilities, and the parent prints the medians over the runs, the ratios authors / hmmnlab of this
 run and the largest difference between the two sets of probabilities.
+
+``--dtype bfloat16`` adds a fourth run in the same alternation, ``hmmnlab-bfloat16``: hmmnlab's
+fast path under ``propagate(..., dtype="bfloat16")`` (convolutions in bfloat16, the memory read in
+float32, :mod:`hmmnlab.precision`), with the ratios authors / bfloat16 and hmmnlab / bfloat16 (its
+speed-up over hmmnlab's own float32 fast path) and its probabilities' distance to the others.
 """
 
 from __future__ import annotations
@@ -49,6 +54,7 @@ MEM_EVERY = 5  # the authors' eval_DAVIS.py: Run_video(..., Mem_every=5)
 TOPK = 32  # the authors' r3 top-k: torch.topk needs that many r4 positions at frame 1
 PHASES = ("memorize", "segment", "total")
 IMPLEMENTATIONS = ("authors", "hmmnlab", "hmmnlab-readable")
+BFLOAT16 = "hmmnlab-bfloat16"  # with --dtype bfloat16: hmmnlab's fast path in bfloat16
 CHILD_ARGS = ("child", "video", "weights_file", "probs")  # what the parent passes its children
 
 
@@ -198,11 +204,14 @@ def run_authors(repo: Path, video: dict, weights: Path, out: Path) -> dict:
     return summarise("authors", times, probs, out)
 
 
-def run_hmmnlab(video: dict, weights: Path, out: Path, *, fast: bool = True) -> dict:
+def run_hmmnlab(
+    video: dict, weights: Path, out: Path, *, fast: bool = True, dtype: str = "float32"
+) -> dict:
     """hmmnlab's propagate() (mem_every=5) with a hook point marking the end of memorize.
 
     ``fast``: as the commands run it (:func:`hmmnlab.allocator.keep_freed_memory`, the fast
-    inference path of :mod:`hmmnlab.model.fast`); otherwise the readable model as it loads."""
+    inference path of :mod:`hmmnlab.model.fast`); otherwise the readable model as it loads.
+    ``dtype``: ``"bfloat16"`` runs the fast path under bfloat16 autocast."""
     from hmmnlab.allocator import keep_freed_memory
     from hmmnlab.inference import propagate
     from hmmnlab.weights import load_model
@@ -217,7 +226,7 @@ def run_hmmnlab(video: dict, weights: Path, out: Path, *, fast: bool = True) -> 
         marks.append(time.perf_counter())
 
     results = propagate(
-        model, frames, video["labels0"], mem_every=MEM_EVERY, device="cpu",
+        model, frames, video["labels0"], mem_every=MEM_EVERY, device="cpu", dtype=dtype,
         hooks={"memory_features.v2": memorized},
     )  # fmt: skip
     next(results)  # frame 0: the given mask
@@ -231,7 +240,8 @@ def run_hmmnlab(video: dict, weights: Path, out: Path, *, fast: bool = True) -> 
         end = time.perf_counter()
         times.append((marks[-1] - start, end - marks[-1]))
         probs.append(result.probs.numpy().copy())
-    return summarise("hmmnlab" if fast else "hmmnlab-readable", times, probs, out)
+    name = BFLOAT16 if dtype == "bfloat16" else "hmmnlab" if fast else "hmmnlab-readable"
+    return summarise(name, times, probs, out)
 
 
 def child_main(args: argparse.Namespace) -> None:
@@ -244,8 +254,9 @@ def child_main(args: argparse.Namespace) -> None:
             keep_freed_memory()
         report = run_authors(Path(args.authors_repo), video, Path(args.weights_file), args.probs)
     else:
-        fast = args.child == "hmmnlab"
-        report = run_hmmnlab(video, Path(args.weights_file), args.probs, fast=fast)
+        fast = args.child != "hmmnlab-readable"
+        dtype = "bfloat16" if args.child == BFLOAT16 else "float32"
+        report = run_hmmnlab(video, Path(args.weights_file), args.probs, fast=fast, dtype=dtype)
     print(json.dumps(report), flush=True)
 
 
@@ -270,7 +281,8 @@ def run_child(name: str, args: argparse.Namespace, video: Path, weights: Path, p
 
 
 def summary_table(runs: dict[str, list[dict]]) -> tuple[str, dict]:
-    """Medians over the runs of each implementation and the ratios authors / hmmnlab."""
+    """Medians over the runs of each implementation and the ratios authors / hmmnlab (and, with
+    a bfloat16 run, authors / bfloat16 and hmmnlab / bfloat16)."""
     medians = {
         name: {
             **{p: statistics.median(r[f"{p}_s"] for r in reports) for p in PHASES},
@@ -285,14 +297,20 @@ def summary_table(runs: dict[str, list[dict]]) -> tuple[str, dict]:
         f"{'':18s}{'memorize':>10s}{'segment':>10s}{'total':>10s}{'peak RSS':>10s}",
         f"{'':18s}{'s/frame':>10s}{'s/frame':>10s}{'s/frame':>10s}{'MiB':>10s}",
     ]
-    for name in IMPLEMENTATIONS:
+    for name in runs:
         m = medians[name]
         lines.append(
             f"{name:18s}" + "".join(f"{m[p]:10.3f}" for p in PHASES) + f"{m['peak_rss_mib']:10.0f}"
         )
     lines.append(f"{'authors/hmmnlab':18s}" + "".join(f"{ratios[c]:10.2f}" for c in columns))
     lines.append(f"{'authors/readable':18s}" + "".join(f"{readable[c]:10.2f}" for c in columns))
-    return "\n".join(lines), {"medians": medians, "ratios": ratios, "ratios_readable": readable}
+    figures = {"medians": medians, "ratios": ratios, "ratios_readable": readable}
+    if BFLOAT16 in medians:
+        for over, key in (("authors", "ratios_bfloat16"), ("hmmnlab", "ratios_hmmnlab_bfloat16")):
+            figures[key] = {c: medians[over][c] / medians[BFLOAT16][c] for c in columns}
+            lines.append(f"{over + '/bfloat16':18s}"
+                         + "".join(f"{figures[key][c]:10.2f}" for c in columns))  # fmt: skip
+    return "\n".join(lines), figures
 
 
 def parent_main(args: argparse.Namespace) -> None:
@@ -321,20 +339,24 @@ def parent_main(args: argparse.Namespace) -> None:
         make_video(video, frames=args.frames, height=args.height, width=args.width,
                    objects=args.objects)  # fmt: skip
         weights = weights_file(args.weights, folder)
-        runs: dict[str, list[dict]] = {name: [] for name in IMPLEMENTATIONS}
+        names = IMPLEMENTATIONS + ((BFLOAT16,) if args.dtype == "bfloat16" else ())
+        runs: dict[str, list[dict]] = {name: [] for name in names}
         for repeat in range(args.repeats):
-            for name in IMPLEMENTATIONS:  # alternately: A B A B
+            for name in names:  # alternately: A B A B
                 probs = folder / f"{name}-{repeat}.npy"
                 runs[name].append(run_child(name, args, video, weights, probs))
                 print(f"  run {repeat + 1} {name}: {runs[name][-1]['total_s']:.3f} s/frame",
                       file=sys.stderr, flush=True)  # fmt: skip
-        probs = {name: np.load(runs[name][0]["probs"]) for name in IMPLEMENTATIONS}
+        probs = {name: np.load(runs[name][0]["probs"]) for name in names}
         shapes = {p.shape for p in probs.values()}
         if len(shapes) != 1:
             raise SystemExit(f"probabilities differ in shape: {sorted(shapes)}")
         pairs = {}  # (a, b) -> (max |a - b|, share of pixels with the same label)
-        for a, b in (("authors", "hmmnlab-readable"), ("authors", "hmmnlab"),
-                     ("hmmnlab-readable", "hmmnlab")):  # fmt: skip
+        compared = [("authors", "hmmnlab-readable"), ("authors", "hmmnlab"),
+                    ("hmmnlab-readable", "hmmnlab")]  # fmt: skip
+        if BFLOAT16 in names:
+            compared += [("authors", BFLOAT16), ("hmmnlab", BFLOAT16)]
+        for a, b in compared:
             pairs[a, b] = (float(np.abs(probs[a] - probs[b]).max()),
                            float((probs[a].argmax(axis=1) == probs[b].argmax(axis=1)).mean()))  # fmt: skip
     table, figures = summary_table(runs)
@@ -345,7 +367,7 @@ def parent_main(args: argparse.Namespace) -> None:
         "alternating run(s) each, peak RSS the largest"
     )
     print(table)
-    for name in IMPLEMENTATIONS:
+    for name in runs:
         totals = " ".join(f"{r['total_s']:.3f}" for r in runs[name])
         print(f"  {name} total s/frame per run: {totals}")
     print(f"probabilities over frames 1..{args.frames}:")
@@ -377,7 +399,13 @@ def main(argv: list[str] | None = None) -> None:
         "(hmmnlab.allocator.keep_freed_memory)",
     )
     # the children (run by the parent)
-    parser.add_argument("--child", choices=IMPLEMENTATIONS, help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--dtype",
+        choices=("float32", "bfloat16"),
+        default="float32",
+        help="bfloat16: also hmmnlab's fast path in bfloat16, in the same alternation",
+    )
+    parser.add_argument("--child", choices=(*IMPLEMENTATIONS, BFLOAT16), help=argparse.SUPPRESS)
     parser.add_argument("--video", help=argparse.SUPPRESS)
     parser.add_argument("--weights-file", help=argparse.SUPPRESS)
     parser.add_argument("--probs", type=Path, help=argparse.SUPPRESS)

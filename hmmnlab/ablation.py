@@ -308,7 +308,7 @@ def run(
     out: str | Path | None = None,
     device: str | None = "cpu",
     amp: bool = False,
-    dtype: str = "float32",
+    dtype: str | None = None,  # float32, bfloat16; None: hmmnlab.precision's default
     overlays: bool = False,
     progress: bool = True,
     threads: int | None = None,
@@ -404,7 +404,7 @@ def run(
             device = _ray_device(ray, device)
             threads = threads or 1  # the CPUs of each task
         cells = [Cell(label, read, name, folder, davis_root, year, split, resolution, settings,
-                      device, amp, overlays, threads, progress=progress and ray is None, dtype=dtype)
+                      device, amp, overlays, threads, progress=progress and ray is None, dtype=settings["dtype"])
                  for label, read, name, folder, settings in todo]  # fmt: skip
         bar = tqdm(total=finished + len(cells), initial=finished, desc="cells", unit="cell",
                    disable=not progress)  # fmt: skip

@@ -3,8 +3,8 @@
 The options the commands share come from :mod:`hmmnlab.options`: every command that runs a model with
 one read (``segment``, ``trace``, ``eval``) takes the same ``--weights``, read options (``--variant``,
 ``--read``, ``--mem-every``, ``--max-memory-frames``) and device options (``--device``, ``--amp``).
-``demo`` takes ``--weights`` and ``--device`` but no read options: it runs a fixed tour of several
-reads (the ablation grid, stm against hmmn). ``ablate`` takes ``--weights``, the DAVIS options of
+``demo`` takes ``--weights``, ``--device`` and ``--dtype`` but no read options: it runs a fixed
+tour of several reads (the ablation grid, stm against hmmn). ``ablate`` takes ``--weights``, the DAVIS options of
 ``eval`` and the device options; its ``--variants`` names the reads to compare.
 
 Each command's run function stays in the module that does the work and is imported only when the
@@ -352,6 +352,7 @@ def demo_arguments(p: argparse.ArgumentParser) -> None:
         "--davis", default="data_samples", help="DAVIS 2017-layout root with the samples"
     )
     options.add_device_options(p, amp=False)
+    options.add_dtype_option(p)
     p.add_argument("--full", action="store_true", help="the full read grid on every sequence")
     p.add_argument(
         "--frames",

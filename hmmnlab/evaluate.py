@@ -61,7 +61,7 @@ def segment_sequence(
     read: ReadConfig,
     device: torch.device,
     amp: bool = False,
-    dtype: str = "float32",  # or "bfloat16" (hmmnlab.precision)
+    dtype: str | None = None,  # float32, bfloat16; None: hmmnlab.precision's default
     overlays: bool = False,
     progress: bool = True,
     settings: dict | None = None,
@@ -85,7 +85,7 @@ def evaluate(
     sequences: list[str] | None = None,
     device=None,
     amp: bool = False,
-    dtype: str = "float32",  # or "bfloat16" (hmmnlab.precision)
+    dtype: str | None = None,  # float32, bfloat16; None: hmmnlab.precision's default
     overwrite: bool = False,
     overlays: bool = False,
     progress: bool = True,

@@ -233,7 +233,7 @@ def evaluate(
     videos: list[str] | None = None,
     device=None,
     amp: bool = False,
-    dtype: str = "float32",  # or "bfloat16" (hmmnlab.precision)
+    dtype: str | None = None,  # float32, bfloat16; None: hmmnlab.precision's default
     overwrite: bool = False,
     progress: bool = True,
     unseen_categories: list[str] | None = None,

@@ -247,7 +247,8 @@ def propagate(
     frame t on (see the module docstring); their given mask wins in ``labels`` at frame t.
     amp: float16 autocast on CUDA. dtype: ``"bfloat16"`` (or ``torch.bfloat16``) runs the
     convolutions in bfloat16 under autocast and the memory read in float32
-    (:mod:`hmmnlab.precision`); None or ``"float32"``: float32 throughout (the default, parity).
+    (:mod:`hmmnlab.precision`); ``"float32"``: float32 throughout (parity); None: the process-wide
+    default (:func:`hmmnlab.precision.set_default_dtype`, ``$HMMNLAB_DTYPE``), float32 unless set.
     read: the read configuration (default: the read the model's weights carry,
     ``model.default_read`` from :func:`~hmmnlab.weights.load_model`, else the authors');
     ``mem_every`` overrides its field.

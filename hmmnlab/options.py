@@ -215,13 +215,19 @@ def add_device_options(parser: argparse.ArgumentParser, *, amp: bool = True) -> 
     parser.add_argument("--device", default="cpu", help="cpu or cuda[:N] (default cpu)")
     if amp:
         parser.add_argument("--amp", action="store_true", help="autocast to float16 on CUDA")
-        parser.add_argument(
-            "--dtype",
-            choices=("float32", "bfloat16"),
-            default="float32",
-            help="bfloat16: convolutions in bfloat16 under autocast, the memory read in float32 "
-            "(fast on CPUs with AVX-512 BF16 or AMX); default float32",
-        )
+        add_dtype_option(parser)
+
+
+def add_dtype_option(parser: argparse.ArgumentParser) -> None:
+    """``--dtype``; its default, None, is resolved where the model runs: ``$HMMNLAB_DTYPE`` if
+    set, else float32 (:mod:`hmmnlab.precision`, not imported here: no torch at parse time)."""
+    parser.add_argument(
+        "--dtype",
+        choices=("float32", "bfloat16"),
+        default=None,
+        help="bfloat16: convolutions in bfloat16 under autocast, the memory read in float32 "
+        "(fast on CPUs with AVX-512 BF16 or AMX); default $HMMNLAB_DTYPE if set, else float32",
+    )
 
 
 def add_model_options(parser: argparse.ArgumentParser) -> None:

@@ -8,12 +8,18 @@ read, and the read runs with autocast off (:func:`float32_read`). The read is a 
 frame's work (about 2% of its FLOPs at 480p), and its affinity logits span over a hundred, where
 bfloat16's 8-bit mantissa would move them by about a logit and change which memory cells win
 the softmax and the top-k selection.
+
+A run that names no dtype (``propagate(..., dtype=None)``, a command without ``--dtype``, and so
+every notebook) uses the process-wide default: float32, unless ``$HMMNLAB_DTYPE`` says otherwise
+(read once, on first use) or :func:`set_default_dtype` / the :func:`default_dtype` context set it.
+A dtype given explicitly always wins, so ``dtype="float32"`` stays float32 whatever the default.
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
+import os
 import warnings
 from pathlib import Path
 
@@ -22,7 +28,11 @@ import torch
 #: The names ``--dtype`` takes, and their torch types.
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
 
+#: The environment variable that sets the process-wide default dtype (read once).
+ENV_VAR = "HMMNLAB_DTYPE"
+
 _warned_slow = False  # the "no native bfloat16" warning is given once per process
+_default: str | None = None  # the process-wide default dtype; None: $HMMNLAB_DTYPE not read yet
 
 
 def check_dtype(dtype: str | torch.dtype | None) -> str:
@@ -33,6 +43,42 @@ def check_dtype(dtype: str | torch.dtype | None) -> str:
         if dtype in (name, value):
             return name
     raise ValueError(f"dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
+
+
+def get_default_dtype() -> str:
+    """The dtype of runs that name none: what :func:`set_default_dtype` set, else
+    ``$HMMNLAB_DTYPE`` (read on the first call), else float32."""
+    global _default
+    if _default is None:
+        value = os.environ.get(ENV_VAR, "").strip()
+        if value and value not in DTYPES:
+            raise ValueError(f"${ENV_VAR} must be one of {', '.join(DTYPES)}, got {value!r}")
+        _default = value or "float32"
+    return _default
+
+
+def set_default_dtype(dtype: str | torch.dtype) -> str:
+    """Make ``dtype`` (``"float32"`` or ``"bfloat16"``) the default of every run that names none
+    in this process, e.g. one line at the top of a notebook; returns the previous default."""
+    global _default
+    previous = get_default_dtype()
+    _default = check_dtype(dtype)
+    return previous
+
+
+@contextlib.contextmanager
+def default_dtype(dtype: str | torch.dtype):
+    """``with default_dtype("bfloat16"):`` runs that name no dtype run in bfloat16 inside."""
+    previous = set_default_dtype(dtype)
+    try:
+        yield
+    finally:
+        set_default_dtype(previous)
+
+
+def resolve_dtype(dtype: str | torch.dtype | None) -> str:
+    """The name of the dtype a run uses: ``dtype`` when given, else the process-wide default."""
+    return get_default_dtype() if dtype is None else check_dtype(dtype)
 
 
 def native_bf16(cpuinfo: str | None = None) -> bool | None:
@@ -52,9 +98,10 @@ def native_bf16(cpuinfo: str | None = None) -> bool | None:
 
 def autocast(device: torch.device, *, amp: bool = False, dtype: str | torch.dtype | None = None):
     """The autocast context of a run: none for float32; bfloat16 on the device's type; with
-    ``amp``, float16 on CUDA (on the CPU ``amp`` warns and runs float32)."""
+    ``amp``, float16 on CUDA (on the CPU ``amp`` warns and runs float32). ``dtype`` None: the
+    process-wide default (:func:`get_default_dtype`), except with ``amp``, which asks for float16."""
     global _warned_slow
-    name = check_dtype(dtype)
+    name = check_dtype(dtype) if amp else resolve_dtype(dtype)
     if amp and name != "float32":
         raise ValueError("--amp (float16 on CUDA) and --dtype bfloat16 exclude each other")
     if name == "bfloat16":

@@ -328,10 +328,13 @@ def run_settings(
     resolution: str,
     overlays: bool,
     amp: bool = False,
-    dtype: str = "float32",
+    dtype: str | None = None,
 ) -> dict:
-    """What a video's masks depend on; stored with them and compared when resuming."""
+    """What a video's masks depend on; stored with them and compared when resuming. ``dtype``
+    None: the process-wide default (:func:`hmmnlab.precision.get_default_dtype`)."""
     from importlib.metadata import PackageNotFoundError, version
+
+    from hmmnlab.precision import resolve_dtype
 
     try:
         code_version = version("hmmnlab")
@@ -344,7 +347,7 @@ def run_settings(
         "resolution": resolution,
         "overlays": overlays,
         "amp": amp,
-        "dtype": dtype,
+        "dtype": resolve_dtype(dtype),
         "hmmnlab_version": code_version,
     }
 

@@ -226,6 +226,7 @@ class DemoSetup:
     device: torch.device
     frames: int | None
     full: bool
+    dtype: str = "float32"  # every run's precision (hmmnlab.precision)
 
     @property
     def reads(self) -> dict[str, ReadConfig]:
@@ -246,11 +247,15 @@ def prepare_demo(
     full: bool = False,
     frames: int | None = None,
     grid: ablation.Grid | None = None,
+    dtype: str | None = None,
 ) -> DemoSetup:
     """Create ``out``, load the model (see :func:`hmmnlab.ablation.resolve_model`), cut the data to
     ``frames`` frames when given and check the read grid (see :func:`demo` for the arguments)."""
     from hmmnlab.data.davis import DavisDataset
     from hmmnlab.inference import resolve_device
+    from hmmnlab.precision import resolve_dtype
+
+    dtype = resolve_dtype(dtype)  # fails early on a bad $HMMNLAB_DTYPE
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -273,7 +278,7 @@ def prepare_demo(
     weights_name = "the demo weights" if weights is None else str(weights)
     if not isinstance(weights, (str, Path, type(None))):
         weights_name = "a model passed in"
-    return DemoSetup(out, model, weights_name, root, dataset, grid, device, frames, full)
+    return DemoSetup(out, model, weights_name, root, dataset, grid, device, frames, full, dtype)
 
 
 @dataclass
@@ -296,7 +301,8 @@ def segment_video(setup: DemoSetup, *, progress: bool = True) -> Segmented:
     folder = setup.out / "segment"
     _, per_sequence_df = evaluate(
         setup.model, setup.root, folder, year=2017, read=setup.reads["hmmn"],
-        sequences=[sequence.name], device=setup.device, overlays=True, progress=progress,
+        sequences=[sequence.name], device=setup.device, dtype=setup.dtype, overlays=True,
+        progress=progress,
     )  # fmt: skip
     movie = [
         viz.labelled_row([(f"frame {t}", sequence.frame(t), predicted_labels(folder, sequence, t))],
@@ -328,8 +334,9 @@ def trace_read(setup: DemoSetup, sequence: DavisSequence) -> TracedRead:
     read = setup.reads["hmmn"]
     t = min(TRACE_FRAME, len(sequence) - 1)
     result, cache = run_with_cache(
-        setup.model, sequence, sequence.first_mask(), frame=t, read=read, device=setup.device
-    )
+        setup.model, sequence, sequence.first_mask(), frame=t, read=read, device=setup.device,
+        dtype=setup.dtype,
+    )  # fmt: skip
     obj = 0  # the first object
     # the query cell: on the object in the annotation (the samples annotate every frame)
     truth = sequence.mask(t) if t < len(sequence.mask_paths) else result.labels.cpu().numpy()
@@ -343,7 +350,8 @@ def run_ablation(setup: DemoSetup, *, progress: bool = True) -> pd.DataFrame:
     table is also written to ``out/ablation.csv``."""
     table = ablation.run(setup.root, setup.model, variants=setup.grid,
                          sequences=setup.ablation_sequences, out=setup.out / "ablation",
-                         device=str(setup.device), progress=progress)  # fmt: skip
+                         device=str(setup.device), dtype=setup.dtype,
+                         progress=progress)  # fmt: skip
     table.to_csv(setup.out / "ablation.csv", index=False)
     return table
 
@@ -381,7 +389,7 @@ def compare_twins(
         evaluate(
             stm_model, setup.root, setup.out / "trained-stm", year=2017,
             read=ablation.carried_read(stm_model), sequences=[TWINS_SEQUENCE], device=setup.device,
-            progress=progress,
+            dtype=setup.dtype, progress=progress,
         )  # fmt: skip
         folders = {"demo (hmmn)": folders["hmmn read"], "demo-stm (stm)": setup.out / "trained-stm"}
         trained = compare_reads(setup.root, folders, TWINS_SEQUENCE)
@@ -437,7 +445,8 @@ def intro_section(report: Report, setup: DemoSetup) -> None:
         f"Weights: <code>{html.escape(setup.weights_name)}"
         f"</code>; data: <code>{html.escape(str(setup.root))}</code>"
         + (f" (first {setup.frames} frames)" if setup.frames else "")
-        + f"; device: {setup.device}. Every number below was measured by this run.",
+        + f"; device: {setup.device}; precision: {setup.dtype}. Every number below was measured "
+        "by this run.",
         note=True,
     )
 
@@ -637,6 +646,7 @@ def demo(
     grid: ablation.Grid | None = None,
     stm_weights="demo-stm",
     progress: bool = True,
+    dtype: str | None = None,
 ) -> Path:
     """Build the demo report into ``out`` (``report.html``, ``ablation.csv`` and the run folders)
     and return the report's path. weights: a checkpoint path or a model; None: the demo weights
@@ -647,10 +657,12 @@ def demo(
     ``frames`` frames (quick runs). grid: a read grid of your own (must include ``stm`` and
     ``hmmn`` for the twins case). stm_weights: the model trained with the stm read, compared
     in the twins case with ``weights`` under its own (hmmn) read (None: that comparison is left out).
+    dtype: the precision of every run, ``"float32"`` or ``"bfloat16"`` (None: the process-wide
+    default, :mod:`hmmnlab.precision`).
     """
     started = time.perf_counter()
     setup = prepare_demo(out, weights=weights, davis_root=davis_root, device=device, full=full,
-                         frames=frames, grid=grid)  # fmt: skip
+                         frames=frames, grid=grid, dtype=dtype)  # fmt: skip
     segmented = segment_video(setup, progress=progress)
     traced = trace_read(setup, segmented.sequence)
     table = run_ablation(setup, progress=progress)
@@ -690,6 +702,6 @@ def run(args: argparse.Namespace) -> int:
     stm_weights = None if args.stm_weights.lower() == "none" else args.stm_weights
     path = demo(args.out, weights=args.weights, davis_root=args.davis, device=args.device,
                 full=args.full, frames=frames, grid=grid, stm_weights=stm_weights,
-                progress=not args.quiet)  # fmt: skip
+                progress=not args.quiet, dtype=args.dtype)  # fmt: skip
     print(f"wrote {path}")
     return 0

@@ -162,7 +162,7 @@ def segment_video(
     read: ReadConfig,
     device: torch.device,
     amp: bool = False,
-    dtype: str = "float32",  # or "bfloat16" (hmmnlab.precision)
+    dtype: str | None = None,  # float32, bfloat16; None: hmmnlab.precision's default
     progress: bool = True,
     settings: dict | None = None,
 ) -> dict:
@@ -214,7 +214,7 @@ def segment_videos(
     device: torch.device,
     settings: dict,
     amp: bool = False,
-    dtype: str = "float32",
+    dtype: str | None = None,
     overwrite: bool = False,
     progress: bool = True,
     total: int | None = None,

@@ -80,7 +80,7 @@ def segment_folder(
     read: ReadConfig | None = None,
     device=None,
     amp: bool = False,
-    dtype: str = "float32",  # or "bfloat16" (hmmnlab.precision)
+    dtype: str | None = None,  # or "float32", "bfloat16"; None: hmmnlab.precision's default
     save_probs: str | Path | None = None,
     progress: bool = True,
 ) -> list[Path]:

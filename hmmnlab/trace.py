@@ -75,7 +75,7 @@ def run_with_cache(
     device=None,
     new_objects=None,
     amp: bool = False,
-    dtype: str = "float32",
+    dtype: str | None = None,
 ) -> tuple[FrameResult, dict[str, Tensor]]:
     """Propagate from frame 0 to ``frame`` and return that frame's result and its cache (hook name
     -> detached tensor, on the CPU unless ``to_cpu=False``). ``new_objects``: objects entering

@@ -32,7 +32,7 @@ def run(*args: str) -> subprocess.CompletedProcess:
                           env=ENV, cwd=REPO)  # fmt: skip
 
 
-@pytest.mark.parametrize("child", ["hmmnlab", "hmmnlab-readable"])
+@pytest.mark.parametrize("child", ["hmmnlab", "hmmnlab-readable", "hmmnlab-bfloat16"])
 def test_the_hmmnlab_child_reports_its_timings_memory_and_probabilities(
     child, recipe_weights_file, tmp_path
 ):
@@ -52,6 +52,22 @@ def test_the_hmmnlab_child_reports_its_timings_memory_and_probabilities(
     saved = np.load(report["probs"])
     assert saved.shape == (3, 3, 96, 128)  # frames 1..3 x (background + 2 objects) x H x W
     np.testing.assert_allclose(saved.sum(axis=1), 1, atol=1e-5)
+
+
+def test_the_bfloat16_run_gets_its_row_and_ratios():
+    def report(total):
+        return {"memorize_s": total / 4, "segment_s": 3 * total / 4, "total_s": total,
+                "peak_rss_mib": 1000.0}  # fmt: skip
+
+    runs = {"authors": [report(8.0)], "hmmnlab": [report(4.0)],
+            "hmmnlab-readable": [report(5.0)]}  # fmt: skip
+    module = bench_module()
+    table, figures = module.summary_table(runs)
+    assert "bfloat16" not in table and "ratios_bfloat16" not in figures
+    table, figures = module.summary_table({**runs, "hmmnlab-bfloat16": [report(2.0)]})
+    assert figures["ratios_bfloat16"]["total"] == pytest.approx(4.0)  # authors / bfloat16
+    assert figures["ratios_hmmnlab_bfloat16"]["segment"] == pytest.approx(2.0)
+    assert "authors/bfloat16" in table and "hmmnlab/bfloat16" in table
 
 
 def test_a_missing_or_wrong_authors_checkout_is_refused_clearly(tmp_path):
@@ -78,3 +94,21 @@ def test_side_by_side_with_the_authors_code_at_a_tiny_size(tmp_path):
     assert set(figures["ratios"]) == {"memorize", "segment", "total", "peak_rss_mib"}
     assert set(figures["ratios_readable"]) == set(figures["ratios"])
     assert figures["runs"]["authors"][0]["timed_frames"] == 1
+
+
+@pytest.mark.skipif(
+    not (AUTHORS / "model.py").is_file(),
+    reason=f"the authors' code is not at {AUTHORS} (set HMMN_AUTHORS_REPO to a checkout)",
+)
+def test_side_by_side_with_a_bfloat16_column(tmp_path):
+    summary = tmp_path / "summary.json"
+    done = run("--authors-repo", str(AUTHORS), "--frames", "2", "--height", "96", "--width",
+               "128", "--threads", "1", "--repeats", "1", "--dtype", "bfloat16",
+               "--json", str(summary))  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "hmmnlab-bfloat16" in done.stdout and "authors/bfloat16" in done.stdout
+    figures = json.loads(summary.read_text())
+    assert set(figures["runs"]) == {"authors", "hmmnlab", "hmmnlab-readable", "hmmnlab-bfloat16"}
+    assert figures["max_abs_prob_difference"]["authors - hmmnlab"] < 1e-4  # float32 unmoved
+    assert 0 < figures["max_abs_prob_difference"]["hmmnlab - hmmnlab-bfloat16"] < 1
+    assert set(figures["ratios_bfloat16"]) == set(figures["ratios"])

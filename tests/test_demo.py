@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import io
+import json
 import re
 
 import numpy as np
@@ -42,6 +43,16 @@ def test_demo_writes_a_self_contained_report(tmp_path, weights, capsys):
     assert list(table["label"]) == ["stm", "hmmn"]
     assert table["J&F"].between(0, 1).all()
     assert (out / "segment" / "overlays" / "trio-crossing.mp4").is_file()
+
+
+def test_demo_runs_every_part_in_the_dtype_asked(tmp_path, weights):
+    out = tmp_path / "demo"
+    args = ["demo", "--quick", "--quiet", "--weights", str(weights), "--out", str(out)]
+    assert main([*args, "--stm-weights", "none", "--dtype", "bfloat16"]) == 0
+    records = sorted(out.glob("**/timing/*.json"))
+    assert {r.parent.parent.name for r in records} == {"segment", "stm", "hmmn"}
+    assert all(json.loads(r.read_text())["settings"]["dtype"] == "bfloat16" for r in records)
+    assert "precision: bfloat16" in (out / "report.html").read_text()
 
 
 def test_demo_missing_weights_is_a_clear_error(tmp_path, capsys):

@@ -81,13 +81,69 @@ def test_the_commands_take_dtype_and_records_hold_it(demo):
     from hmmnlab.cli import command_parser
     from hmmnlab.records import run_settings
 
-    for command in ("segment", "eval", "trace", "ablate"):
+    for command in ("segment", "eval", "trace", "ablate", "demo"):
         options = {a.dest: a for a in command_parser(command)._actions}
         assert options["dtype"].choices == ("float32", "bfloat16"), command
-        assert options["dtype"].default == "float32", command
+        assert options["dtype"].default is None, command  # the process-wide default
     settings = run_settings(demo, demo.default_read, resolution="480p", overlays=False)
     assert settings["dtype"] == "float32"
     half = run_settings(
         demo, demo.default_read, resolution="480p", overlays=False, dtype="bfloat16"
     )
     assert half != settings  # a float32 run's masks are not taken as a bfloat16 run's
+
+
+def test_the_default_dtype_comes_from_the_environment_once(monkeypatch):
+    monkeypatch.setattr(precision, "_default", None)  # not read yet
+    monkeypatch.setenv("HMMNLAB_DTYPE", "bfloat16")
+    assert precision.get_default_dtype() == "bfloat16"
+    monkeypatch.setenv("HMMNLAB_DTYPE", "float32")
+    assert precision.get_default_dtype() == "bfloat16"  # read once
+    monkeypatch.setattr(precision, "_default", None)
+    monkeypatch.delenv("HMMNLAB_DTYPE")
+    assert precision.get_default_dtype() == "float32"
+
+
+def test_a_bad_environment_dtype_is_a_clear_error(monkeypatch):
+    monkeypatch.setattr(precision, "_default", None)
+    monkeypatch.setenv("HMMNLAB_DTYPE", "float16")
+    with pytest.raises(ValueError, match=r"\$HMMNLAB_DTYPE must be one of float32, bfloat16"):
+        precision.resolve_dtype(None)
+    assert precision.resolve_dtype("float32") == "float32"  # an explicit dtype needs no default
+
+
+def test_the_setter_and_the_context_restore_the_default(monkeypatch):
+    monkeypatch.setattr(precision, "_default", None)
+    monkeypatch.delenv("HMMNLAB_DTYPE", raising=False)
+    with precision.default_dtype("bfloat16"):
+        assert precision.resolve_dtype(None) == "bfloat16"
+        assert precision.resolve_dtype("float32") == "float32"  # explicit wins
+    assert precision.get_default_dtype() == "float32"
+    assert precision.set_default_dtype(torch.bfloat16) == "float32"  # returns the previous one
+    assert precision.get_default_dtype() == "bfloat16"
+    with pytest.raises(ValueError, match="dtype must be one of"):
+        precision.set_default_dtype("float16")
+
+
+def test_a_run_without_dtype_runs_in_the_default(monkeypatch, demo, twins):
+    from hmmnlab.records import run_settings
+
+    monkeypatch.setattr(precision, "_default", None)
+    monkeypatch.delenv("HMMNLAB_DTYPE", raising=False)
+    frames, labels = twins
+    frames = frames[:3]
+
+    def probs(**kwargs):
+        return [r.probs.numpy() for r in propagate(demo, frames, labels, **kwargs)]
+
+    full, half = probs(), probs(dtype="bfloat16")
+    assert any(not np.array_equal(a, b) for a, b in zip(full, half, strict=True))
+    with precision.default_dtype("bfloat16"):
+        for a, b in zip(probs(), half, strict=True):  # bfloat16, with no dtype given
+            np.testing.assert_array_equal(a, b)
+        for a, b in zip(probs(dtype="float32"), full, strict=True):  # explicit float32 stays
+            np.testing.assert_array_equal(a, b)
+        _, cache = run_with_cache(demo, frames, labels, frame=2, names_filter=["query_features.k4"])
+        assert cache["query_features.k4"].dtype == torch.bfloat16
+        settings = run_settings(demo, demo.default_read, resolution="480p", overlays=False)
+        assert settings["dtype"] == "bfloat16"  # the record says what ran
