@@ -422,7 +422,7 @@ COMMANDS: dict[str, Command] = {
         "--davis ../shared/data/davis2016-train-240p --hold-out bear,bmx-bumps,boat "
         "--preset demo --set steps=5000 --out runs/demo",
         train_arguments,
-        Runner("hmmnlab.train.loop", "run_train_command"),
+        Runner("hmmnlab.train.command", "run_train_command"),
     ),
     "demo": Command(
         "a headless tour on the bundled samples, as an HTML report",

@@ -8,7 +8,6 @@ environment variable ``HMMNLAB_DEMO_WEIGHTS`` points to another checkpoint (e.g.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,6 +15,7 @@ import numpy as np
 
 from hmmnlab.data.davis import DavisDataset, DavisSequence
 from hmmnlab.model import HMMN
+from hmmnlab.weights import demo_weights  # noqa: F401  (its home; notebooks import it from here)
 
 SAMPLES = Path(__file__).resolve().parents[1] / "data_samples"
 
@@ -28,20 +28,6 @@ class Demo:
     sequence: DavisSequence
     frames: list[np.ndarray]  # the first frames, H x W x 3 uint8
     first_labels: np.ndarray  # H x W labels of frame 0
-
-
-def demo_weights(weights: str | Path | None = None) -> Path:
-    """``weights`` (a registered name such as ``"demo-stm"`` or a path), else
-    ``$HMMNLAB_DEMO_WEIGHTS``, else the registered ``demo`` weights; the file must exist."""
-    from hmmnlab.weights import resolve_weights
-
-    path = resolve_weights(weights or os.environ.get("HMMNLAB_DEMO_WEIGHTS") or "demo")
-    if not path.is_file():
-        raise FileNotFoundError(
-            f"demo weights not found: {path} (train them with `hmmnlab train`, or set "
-            "HMMNLAB_DEMO_WEIGHTS to a checkpoint)"
-        )
-    return path
 
 
 def sample_dataset(root: str | Path | None = None) -> DavisDataset:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,6 +26,7 @@ import torch
 from torch import Tensor
 
 from hmmnlab.config import ModelConfig, ReadConfig
+from hmmnlab.data.davis import repo_path
 from hmmnlab.model import HMMN
 from hmmnlab.model.fast import fast_inference
 
@@ -305,3 +307,51 @@ def save_checkpoint(model: HMMN, path: str | Path, *, meta: dict | None = None) 
         },
         path,
     )
+
+
+# --------------------------------------------------------------------------------------------------
+# A weights argument of a notebook or a benchmark: a model, a registered name or a path
+
+#: Default weights: the demo model trained by hmmnlab on synthetic videos.
+DEMO_WEIGHTS = "demo"  # the registered name of the bundled demo weights
+
+
+def demo_weights(weights: str | Path | None = None) -> Path:
+    """``weights`` (a registered name such as ``"demo-stm"`` or a path), else
+    ``$HMMNLAB_DEMO_WEIGHTS``, else the registered ``demo`` weights; the file must exist."""
+    path = resolve_weights(weights or os.environ.get("HMMNLAB_DEMO_WEIGHTS") or DEMO_WEIGHTS)
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"demo weights not found: {path} (train them with `hmmnlab train`, or set "
+            "HMMNLAB_DEMO_WEIGHTS to a checkpoint)"
+        )
+    return path
+
+
+def resolve_model(weights, device="cpu"):
+    """The model ``weights`` names: an :class:`~hmmnlab.model.HMMN` as given; None or a registered
+    name (``"demo"``, ``"demo-stm"``): those weights (None: ``$HMMNLAB_DEMO_WEIGHTS`` if set, else
+    :data:`DEMO_WEIGHTS`); else a checkpoint path (relative paths also from the repository root),
+    loaded on ``device``. A missing file is a FileNotFoundError."""
+    if isinstance(weights, HMMN):
+        return weights
+    if weights is None or (isinstance(weights, str) and weights in registered_weights()):
+        return load_model(demo_weights(weights), device=device)
+    path = repo_path(weights)
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"weights not found: {path} (give a registered name such as {DEMO_WEIGHTS!r} or "
+            f"'demo-stm', or a checkpoint path)"
+        )
+    return load_model(path, device=device)
+
+
+def carried_read(weights) -> ReadConfig:
+    """The read the weights :func:`resolve_model` would load carry (manifest entry or checkpoint
+    metadata, :func:`hmmnlab.weights.trained_read`), without loading them; a loaded model's
+    ``default_read``."""
+    if isinstance(weights, HMMN):
+        return getattr(weights, "default_read", None) or ReadConfig()
+    if weights is None or (isinstance(weights, str) and weights in registered_weights()):
+        return trained_read(demo_weights(weights))[0]
+    return trained_read(repo_path(weights))[0]

@@ -147,9 +147,10 @@ def test_a_key_given_twice_is_an_error():
 
 
 def test_the_same_parser_serves_read_and_set():
+    from hmmnlab.train import config as train_config
     from hmmnlab.train import loop
 
-    assert loop.parse_fields is options.parse_fields
+    assert train_config.parse_fields is options.parse_fields
     args = argparse.Namespace(read=["sigma=2", "sigma=3"], variant=None, mem_every=None,
                               max_memory_frames=None)  # fmt: skip
     with pytest.raises(ValueError, match="--read sigma is given twice"):

@@ -106,7 +106,7 @@ def test_torch_save_on_a_full_disk_names_the_file(tmp_path, monkeypatch):
     state.pth.tmp left."""
     import torch
 
-    from hmmnlab.train import loop
+    from hmmnlab.train import checkpoints
 
     def short_write(obj, path):
         Path(path).write_bytes(b"PK")
@@ -114,7 +114,7 @@ def test_torch_save_on_a_full_disk_names_the_file(tmp_path, monkeypatch):
 
     monkeypatch.setattr(torch, "save", short_write)
     with pytest.raises(records.WriteError, match="no space left on the device holding"):
-        loop._atomic_save({"a": 1}, tmp_path / "state.pth")
+        checkpoints._atomic_save({"a": 1}, tmp_path / "state.pth")
     assert list(tmp_path.iterdir()) == []
 
 

@@ -23,6 +23,7 @@ indexed or iterated, so a long sequence is never held in memory as floats.
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cached_property
@@ -336,3 +337,62 @@ class DavisDataset:
             f"DavisDataset(root={str(self.root)!r}, year={self.year}, split={self.split!r}, "
             f"resolution={self.resolution!r}, {len(self)} sequences)"
         )
+
+
+# --------------------------------------------------------------------------------------------------
+# Paths of a source checkout, and short copies of a split
+
+
+def repo_path(path: str | Path) -> Path:
+    """``path`` as given when it exists, else relative to the repository root (so the defaults
+    ``data_samples`` works from a notebook folder of a source checkout)."""
+    path = Path(path)
+    repo = Path(__file__).resolve().parents[2] / path
+    return path if path.exists() or path.is_absolute() or not repo.exists() else repo
+
+
+def short_davis(
+    davis_root: str | Path,
+    out: str | Path,
+    *,
+    frames: int,
+    start: int = 0,
+    sequences: list[str] | None = None,
+    year: int = 2017,
+    split: str = "val",
+    resolution: str = "480p",
+) -> Path:
+    """Copy ``frames`` frames and masks from frame ``start`` on of a split's sequences into a new
+    DAVIS-layout folder ``out`` (same split name) and return it: a quick version of a benchmark.
+    With ``start > 0`` the mask of frame ``start`` becomes the given first mask (every frame of a
+    sequence must then be annotated, as in the samples)."""
+    if frames < 3:
+        raise ValueError(f"frames must be >= 3 (the first and last are not scored), got {frames}")
+    dataset = DavisDataset(repo_path(davis_root), year=year, split=split, resolution=resolution)
+    names = sequences or dataset.sequences
+    unknown = [n for n in names if n not in dataset.sequences]
+    if unknown:
+        raise ValueError(f"sequences not in the {split} split of {davis_root}: {unknown[:5]}")
+    out = Path(out)
+    for name in names:
+        sequence = dataset[name]
+        if start and sequence.mask_names != sequence.frame_names:
+            raise ValueError(
+                f"start={start} needs a mask for every frame, but {name} annotates "
+                f"{len(sequence.mask_names)} of {len(sequence)} frames"
+            )
+        if start + 3 > len(sequence):
+            raise ValueError(f"{name} has {len(sequence)} frames: too few to start at {start}")
+        for kind, paths in (
+            ("JPEGImages", sequence.frame_paths),
+            ("Annotations", sequence.mask_paths),
+        ):
+            folder = out / kind / resolution / name
+            folder.mkdir(parents=True, exist_ok=True)
+            for path in paths[start : start + frames]:
+                if not (folder / path.name).is_file():
+                    shutil.copyfile(path, folder / path.name)
+    split_file = out / "ImageSets" / str(year) / f"{split}.txt"
+    split_file.parent.mkdir(parents=True, exist_ok=True)
+    split_file.write_text("".join(f"{n}\n" for n in names))
+    return out

@@ -38,20 +38,17 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from hmmnlab.data.synthetic import (
-    Scene,
-    SceneObject,
-    VideoSpec,
+from hmmnlab.data.synthetic.render import render_frame
+from hmmnlab.data.synthetic.scene import (
     _frame_times,
-    _hermite_path,
     _inside_point,
     _object_masks,
-    _rng,
     _wander_path,
     build_scene,
-    render_frame,
-    write_davis_arrays,
 )
+from hmmnlab.data.synthetic.spec import Scene, SceneObject, VideoSpec
+from hmmnlab.data.synthetic.textures import _hermite_path, _rng
+from hmmnlab.data.synthetic.writers import write_davis_arrays
 
 GRADES = ("apart", "pass", "graze", "cross")
 APART_GAP = 80.0  # apart: smallest edge-to-edge distance between any two objects, in pixels
@@ -59,7 +56,7 @@ PASS_GAP = 40.0  # pass: the closest two come within this many pixels, with no o
 GRAZE_OVERLAP = 0.2  # graze: largest overlap, as a share of the smaller silhouette
 GRAZE_MIN_OVERLAP = 0.02  # ... and at least this (less is a touch, between pass and graze)
 CROSS_OVERLAP = 0.6  # cross: at least this share of the smaller silhouette overlaps at one frame
-_STREAM = 3  # random stream of the look-alike paths (synthetic.py uses 0..2)
+_STREAM = 3  # random stream of the look-alike paths (hmmnlab.data.synthetic uses 0..2)
 _ATTEMPTS = 400
 _NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 

@@ -10,7 +10,7 @@ checkpoint has none.
     python -m hmmnlab.train.export --from runs/demo-B/state.pth --name demo --read hmmn \\
         --recipe "..." [--metrics metrics.json] [--folder data_samples/weights]
 
-Weights are stored as float16 (:func:`hmmnlab.train.loop.save_half_checkpoint`); loading copies them
+Weights are stored as float16 (:func:`hmmnlab.train.checkpoints.save_half_checkpoint`); loading copies them
 into a float32 model. ``--metrics`` merges a JSON object of measured numbers into the entry (run it
 again after measuring: the file is not rewritten when only the metrics change).
 """
@@ -26,7 +26,7 @@ import torch
 
 from hmmnlab.config import ModelConfig, ReadConfig
 from hmmnlab.model import HMMN
-from hmmnlab.train.loop import initial_weights, save_half_checkpoint
+from hmmnlab.train.checkpoints import initial_weights, save_half_checkpoint
 from hmmnlab.weights import BUNDLED_WEIGHTS, MANIFEST, check_state_dict, sha256_of
 
 # The read fields that weights carry: those that shape the r4 affinity the training taught. The
