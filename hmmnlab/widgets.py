@@ -320,7 +320,10 @@ class TopkInspector:
             min=0, max=0, description="query x", continuous_update=False, **control("24%")
         )
         self.status = widgets.HTML(layout=widgets.Layout(width="auto", max_width="100%"))
-        image_layout = {"width": "100%", "height": "auto", "object_fit": "contain"}
+        # at their own size, shrunk (keeping their aspect) to the width of their column and to
+        # under half the window's height, so that the four figures are in view together
+        image_layout = {"width": "auto", "height": "auto", "max_width": "100%",
+                        "max_height": "45vh", "object_fit": "contain", "margin": "0"}  # fmt: skip
         self.query_image = widgets.Image(format="png", layout=widgets.Layout(**image_layout))
         self.affinity_image = widgets.Image(format="png", layout=widgets.Layout(**image_layout))
         self.kernel_image = widgets.Image(format="png", layout=widgets.Layout(**image_layout))
@@ -337,7 +340,7 @@ class TopkInspector:
         def cell(title: str, child) -> widgets.VBox:  # one of the 2 x 2 figures
             return widgets.VBox(
                 [widgets.HTML(title), child],
-                layout=widgets.Layout(width="49%", min_width="320px", align_items="stretch"),
+                layout=widgets.Layout(width="49%", min_width="320px", align_items="flex-start"),
             )
 
         def row(children) -> widgets.HBox:  # wraps to one column when the page is narrow
@@ -606,6 +609,9 @@ class TopkInspector:
                 self._draw()
                 if not self.pending:
                     break
+        except Exception as error:  # not "computing ..." forever: say what went wrong
+            self.status.value = status_text(f"error: {error}")
+            raise
         finally:
             self.drawing = False
 
