@@ -2,7 +2,8 @@
 
 Builds the inspector on a bundled sample (DAVIS 240p, the demo weights), traces every frame once,
 then times, alternating and repeated, what a student does: a click on the query frame (a new query
-cell), a frame change and an object change. Prints the median seconds of each, from the call to the
+cell), a frame change, an object change (both snap the query cell onto the object) and a change of
+the affinity view (after kernel / before kernel / log scale). Prints the median seconds of each, from the call to the
 new figures being set on the widgets (PNG bytes ready to send; the browser's own part is not in it).
 The target of issue 22 is 0.5 s or less on a 2-core CPU.
 
@@ -17,11 +18,23 @@ import platform
 import pstats
 import statistics
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
 
 from hmmnlab.widgets import topk_inspector
+
+
+def cpu_name() -> str:
+    """The CPU's model name (as lscpu prints it), or the machine type where it cannot be read."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
 
 
 def timed(action) -> float:
@@ -45,13 +58,15 @@ def main() -> None:
     h, w = inspector.y.max + 1, inspector.x.max + 1
     objects = [value for _, value in inspector.obj.options]
     rng = np.random.default_rng(0)
-    times: dict[str, list[float]] = {"click": [], "frame": [], "object": []}
+    times: dict[str, list[float]] = {"click": [], "frame": [], "object": [], "view": []}
+    views = list(inspector.affinity_view.options)
     for i in range(args.repeats + 1):  # the first round warms up and is not counted
         y, x = int(rng.integers(h)), int(rng.integers(w))
         took = {
             "click": timed(lambda y=y, x=x: inspector.select(y, x)),
             "frame": timed(lambda i=i: setattr(inspector.frame, "value", args.frames - 1 - i % 2)),
             "object": timed(lambda i=i: setattr(inspector.obj, "value", objects[i % len(objects)])),
+            "view": timed(lambda i=i: setattr(inspector.affinity_view, "value", views[i % 3])),
         }
         if i:
             for name, value in took.items():
@@ -59,7 +74,7 @@ def main() -> None:
     height, width = inspector.video_data(args.sequence).frames[0].shape[:2]
     print(
         f"top-k inspector, {args.sequence} at {height} x {width} ({len(objects)} objects, r4 grid "
-        f"{h} x {w}), {platform.processor() or platform.machine()}, {torch.get_num_threads()} "
+        f"{h} x {w}), {cpu_name()}, {torch.get_num_threads()} "
         f"threads, median of {args.repeats}"
     )
     for name, values in times.items():

@@ -99,6 +99,7 @@ def object_legend(fig: Figure, object_ids, *, names: Mapping[int, str] | None = 
 
 STAGES = {
     "logits": ("r4.affinity_logits", "raw affinity S = mk^T qk / sqrt(C)"),
+    "pre_kernel": ("r4.affinity_logits", "affinity before the kernel: softmax(S)"),
     "kernel": ("r4.kernel", "Gaussian kernel G"),
     "affinity": ("r4.affinity", "affinity after the kernel: softmax(S) G / sum"),
 }
@@ -218,18 +219,24 @@ def _figure(rows: int, cols: int, *, width: float = 3.2, height: float = 2.4, ti
     return fig, axes
 
 
-def _show_frame(ax, image: np.ndarray, title: str) -> None:
-    ax.imshow(image, extent=(0, image.shape[1], image.shape[0], 0))
+def _show_frame(ax, image: np.ndarray, title: str):
+    """``image`` (H x W x 3) on ``ax`` in frame pixel coordinates, titled, without ticks; returns
+    the AxesImage (``set_data`` shows another frame of that size)."""
+    shown = ax.imshow(image, extent=(0, image.shape[1], image.shape[0], 0))
     ax.set_xlim(0, image.shape[1])
     ax.set_ylim(image.shape[0], 0)
     ax.set_title(title, fontsize=9)
     ax.set_xticks([])
     ax.set_yticks([])
+    return shown
 
 
-def _draw_box(ax, box, *, color="white", style="-", width=1.5, fill=None, alpha=1.0) -> None:
+def _draw_box(ax, box, *, color="white", style="-", width=1.5, fill=None, alpha=1.0) -> Rectangle:
+    """A rectangle over ``box`` = (top, left, bottom, right) frame pixels: an outline, or filled
+    with ``fill``; returns the patch. (Added as an artist: the axes' limits are the frame's, set
+    by :func:`_show_frame`, so the patch need not update them, which costs more than drawing it.)"""
     top, left, bottom, right = box
-    ax.add_patch(
+    return ax.add_artist(
         Rectangle(
             (left, top),
             right - left,
@@ -242,6 +249,12 @@ def _draw_box(ax, box, *, color="white", style="-", width=1.5, fill=None, alpha=
             alpha=alpha,
         )
     )
+
+
+def _move_box(patch: Rectangle, box) -> None:
+    """Move ``patch`` (a :func:`_draw_box` rectangle) onto ``box`` = (top, left, bottom, right)."""
+    top, left, bottom, right = box
+    patch.set_bounds(left, top, right - left, bottom - top)
 
 
 def _memory_row_blocks(cache: Mapping[str, Tensor], name: str, memory_frames) -> int:
@@ -258,17 +271,121 @@ def _memory_row_blocks(cache: Mapping[str, Tensor], name: str, memory_frames) ->
 
 
 def affinity_rows(cache: Mapping[str, Tensor], query_yx, *, obj: int = 0, stage: str = "affinity"):
-    """The r4 ``stage`` ("logits", "kernel" or "affinity") for one query cell: T x h x w numpy,
-    one map per memory frame (oldest first) over the memory frame's padded r4 grid."""
+    """The r4 ``stage`` ("logits", "pre_kernel", "kernel" or "affinity") for one query cell:
+    T x h x w numpy, one map per memory frame (oldest first) over the memory frame's padded r4 grid.
+
+    "pre_kernel" is softmax(S) over all memory positions, the read STM would do: from
+    ``r4.affinity_logits`` when traced, else recovered from the affinity after the kernel as
+    P / G renormalised (exact where G > 0; positions whose kernel underflowed to 0 show 0)."""
     if stage not in STAGES:
         raise ValueError(f"stage must be one of {sorted(STAGES)}, got {stage!r}")
     name = STAGES[stage][0]
+    if stage == "pre_kernel" and name not in cache:
+        return _pre_kernel_from_affinity(cache, query_yx, obj=obj)
     require(cache, name)
     check_object(cache, name, obj)
     h, w = r4_grid(cache)
     y, x = check_query(query_yx, (h, w))
     column = cache[name][obj, :, y * w + x].float()  # THW
+    if stage == "pre_kernel":
+        column = column.softmax(0)  # softmax over every memory position, as the read does
     return column.reshape(-1, h, w).numpy()  # T x h x w
+
+
+def _pre_kernel_from_affinity(cache: Mapping[str, Tensor], query_yx, *, obj: int) -> np.ndarray:
+    """softmax(S) for one query cell from P = softmax(S) G / sum (T x h x w): P / G, renormalised."""
+    require(cache, "r4.affinity", "r4.kernel")
+    affinity = affinity_rows(cache, query_yx, obj=obj, stage="affinity")
+    kernel = affinity_rows(cache, query_yx, obj=obj, stage="kernel")
+    ratio = np.divide(affinity, kernel, out=np.zeros_like(affinity), where=kernel > 0)
+    return ratio / max(float(ratio.sum()), 1e-30)
+
+
+class AffinityFigure:
+    """The figure of :func:`affinity_maps`, kept to be drawn again: built once for a layout (stage,
+    colour scale, number of memory frames, frame size, with or without the query panel), then
+    :meth:`show` sets its artists' data (frames, heat maps, titles, boxes, colour range) for
+    another query cell, object or frame. Redrawing it costs one canvas draw, not a new figure and
+    its layout: the top-k inspector's fast path. log: a logarithmic colour scale (4 decades)."""
+
+    DECADES = 4  # the range of the log colour scale, in powers of ten below the maximum
+
+    def __init__(
+        self, stage: str, num_memory: int, size: tuple[int, int], grid: tuple[int, int], *,
+        query_panel: bool = False, alpha: float = 0.6, log: bool = False,
+    ) -> None:  # fmt: skip
+        from matplotlib.colors import LogNorm, Normalize
+
+        if stage not in STAGES:
+            raise ValueError(f"stage must be one of {sorted(STAGES)}, got {stage!r}")
+        self.stage, self.log = stage, log
+        self.key = (stage, log, num_memory, tuple(size), tuple(grid), query_panel, alpha)
+        self.fig, axes = _figure(1, num_memory + query_panel, title=" ")
+        self.title = self.fig.suptitle(" ")  # set_text later: suptitle() would move it back
+        axes = list(axes[0])
+        blank = np.zeros((*size, 3), np.uint8)
+        self.query_ax = axes.pop(0) if query_panel else None
+        if self.query_ax is not None:
+            self.query_frame = _show_frame(self.query_ax, blank, "query")
+            self.query_box = _draw_box(self.query_ax, (0, 0, 1, 1), color="cyan", width=2)
+        self.axes = axes
+        norm = LogNorm(1e-4, 1.0, clip=True) if log else Normalize(0.0, 1.0)
+        self.frames, self.heats, self.boxes = [], [], []
+        for ax in axes:
+            self.frames.append(_show_frame(ax, blank, "memory"))
+            heat = ax.imshow(np.zeros(grid), extent=grid_extent(size), cmap="inferno", norm=norm,
+                             alpha=alpha, interpolation="nearest")  # fmt: skip
+            self.heats.append(heat)
+            self.boxes.append(_draw_box(ax, (0, 0, 1, 1), color="white", style="--"))
+        label = f"log10 {stage}" if log else stage
+        self.colorbar = self.fig.colorbar(self.heats[-1], ax=axes, shrink=0.8, label=label)
+        self.drawn = False  # see render()
+
+    def show(
+        self, cache: Mapping[str, Tensor], frames, memory_frames, query_yx, *, obj: int = 0,
+        query_frame: int | None = None,
+    ) -> Figure:  # fmt: skip
+        """The figure for these choices (see :func:`affinity_maps` for the arguments)."""
+        stage = self.stage
+        rows = affinity_rows(cache, query_yx, obj=obj, stage=stage)  # T x h x w
+        if stage != "pre_kernel" or STAGES[stage][0] in cache:
+            _memory_row_blocks(cache, STAGES[stage][0], memory_frames)
+        y, x = check_query(query_yx, r4_grid(cache))
+        if len(memory_frames) != len(self.axes) or (query_frame is None) != (self.query_ax is None):
+            raise ValueError(
+                f"this figure has {len(self.axes)} memory panels and "
+                f"{'a' if self.query_ax else 'no'} query panel; got memory frames "
+                f"{tuple(memory_frames)} and query_frame {query_frame}"
+            )
+        sigmas = cache.get("r4.sigmas")
+        title = STAGES[stage][1] + (" (log scale)" if self.log else "")
+        self.title.set_text(f"{title}; object {obj + 1}, query cell ({y}, {x})")
+        if self.query_ax is not None:
+            image = frame_image(frames, query_frame)
+            self.query_frame.set_data(image)
+            self.query_ax.set_title(f"query: frame {query_frame}", fontsize=9)
+            _move_box(self.query_box, cell_box(y, x, image.shape[:2]))
+        if stage == "logits":
+            vmin, vmax = float(rows.min()), float(rows.max())
+        else:
+            vmin, vmax = 0.0, max(float(rows.max()), 1e-12)
+        if self.log:
+            vmin, vmax = vmax * 10.0**-self.DECADES, vmax
+        for t, frame_index in enumerate(memory_frames):
+            image = frame_image(frames, frame_index)
+            title = f"memory: frame {frame_index}"
+            if stage in ("affinity", "pre_kernel"):
+                title += f", mass {rows[t].sum():.2f}"
+            elif stage == "kernel" and sigmas is not None:
+                title += f", sigma {float(sigmas[t]):.1f}"
+            else:
+                title += f", max {rows[t].max():.2f}"
+            self.frames[t].set_data(image)
+            self.axes[t].set_title(title, fontsize=9)
+            self.heats[t].set_data(rows[t])
+            self.heats[t].set_clim(vmin, vmax)
+            _move_box(self.boxes[t], cell_box(y, x, image.shape[:2]))
+        return self.fig
 
 
 def affinity_maps(
@@ -281,54 +398,25 @@ def affinity_maps(
     stage: str = "affinity",
     query_frame: int | None = None,
     alpha: float = 0.6,
+    log: bool = False,
 ) -> Figure:
     """For one query r4 cell, the r4 ``stage`` over every memory frame, drawn on the memory frame.
 
-    stage: "logits" (the raw affinity S), "kernel" (the Gaussian kernel G of every memory position,
-    evaluated at the query cell) or "affinity" (softmax(S) G renormalised over all memory positions:
-    the weights of the read-out). frames: the video's frames (indexable by frame index);
+    stage: "logits" (the raw affinity S), "pre_kernel" (softmax(S) over all memory positions: the
+    read without a kernel), "kernel" (the Gaussian kernel G of every memory position, evaluated at
+    the query cell) or "affinity" (softmax(S) G renormalised over all memory positions: the
+    weights of the read-out). frames: the video's frames (indexable by frame index);
     memory_frames: ``FrameResult.memory_frames``; query_frame: the traced frame's index, to add a
-    first panel with the query cell. A white dashed box marks the query cell's position on every
-    memory frame. One panel per memory frame (plus the query panel), titled with the frame index.
+    first panel with the query cell; log: a log colour scale (the 4 decades below the maximum),
+    where the small weights far from the kernel centre show. A white dashed box marks the query
+    cell's position on every memory frame. One panel per memory frame (plus the query panel),
+    titled with the frame index. (:class:`AffinityFigure` draws the same figure again, faster.)
     """
-    rows = affinity_rows(cache, query_yx, obj=obj, stage=stage)  # T x h x w
-    _memory_row_blocks(cache, STAGES[stage][0], memory_frames)
-    y, x = check_query(query_yx, r4_grid(cache))
-    sigmas = cache.get("r4.sigmas")
-    panels = len(memory_frames) + (query_frame is not None)
-    fig, axes = _figure(
-        1, panels, title=f"{STAGES[stage][1]}; object {obj + 1}, query cell ({y}, {x})"
-    )
-    axes = axes[0]
-    if query_frame is not None:
-        image = frame_image(frames, query_frame)
-        _show_frame(axes[0], image, f"query: frame {query_frame}")
-        _draw_box(axes[0], cell_box(y, x, image.shape[:2]), color="cyan", width=2)
-        axes = axes[1:]
-    vmin, vmax = (float(rows.min()), float(rows.max())) if stage == "logits" else (0.0, None)
-    vmax = vmax if vmax is not None else max(float(rows.max()), 1e-12)
-    for t, (ax, frame_index) in enumerate(zip(axes, memory_frames, strict=True)):
-        image = frame_image(frames, frame_index)
-        title = f"memory: frame {frame_index}"
-        if stage == "affinity":
-            title += f", mass {rows[t].sum():.2f}"
-        elif stage == "kernel" and sigmas is not None:
-            title += f", sigma {float(sigmas[t]):.1f}"
-        else:
-            title += f", max {rows[t].max():.2f}"
-        _show_frame(ax, image, title)
-        heat = ax.imshow(
-            rows[t],
-            extent=grid_extent(image.shape[:2]),
-            cmap="inferno",
-            vmin=vmin,
-            vmax=vmax,
-            alpha=alpha,
-            interpolation="nearest",
-        )
-        _draw_box(ax, cell_box(y, x, image.shape[:2]), color="white", style="--")
-    fig.colorbar(heat, ax=list(axes), shrink=0.8, label=stage)
-    return fig
+    affinity_rows(cache, query_yx, obj=obj, stage=stage)  # check the inputs before building
+    size = frame_image(frames, memory_frames[0] if len(memory_frames) else 0).shape[:2]
+    figure = AffinityFigure(stage, len(memory_frames), size, r4_grid(cache),
+                            query_panel=query_frame is not None, alpha=alpha, log=log)  # fmt: skip
+    return figure.show(cache, frames, memory_frames, query_yx, obj=obj, query_frame=query_frame)
 
 
 def kernel_sigmas(cache: Mapping[str, Tensor], memory_frames=None) -> Figure:
@@ -453,6 +541,99 @@ def topk_table(
     return table
 
 
+class TopkFigure:
+    """The figure of :func:`topk_on_memory`, kept to be drawn again (as :class:`AffinityFigure`):
+    built once for a layout (scale, number of guidance frames, frame size, query panel or not);
+    :meth:`show` sets the frames and titles and replaces the cells' patches."""
+
+    def __init__(
+        self, scale: str, num_guide: int, size: tuple[int, int], *, query_panel: bool = False
+    ) -> None:
+        if scale not in ("r3", "r2"):
+            raise ValueError(f"scale must be 'r3' or 'r2', got {scale!r}")
+        self.scale = scale
+        self.key = (scale, num_guide, tuple(size), query_panel)
+        self.fig, axes = _figure(1, num_guide + query_panel, width=3.6, height=2.6, title=" ")
+        self.title = self.fig.suptitle(" ")  # set_text later: suptitle() would move it back
+        axes = list(axes[0])
+        blank = np.zeros((*size, 3), np.uint8)
+        self.query_ax = axes.pop(0) if query_panel else None
+        if self.query_ax is not None:
+            self.query_frame = _show_frame(self.query_ax, blank, "query")
+        self.axes = axes
+        self.frames = [_show_frame(ax, blank, "memory") for ax in axes]
+        self.patches: list[Rectangle] = []  # the patches of the last show(), removed by the next
+        self.drawn = False  # see render()
+
+    def show(
+        self, cache: Mapping[str, Tensor], frames, memory_frames, query_yx, *, obj: int = 0,
+        query_frame: int | None = None, read: ReadConfig | None = None, opacity: bool = True,
+        table=None,
+    ) -> Figure:  # fmt: skip
+        """The figure for these choices (see :func:`topk_on_memory`; table: the
+        :func:`topk_table` of these choices, when already made)."""
+        scale = self.scale
+        if table is None:
+            table = topk_table(cache, memory_frames, query_yx, obj=obj, scale=scale, read=read)
+        _, guide = _guidance(cache, memory_frames, scale, read)
+        y, x = check_query(query_yx, r4_grid(cache))
+        if len(guide) != len(self.axes) or (query_frame is None) != (self.query_ax is None):
+            raise ValueError(
+                f"this figure has {len(self.axes)} guidance panels and "
+                f"{'a' if self.query_ax else 'no'} query panel; got guidance frames {guide} "
+                f"and query_frame {query_frame}"
+            )
+        for patch in self.patches:
+            patch.remove()
+        self.patches = []
+        s = SCALES[scale]
+        self.title.set_text(
+            f"top-{len(table)} r4 cells guiding {scale}; object {obj + 1}, query cell ({y}, {x})"
+            + ("; outline opacity: P" if opacity and "r4 affinity" in table else "")
+        )
+
+        def box(ax, *args, **kwargs) -> None:
+            self.patches.append(_draw_box(ax, *args, **kwargs))
+
+        if self.query_ax is not None:
+            image = frame_image(frames, query_frame)
+            self.query_frame.set_data(image)
+            self.query_ax.set_title(f"query: frame {query_frame}", fontsize=9)
+            box(self.query_ax, cell_box(y, x, image.shape[:2]), color="cyan", width=2)
+            for dy in range(s):
+                for dx in range(s):
+                    child = cell_box(s * y + dy, s * x + dx, image.shape[:2], scale=scale)
+                    box(self.query_ax, child, color="cyan", width=0.5)
+        attention = f"{scale} attention"
+        weights = None
+        if attention in table:
+            weights = cache[f"{scale}.attention"][obj, y * r4_grid(cache)[1] + x].float().mean(0)
+            weights = weights.reshape(len(table), s * s).numpy()  # k x s^2, cell-major children
+            top = max(float(weights.max()), 1e-12)
+        ranks = colormaps["viridis_r"](np.linspace(0, 1, max(len(table), 2)))
+        # outline opacity: the cell's r4 affinity P relative to the best one's (0.25 .. 1)
+        alphas = np.ones(len(table))
+        if opacity and "r4 affinity" in table:
+            p = table["r4 affinity"].to_numpy(dtype=float)
+            alphas = 0.25 + 0.75 * p / max(float(p.max()), 1e-12)
+        for ax, frame_index, shown in zip(self.axes, guide, self.frames, strict=True):
+            image = frame_image(frames, frame_index)
+            size = image.shape[:2]
+            chosen = table[table["frame"] == frame_index]
+            shown.set_data(image)
+            ax.set_title(f"memory: frame {frame_index}, {len(chosen)} cells", fontsize=9)
+            for i, row in chosen.iterrows():
+                cy, cx = int(row["y"]), int(row["x"])
+                if weights is not None:
+                    for child in range(s * s):
+                        dy, dx = divmod(child, s)
+                        child_box = cell_box(s * cy + dy, s * cx + dx, size, scale=scale)
+                        box(ax, child_box, fill="red", alpha=float(weights[i, child]) / top * 0.9)
+                box(ax, cell_box(cy, cx, size), color=ranks[i], width=1.2, alpha=alphas[i])
+            box(ax, cell_box(y, x, size), color="white", style="--")
+        return self.fig
+
+
 def topk_on_memory(
     cache: Mapping[str, Tensor],
     frames,
@@ -463,54 +644,52 @@ def topk_on_memory(
     scale: str = "r3",
     query_frame: int | None = None,
     read: ReadConfig | None = None,
+    opacity: bool = True,
 ) -> Figure:
     """The top-k guidance of one query r4 cell at ``scale`` drawn on the memory frames it reads.
 
-    Selected r4 cells: outlines coloured by rank (bright = best); their r3 (2 x 2) or r2 (4 x 4)
-    children: squares shaded by the mean attention the query cell's fine cells give them (when
-    ``{scale}.attention`` is traced). Panels: the query frame with the query cell (when
-    ``query_frame`` is given), then each guidance frame (frame 0 and frame t-1 by default; ``read``:
-    the ReadConfig of the trace, for ``guidance="all"``).
+    Selected r4 cells: outlines coloured by rank (bright = best) and, with ``opacity``, as opaque
+    as their r4 affinity P is large (from 0.25 for P = 0 to 1 for the best cell's P); their r3
+    (2 x 2) or r2 (4 x 4) children: squares shaded by the mean attention the query cell's fine
+    cells give them (when ``{scale}.attention`` is traced). Panels: the query frame with the query
+    cell (when ``query_frame`` is given), then each guidance frame (frame 0 and frame t-1 by
+    default; ``read``: the ReadConfig of the trace, for ``guidance="all"``).
+    (:class:`TopkFigure` draws the same figure again, faster.)
     """
     table = topk_table(cache, memory_frames, query_yx, obj=obj, scale=scale, read=read)
     _, guide = _guidance(cache, memory_frames, scale, read)
-    y, x = check_query(query_yx, r4_grid(cache))
-    s = SCALES[scale]
-    panels = len(guide) + (query_frame is not None)
-    title = f"top-{len(table)} r4 cells guiding {scale}; object {obj + 1}, query cell ({y}, {x})"
-    fig, axes = _figure(1, panels, width=3.6, height=2.6, title=title)
-    axes = axes[0]
-    if query_frame is not None:
-        image = frame_image(frames, query_frame)
-        _show_frame(axes[0], image, f"query: frame {query_frame}")
-        _draw_box(axes[0], cell_box(y, x, image.shape[:2]), color="cyan", width=2)
-        for dy in range(s):
-            for dx in range(s):
-                child = cell_box(s * y + dy, s * x + dx, image.shape[:2], scale=scale)
-                _draw_box(axes[0], child, color="cyan", width=0.5)
-        axes = axes[1:]
-    attention = f"{scale} attention"
-    weights = None
-    if attention in table:
-        weights = cache[f"{scale}.attention"][obj, y * r4_grid(cache)[1] + x].float().mean(0)
-        weights = weights.reshape(len(table), s * s).numpy()  # k x s^2, cell-major children
-        top = max(float(weights.max()), 1e-12)
-    ranks = colormaps["viridis_r"](np.linspace(0, 1, max(len(table), 2)))
-    for ax, frame_index in zip(axes, guide, strict=True):
-        image = frame_image(frames, frame_index)
-        size = image.shape[:2]
-        chosen = table[table["frame"] == frame_index]
-        _show_frame(ax, image, f"memory: frame {frame_index}, {len(chosen)} cells")
-        for i, row in chosen.iterrows():
-            cy, cx = int(row["y"]), int(row["x"])
-            if weights is not None:
-                for child in range(s * s):
-                    dy, dx = divmod(child, s)
-                    box = cell_box(s * cy + dy, s * cx + dx, size, scale=scale)
-                    _draw_box(ax, box, fill="red", alpha=float(weights[i, child]) / top * 0.9)
-            _draw_box(ax, cell_box(cy, cx, size), color=ranks[i], width=1.2)
-        _draw_box(ax, cell_box(y, x, size), color="white", style="--")
-    return fig
+    size = frame_image(frames, guide[0]).shape[:2]
+    figure = TopkFigure(scale, len(guide), size, query_panel=query_frame is not None)
+    return figure.show(cache, frames, memory_frames, query_yx, obj=obj, query_frame=query_frame,
+                       read=read, opacity=opacity, table=table)  # fmt: skip
+
+
+def render(figure, *, dpi: int = 100) -> np.ndarray:
+    """An :class:`AffinityFigure` or :class:`TopkFigure` drawn on its Agg canvas at ``dpi``:
+    H x W x 3 uint8 RGB. The first draw lays the figure out (constrained layout); the layout is
+    then kept, so that later draws only paint (titles keep their room; the look stays)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    fig = figure.fig
+    if not isinstance(fig.canvas, FigureCanvasAgg):
+        FigureCanvasAgg(fig)  # attaches itself to the figure
+    fig.set_dpi(dpi)
+    fig.canvas.draw()
+    if not figure.drawn:
+        fig.set_layout_engine("none")  # keep the positions the first layout found
+        figure.drawn = True
+    return np.asarray(fig.canvas.buffer_rgba())[..., :3].copy()
+
+
+def png_bytes(image: np.ndarray, *, compression: int = 1) -> bytes:
+    """An H x W x 3 uint8 RGB (or H x W grey) image as PNG bytes, encoded with OpenCV at a low
+    ``compression`` (0-9): a few times faster than the default level, files a little larger."""
+    image = np.ascontiguousarray(image)
+    bgr = image[..., ::-1] if image.ndim == 3 else image
+    ok, encoded = cv2.imencode(".png", bgr, [cv2.IMWRITE_PNG_COMPRESSION, int(compression)])
+    if not ok:
+        raise ValueError(f"could not encode an image of shape {image.shape} as PNG")
+    return encoded.tobytes()
 
 
 def decoder_output(cache: Mapping[str, Tensor], frame: np.ndarray, *, obj: int = 0) -> Figure:

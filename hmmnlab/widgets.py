@@ -16,7 +16,6 @@ and hands the viewer :func:`model_traces` as its provider. Everything is drivabl
 from __future__ import annotations
 
 import html
-import io
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,11 +24,11 @@ import cv2
 import ipywidgets as widgets
 import numpy as np
 import torch
-from PIL import Image
 
 from hmmnlab import ops, viz
 from hmmnlab.config import ReadConfig
 from hmmnlab.data.davis import VOID_LABEL
+from hmmnlab.model.reads import guidance_frames
 
 # The hook points the inspector needs (a small part of a full trace).
 TRACE_NAMES = (
@@ -42,14 +41,20 @@ TRACE_NAMES = (
     "r2.topk_indices",
     "r2.attention",
 )
+#: Hook points the inspector uses when a trace has them: the raw affinity S (for "before kernel";
+#: without it, softmax(S) is recovered from the affinity and the kernel).
+OPTIONAL_TRACE_NAMES = ("r4.affinity_logits",)
 
 
 @dataclass
 class FrameTrace:
-    """The trace of one frame: hook name -> tensor, and the r4 memory frames it read."""
+    """The trace of one frame: hook name -> tensor, the r4 memory frames it read, and optionally
+    the H x W labels the model predicted for the frame (original label values; shown on the query
+    frame, and the query cell placed with them, where the video has no true mask)."""
 
     cache: dict
     memory_frames: tuple[int, ...]
+    labels: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
@@ -119,16 +124,20 @@ def check_video(name: str, video: InspectorVideo) -> InspectorVideo:
                 f"video {name!r} has frames 0..{len(frames) - 1}: a trace of frame {t} cannot be "
                 "shown (frame 0 is given, not read from memory)"
             )
-        traces[t] = check_trace(trace, video=name, frame=t, num_objects=len(ids), grid=grid)
+        traces[t] = check_trace(
+            trace, video=name, frame=t, num_objects=len(ids), grid=grid, size=size
+        )
     return InspectorVideo(frames, labels, traces, truth)
 
 
 def check_trace(
-    trace: FrameTrace, *, video: str, frame: int, num_objects: int, grid: tuple[int, int]
-) -> FrameTrace:
+    trace: FrameTrace, *, video: str, frame: int, num_objects: int, grid: tuple[int, int],
+    size: tuple[int, int] | None = None,
+) -> FrameTrace:  # fmt: skip
     """``trace`` with its tensors as CPU torch tensors, after checking that it has every hook point of
     :data:`TRACE_NAMES` with the shapes of a read of ``num_objects`` objects over memory frames
-    earlier than ``frame`` on the padded r4 grid ``grid`` (see the table in :mod:`hmmnlab.trace`)."""
+    earlier than ``frame`` on the padded r4 grid ``grid`` (see the table in :mod:`hmmnlab.trace`),
+    and that its predicted labels, if any, are frames of ``size`` (H, W)."""
     where = f"the trace of frame {frame} of video {video!r}"
     if not isinstance(trace, FrameTrace):
         raise TypeError(f"{where} must be a FrameTrace(cache, memory_frames), got {trace!r:.80}")
@@ -173,13 +182,66 @@ def check_trace(
                 f"{where}: {name} should be {words} = {want} ({B} objects, memory frames {memory}, "
                 f"r4 grid {h} x {w}), got {' x '.join(map(str, found)) or 'a scalar'}"
             )
-    return FrameTrace(cache, memory)
+    labels = None if trace.labels is None else np.asarray(trace.labels)
+    if labels is not None and size is not None and labels.shape != tuple(size):
+        raise ValueError(f"{where}: labels should be the frame's {size}, got {labels.shape}")
+    logits = cache.get("r4.affinity_logits")
+    if logits is not None and tuple(logits.shape) != (B, T * HW, HW):
+        raise ValueError(
+            f"{where}: r4.affinity_logits should be B x THW x HW = {B} x {T * HW} x {HW}, got "
+            f"{' x '.join(map(str, logits.shape))}"
+        )
+    return FrameTrace(cache, memory, labels)
 
 
-def _png(image: np.ndarray) -> bytes:
-    buffer = io.BytesIO()
-    Image.fromarray(image).save(buffer, format="PNG")
-    return buffer.getvalue()
+def status_text(text: str) -> str:
+    """``text`` as the HTML of the status line (escaped; quotes kept as they are)."""
+    return html.escape(text, quote=False)
+
+
+def _placeholder(size: tuple[int, int], text: str) -> bytes:
+    """A grey H x W PNG with ``text`` in the middle: what an image shows while its content loads."""
+    height, width = size
+    image = np.full((height, width, 3), 200, np.uint8)
+    scale = max(0.4, min(1.0, width / 600))
+    (w, h), _ = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)
+    origin = (max((width - w) // 2, 2), (height + h) // 2)
+    cv2.putText(image, text, origin, cv2.FONT_HERSHEY_SIMPLEX, scale, (60, 60, 60), 1, cv2.LINE_AA)
+    return viz.png_bytes(image)
+
+
+def draw_object_ids(image: np.ndarray, labels: np.ndarray, ids: Sequence[int]) -> np.ndarray:
+    """``image`` (H x W x 3 uint8) with each object's id written on it: a dark disc with the id in
+    white, at the object pixel nearest the object's centre (so it lies on the object)."""
+    out = image.copy()
+    for label in ids:
+        spot = nearest_to_centre(labels, label)
+        if spot is None:
+            continue
+        py, px = spot
+        text = str(label)
+        (w, h), _ = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, 0.45, 1)
+        cv2.circle(out, (px, py), max(w, h) // 2 + 4, (0, 0, 0), -1, cv2.LINE_AA)
+        cv2.putText(out, text, (px - w // 2, py + h // 2), cv2.FONT_HERSHEY_SIMPLEX, 0.45,
+                    (255, 255, 255), 1, cv2.LINE_AA)  # fmt: skip
+    return out
+
+
+def nearest_to_centre(labels: np.ndarray, label: int) -> tuple[int, int] | None:
+    """(y, x) of the pixel of object ``label`` nearest its centre of mass (None when absent)."""
+    ys, xs = np.nonzero(labels == label)
+    if not len(ys):
+        return None
+    nearest = np.argmin((ys - ys.mean()) ** 2 + (xs - xs.mean()) ** 2)
+    return int(ys[nearest]), int(xs[nearest])
+
+
+#: The affinity options: button label -> (stage of viz.affinity_maps, log colour scale).
+AFFINITY_VIEWS = {
+    "after kernel": ("affinity", False),
+    "before kernel": ("pre_kernel", False),
+    "log scale": ("affinity", True),
+}
 
 
 class TopkInspector:
@@ -189,7 +251,13 @@ class TopkInspector:
     read: the ReadConfig the traces were made with (its guidance frames). ``.app`` is the root
     widget (displaying the inspector displays it). draw: draw the figures now (True, the default),
     or only when the inspector is first displayed (False: the widgets, the status line and the
-    tracing progress bar show at once, and the figures follow when the first trace is ready)."""
+    tracing progress bar show at once, and the figures follow when the first trace is ready).
+
+    Redrawing is the fast path of :class:`hmmnlab.viz.AffinityFigure` and
+    :class:`hmmnlab.viz.TopkFigure`: their figures are built once per layout and kept, and a new
+    query cell, frame or object only sets their data and repaints them (PNG through OpenCV).
+    A redraw asked for while one is running (``update`` called from inside a draw) is not
+    started at once: the latest choices are drawn once the running draw ends (``pending``)."""
 
     def __init__(
         self,
@@ -214,62 +282,114 @@ class TopkInspector:
         self.dpi = dpi
         self.traces: dict[tuple[str, int], FrameTrace] = {}
         self._checked: dict[str, InspectorVideo] = {}
-        self._busy = False
+        self._figures: dict[tuple, viz.AffinityFigure | viz.TopkFigure] = {}  # kept, by layout
+        self._busy = False  # setting several controls at once: no redraw per control
+        self.drawing = False  # a draw is running
+        self.pending = False  # a redraw was asked for during the running draw
+        self._snapped = ""  # where the last snap of the query cell took the object from
+        self._snap_note = ""  # the status line's note on it, until the next draw
+        self.placeholders = False  # whether the images show placeholders, not figures
 
-        self.video = widgets.Dropdown(options=names, value=sequence, description="video")
-        self.frame = widgets.IntSlider(
-            min=1, max=1, value=1, description="frame", continuous_update=False
+        def control(width: str) -> dict:
+            return {"layout": widgets.Layout(width=width, max_width="100%"),
+                    "style": {"description_width": "initial"}}  # fmt: skip
+
+        self.video = widgets.Dropdown(
+            options=names, value=sequence, description="video", **control("32%")
         )
-        self.obj = widgets.Dropdown(options=[("object 1", 0)], value=0, description="object")
-        self.scale = widgets.ToggleButtons(options=["r3", "r2"], value="r3", description="scale")
-        self.y = widgets.IntSlider(min=0, max=0, description="query y", continuous_update=False)
-        self.x = widgets.IntSlider(min=0, max=0, description="query x", continuous_update=False)
-        self.status = widgets.HTML()
-        self.query_image = widgets.Image(format="png")
-        self.affinity_image = widgets.Image(format="png")
-        self.kernel_image = widgets.Image(format="png")
-        self.topk_image = widgets.Image(format="png")
+        self.frame = widgets.IntSlider(
+            min=1, max=1, value=1, description="frame", continuous_update=False, **control("32%")
+        )
+        self.obj = widgets.Dropdown(
+            options=[("object 1", 0)], value=0, description="object", **control("32%")
+        )
+        self.scale = widgets.ToggleButtons(
+            options=["r3", "r2"], value="r3", description="scale",
+            layout=widgets.Layout(width="auto", max_width="100%"),
+            style={"description_width": "initial", "button_width": "48px"},
+        )  # fmt: skip
+        self.affinity_view = widgets.ToggleButtons(
+            options=list(AFFINITY_VIEWS), value="after kernel", description="affinity",
+            layout=widgets.Layout(width="auto", max_width="100%"),
+            style={"description_width": "initial", "button_width": "96px"},
+        )  # fmt: skip
+        self.y = widgets.IntSlider(
+            min=0, max=0, description="query y", continuous_update=False, **control("24%")
+        )
+        self.x = widgets.IntSlider(
+            min=0, max=0, description="query x", continuous_update=False, **control("24%")
+        )
+        self.status = widgets.HTML(layout=widgets.Layout(width="auto", max_width="100%"))
+        # at their own size, shrunk (keeping their aspect) to the width of their column and to
+        # under half the window's height, so that the four figures are in view together
+        image_layout = {"width": "auto", "height": "auto", "max_width": "100%",
+                        "max_height": "45vh", "object_fit": "contain", "margin": "0"}  # fmt: skip
+        self.query_image = widgets.Image(format="png", layout=widgets.Layout(**image_layout))
+        self.affinity_image = widgets.Image(format="png", layout=widgets.Layout(**image_layout))
+        self.kernel_image = widgets.Image(format="png", layout=widgets.Layout(**image_layout))
+        self.topk_image = widgets.Image(format="png", layout=widgets.Layout(**image_layout))
         self.table = widgets.HTML()
         self.events = self._click_events()
         hint = "click the query frame" if self.events is not None else "use the sliders"
-        self.progress = widgets.IntProgress(min=0, max=1, value=0, description="tracing")
+        self.progress = widgets.IntProgress(
+            min=0, max=1, value=0, description="tracing",
+            layout=widgets.Layout(visibility="hidden", width="30%"),
+        )  # fmt: skip
         top = widgets.Layout(align_items="flex-start")  # children at their own size, not stretched
-        # The query frame and the top-k cells side by side: the effect of a click is in view.
-        self.topk_box = widgets.HBox([self.topk_image, self.table], layout=top)
+
+        def cell(title: str, child) -> widgets.VBox:  # one of the 2 x 2 figures
+            return widgets.VBox(
+                [widgets.HTML(title), child],
+                layout=widgets.Layout(width="49%", min_width="320px", align_items="flex-start"),
+            )
+
+        def row(children) -> widgets.HBox:  # wraps to one column when the page is narrow
+            return widgets.HBox(
+                children,
+                layout=widgets.Layout(flex_flow="row wrap", width="100%", align_items="flex-start",
+                                      justify_content="space-between"),
+            )  # fmt: skip
+
+        self.topk_box = widgets.Box([self.topk_image], layout=top)
         self.app = widgets.VBox(
             [
-                widgets.HBox([self.video, self.frame, self.obj]),
-                widgets.HBox([self.scale, self.y, self.x]),
-                widgets.HBox([self.progress, self.status]),
-                widgets.HBox(
+                row([self.video, self.frame, self.obj]),
+                row([self.scale, self.affinity_view, self.y, self.x]),
+                widgets.HBox([self.progress, self.status], layout=widgets.Layout(width="100%")),
+                row(
                     [
-                        widgets.VBox(
-                            [
-                                widgets.HTML(f"<b>Query frame</b> ({hint} to choose the r4 cell)"),
-                                self.query_image,
-                            ],
-                            layout=top,
+                        cell(
+                            f"<b>Query frame</b> ({hint} to choose the r4 cell)", self.query_image
                         ),
-                        widgets.VBox([widgets.HTML("<b>Top-k guidance</b>"), self.topk_box]),
-                    ],
-                    layout=top,
+                        cell("<b>Top-k guidance</b>", self.topk_box),
+                    ]
+                ),  # fmt: skip
+                row(
+                    [
+                        cell("<b>r4 affinity</b> (over the memory frames)", self.affinity_image),
+                        cell("<b>Gaussian kernel</b>", self.kernel_image),
+                    ]
                 ),
-                widgets.HTML("<b>r4 affinity after the kernel</b>"),
-                self.affinity_image,
-                widgets.HTML("<b>Gaussian kernel</b>"),
-                self.kernel_image,
+                widgets.HTML("<b>The selected r4 cells</b> (best first)"),
+                widgets.Box(
+                    [self.table],
+                    layout=widgets.Layout(max_height="240px", overflow="auto", width="100%"),
+                ),
             ],
-            layout=top,
+            layout=widgets.Layout(width="100%", max_width="100%"),
         )
         self._load_video(sequence, frame)
         self.video.observe(self._on_video, names="value")
-        for control in (self.frame, self.obj, self.scale, self.y, self.x):
+        for control in (self.frame, self.obj):
+            control.observe(self._on_object_or_frame, names="value")
+        for control in (self.scale, self.affinity_view, self.y, self.x):
             control.observe(self._on_change, names="value")
         self.drawn = False  # whether update() has drawn the figures yet
         if draw:
             self.update()
         else:
-            self.status.value = html.escape(
+            self._show_placeholders(f"{sequence}: tracing frame {self.frame.value} ...")
+            self.status.value = status_text(
                 f"{sequence}: the figures follow once frame {self.frame.value} is traced ..."
             )
 
@@ -298,7 +418,8 @@ class TopkInspector:
 
     def trace(self, name: str, frame: int) -> FrameTrace:
         """The trace of ``frame`` of video ``name``: given, or asked of ``trace_of`` once (with the
-        other frames' traces it yields on the way, all checked and kept)."""
+        other frames' traces it yields on the way, all checked and kept). The progress bar shows
+        while ``trace_of`` runs, and only then."""
         key = (name, frame)
         if key in self.traces:
             return self.traces[key]
@@ -309,17 +430,22 @@ class TopkInspector:
                 f"memory read to show (frames 1..{len(video.frames) - 1} have)"
             )
         self.progress.max, self.progress.value = frame, 0
-        self.status.value = html.escape(f"{name}: tracing frame {frame} (once) ...")
-        made = self.trace_of(name, frame)
-        pairs = [(frame, made)] if isinstance(made, FrameTrace) else made
-        for t, trace in pairs:
-            t = int(t)
-            if (name, t) not in self.traces and 1 <= t < len(video.frames):
-                self.traces[(name, t)] = check_trace(
-                    trace, video=name, frame=t, num_objects=self._num_objects(name),
-                    grid=r4_grid_of(video.frames[0].shape[:2]),
-                )  # fmt: skip
-            self.progress.value = min(max(t, 0), frame)
+        self.progress.layout.visibility = "visible"
+        self.status.value = status_text(f"{name}: tracing frame {frame} (once) ...")
+        try:
+            made = self.trace_of(name, frame)
+            pairs = [(frame, made)] if isinstance(made, FrameTrace) else made
+            for t, trace in pairs:
+                t = int(t)
+                if (name, t) not in self.traces and 1 <= t < len(video.frames):
+                    self.traces[(name, t)] = check_trace(
+                        trace, video=name, frame=t, num_objects=self._num_objects(name),
+                        grid=r4_grid_of(video.frames[0].shape[:2]),
+                        size=video.frames[0].shape[:2],
+                    )  # fmt: skip
+                self.progress.value = min(max(t, 0), frame)
+        finally:
+            self.progress.layout.visibility = "hidden"
         if key not in self.traces:
             raise ValueError(f"trace_of({name!r}, {frame}) gave no trace of frame {frame}")
         self.progress.value = frame
@@ -332,6 +458,18 @@ class TopkInspector:
     @property
     def query_yx(self) -> tuple[int, int]:
         return self.y.value, self.x.value
+
+    def masks_of(self, name: str, frame: int) -> tuple[np.ndarray, str]:
+        """The H x W labels to show on ``frame`` and where they come from: the frame's true mask
+        when the video has one, else the mask the model predicted (when its trace, already made,
+        holds it), else frame 0's labels."""
+        video = self.video_data(name)
+        if frame in video.truth:
+            return video.truth[frame], "true mask"
+        trace = self.traces.get((name, frame))
+        if trace is not None and trace.labels is not None:
+            return trace.labels, "predicted mask"
+        return video.first_labels, "frame 0's labels"
 
     # --- driving from Python -------------------------------------------------------------------
 
@@ -393,60 +531,140 @@ class TopkInspector:
             self.y.value, self.x.value = self._object_cell(name, self.frame.value, ids[0])
         finally:
             self._busy = False
+        self._snap_note = f"query on object 1 ({self._snapped})"
 
     def _object_cell(self, name: str, frame: int, label: int) -> tuple[int, int]:
-        """The r4 cell of the object pixel nearest the object's centre in ``frame`` (its annotation
-        when there is one, else the first frame's), so that the inspector starts on the object."""
+        """The r4 cell of the object pixel nearest the object's centre in ``frame`` (in its masks,
+        see :meth:`masks_of`; in frame 0's labels when the object is not in them), so that the
+        query starts on the object. Remembers where the object was taken from, for the status."""
         video = self.video_data(name)
-        labels = video.truth.get(frame, video.first_labels)
-        ys, xs = np.nonzero(labels == label)
-        if not len(ys):
-            ys, xs = np.nonzero(video.first_labels == label)
-        nearest = np.argmin((ys - ys.mean()) ** 2 + (xs - xs.mean()) ** 2)
+        labels, source = self.masks_of(name, frame)
+        spot = nearest_to_centre(labels, label)
+        if spot is None:
+            spot, source = nearest_to_centre(video.first_labels, label), "frame 0's labels"
+        self._snapped = source
         size = video.frames[0].shape[:2]
-        y, x = viz.pixel_to_cell(float(ys[nearest]), float(xs[nearest]), size)
+        y, x = viz.pixel_to_cell(float(spot[0]), float(spot[1]), size)
         return min(max(y, 0), self.y.max), min(max(x, 0), self.x.max)
 
-    def _on_video(self, change) -> None:
-        # the old video's figures go at once: what is shown while the new one loads is the status
-        for image in (self.query_image, self.affinity_image, self.kernel_image, self.topk_image):
-            image.value = b""
+    def _show_placeholders(self, text: str) -> None:
+        """Grey images saying ``text`` in place of the figures (and an empty table)."""
+        size = self.video_data(self.video.value).frames[0].shape[:2]
+        self.query_image.value = _placeholder(size, text)
+        for image in (self.affinity_image, self.kernel_image, self.topk_image):
+            image.value = _placeholder((300, 720), text)
         self.table.value = ""
-        self.status.value = html.escape(f"loading {change['new']} ...")
+        self.placeholders = True
+
+    def _on_video(self, change) -> None:
+        # the old video's figures go at once: placeholders show while the new one loads
+        self.status.value = status_text(f"loading {change['new']} ...")
         self._load_video(change["new"])
+        self._show_placeholders(f"loading {change['new']} ...")
+        self.update()
+
+    def _on_object_or_frame(self, change) -> None:
+        """Another object or frame: the query cell snaps onto the chosen object, then redraw."""
+        if self._busy:
+            return
+        name, t = self.video.value, self.frame.value
+        label = object_labels(self.video_data(name).first_labels)[self.obj.value]
+        self.status.value = status_text(f"{name}, frame {t}: computing ...")
+        self.trace(name, t)  # its predicted mask places the object where there is no true one
+        self._busy = True
+        try:
+            self.y.value, self.x.value = self._object_cell(name, t, label)
+        finally:
+            self._busy = False
+        self._snap_note = f"query snapped to object {self.obj.value + 1} ({self._snapped})"
         self.update()
 
     def _on_change(self, change) -> None:
         if not self._busy:
             self.update()
 
-    def _render(self, fig) -> bytes:
-        return viz.figure_png(fig, dpi=self.dpi)
+    def _kept(self, key: tuple, build):
+        """The kept figure of layout ``key``, built by ``build()`` the first time."""
+        if key not in self._figures:
+            if len(self._figures) >= 32:  # many videos of many sizes: start again
+                self._figures.clear()
+            self._figures[key] = build()
+        return self._figures[key]
+
+    def _png(self, figure) -> bytes:
+        return viz.png_bytes(viz.render(figure, dpi=self.dpi))
 
     def update(self) -> None:
-        """Redraw every figure and the table for the current choices."""
+        """Redraw every figure and the table for the current choices. Called while a draw runs
+        (from a callback inside it), it only marks a redraw ``pending``: the draw in progress
+        then draws once more, with the choices as they are at its end (so of many clicks made
+        during one draw, only the latest is drawn)."""
+        if self.drawing:
+            self.pending = True
+            return
+        self.drawing = True
+        try:
+            while True:
+                self.pending = False
+                self._draw()
+                if not self.pending:
+                    break
+        except Exception as error:  # not "computing ..." forever: say what went wrong
+            self.status.value = status_text(f"error: {error}")
+            raise
+        finally:
+            self.drawing = False
+
+    def query_frame_image(self, name: str, t: int) -> tuple[np.ndarray, str]:
+        """Frame ``t`` as the query panel shows it (H x W x 3 uint8): the masks (see
+        :meth:`masks_of`) in the DAVIS colours, the query cell's box in cyan and each object's id
+        written on the object; and where the masks come from."""
+        video = self.video_data(name)
+        labels, source = self.masks_of(name, t)
+        ids = object_labels(video.first_labels)
+        shown = np.where(np.isin(labels, ids), labels, 0)  # no void (255) colour
+        image = viz.overlay(video.frames[t], shown, alpha=0.35)
+        top, left, bottom, right = (int(v) for v in viz.cell_box(*self.query_yx, image.shape[:2]))
+        cv2.rectangle(image, (left, top), (right - 1, bottom - 1), (0, 255, 255), 2)
+        return draw_object_ids(image, labels, ids), source  # the ids over the box: readable
+
+    def _draw(self) -> None:
         name, t, obj, scale = self.video.value, self.frame.value, self.obj.value, self.scale.value
+        doing = f"loading {name}: frame {t}" if self.placeholders else f"{name}, frame {t}"
+        self.status.value = status_text(f"{doing}: computing ...")
         frames = self.video_data(name).frames
         trace = self.current
         q = self.query_yx
-        image = frames[t].copy()
-        top, left, bottom, right = (int(v) for v in viz.cell_box(*q, image.shape[:2]))
-        cv2.rectangle(image, (left, top), (right - 1, bottom - 1), (0, 255, 255), 2)
-        self.query_image.value = _png(image)
+        size = frames[0].shape[:2]
+        grid = r4_grid_of(size)
+        image, source = self.query_frame_image(name, t)
+        self.query_image.value = viz.png_bytes(image)
         cache, memory = trace.cache, trace.memory_frames
-        self.affinity_image.value = self._render(
-            viz.affinity_maps(cache, frames, memory, q, obj=obj, stage="affinity")
-        )
-        self.kernel_image.value = self._render(
-            viz.affinity_maps(cache, frames, memory, q, obj=obj, stage="kernel")
-        )
-        self.topk_image.value = self._render(
-            viz.topk_on_memory(cache, frames, memory, q, obj=obj, scale=scale, read=self.read)
-        )
+        stage, log = AFFINITY_VIEWS[self.affinity_view.value]
+        shown = {}
+        for key, (stage_of, log_of) in (("affinity", (stage, log)), ("kernel", ("kernel", False))):
+            figure = self._kept(
+                ("maps", stage_of, log_of, len(memory), size),
+                lambda s=stage_of, g=log_of: viz.AffinityFigure(s, len(memory), size, grid, log=g),
+            )
+            figure.show(cache, frames, memory, q, obj=obj)
+            shown[key] = self._png(figure)
         table = viz.topk_table(cache, memory, q, obj=obj, scale=scale, read=self.read)
+        guide = guidance_frames(tuple(memory), self.read)
+        figure = self._kept(
+            ("topk", scale, len(guide), size), lambda: viz.TopkFigure(scale, len(guide), size)
+        )
+        figure.show(cache, frames, memory, q, obj=obj, read=self.read, table=table)
+        shown["topk"] = self._png(figure)
+        self.affinity_image.value = shown["affinity"]
+        self.kernel_image.value = shown["kernel"]
+        self.topk_image.value = shown["topk"]
         self.table.value = table.to_html(index=False, float_format=lambda v: f"{v:.4f}")
-        self.status.value = html.escape(
-            f"{name}, frame {t}: memory frames {memory}; query r4 cell (y, x) = {q}"
+        self.placeholders = False
+        note, self._snap_note = self._snap_note, ""
+        self.status.value = status_text(
+            f"{name}, frame {t}: memory frames {memory}; query r4 cell (y, x) = {q}; "
+            f"masks: {source}" + (f"; {note}" if note else "")
         )
         self.drawn = True
 
@@ -515,11 +733,12 @@ def model_traces(
             video.first_labels,
             read=read,
             device=device,
-            trace=list(TRACE_NAMES),
+            trace=[*TRACE_NAMES, *OPTIONAL_TRACE_NAMES],
             trace_to_cpu=True,
         ):
             if result.index >= 1:
-                yield result.index, FrameTrace(result.trace, result.memory_frames)
+                labels = result.labels.cpu().numpy()  # the predicted mask, shown on the frame
+                yield result.index, FrameTrace(result.trace, result.memory_frames, labels)
 
     return trace_of
 

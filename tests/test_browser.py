@@ -150,14 +150,16 @@ def served(tmp_path, request):
 WINDOW = (1600, 1200)  # the student's screen of issue 13 (width, height)
 
 
-@pytest.fixture()
-def browser(tmp_path):
+@pytest.fixture(params=[WINDOW])
+def browser(tmp_path, request):
+    """Headless Chromium with a window of ``request.param`` = (width, height) pixels."""
+    width, height = request.param
     webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed")
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
     for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 "--disable-dev-shm-usage", f"--window-size={WINDOW[0]},{WINDOW[1]}",
+                 "--disable-dev-shm-usage", f"--window-size={width},{height}",
                  f"--user-data-dir={tmp_path / 'chromium'}"):  # fmt: skip
         options.add_argument(flag)
     driver = webdriver.Chrome(options=options, service=webdriver.ChromeService(CHROMEDRIVER))
@@ -243,3 +245,64 @@ def test_query_and_topk_are_side_by_side_and_in_view(served, browser):
     assert query.size["width"] >= 427  # the frame at full size
     for image, width in zip((query, topk, affinity), natural, strict=True):
         assert image.size["width"] >= width - 1, (image.size, width)  # not shrunk
+
+
+IMAGES = ("query frame", "top-k figure", "affinity figure", "kernel figure")  # in page order
+
+
+@pytest.mark.parametrize("served", [(240, 427)], indirect=True)
+@pytest.mark.parametrize(
+    "browser, sidebar",
+    [((1280, 720), 0), ((980, 720), 300), ((1600, 1000), 0), ((1300, 1000), 300)],
+    indirect=["browser"],
+)
+def test_figures_fit_the_window_and_a_click_redraws(served, browser, sidebar):
+    """Issue 22 items 3 and 6: at 1280 x 720 and 1600 x 1000, with or without a sidebar beside
+    the page (JupyterLab's, 300 px: the page is then as wide as a window 300 px narrower, which
+    is what the test opens), the query frame, the top-k figure,
+    the affinity and the kernel maps are inside the window horizontally, shown (not clipped to
+    nothing) and with their own aspect ratio. Prints how long a click takes to reach the
+    affinity image on screen (no assertion on it: the time depends on the machine)."""
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.by import By
+
+    url, tmp_path = served
+    browser.get(url)
+
+    def images():
+        found = browser.find_elements(By.CSS_SELECTOR, "img.widget-image")
+        shown = len(found) >= 4 and all(i.size["width"] > 0 for i in found[:4])
+        return found[:4] if shown else None
+
+    def status() -> str:
+        return " ".join(e.text for e in browser.find_elements(By.CSS_SELECTOR, ".widget-html"))
+
+    rect = (
+        "const r = arguments[0].getBoundingClientRect();"
+        "return [r.left, r.right, r.width, r.height, arguments[0].naturalWidth,"
+        " arguments[0].naturalHeight, window.innerWidth]"
+    )
+    try:
+        wait_for(images, "the inspector's images")
+        wait_for(lambda: "computing" not in status() and "(y, x) =" in status(), "the first draw")
+        placed = {name: browser.execute_script(rect, image)
+                  for name, image in zip(IMAGES, images(), strict=True)}  # fmt: skip
+        query, _, affinity, _ = images()
+        before = affinity.get_attribute("src")
+        width, height = query.size["width"], query.size["height"]
+        # frame pixel (5, 5): r4 cell (0, 0), away from the starting cell on object 1
+        x, y = 5 * width / 427 - width / 2, 5 * height / 240 - height / 2
+        start = time.perf_counter()
+        ActionChains(browser).move_to_element_with_offset(query, int(x), int(y)).click().perform()
+        wait_for(lambda: images()[2].get_attribute("src") != before, "the redrawn affinity", 60)
+        took = time.perf_counter() - start
+        wait_for(lambda: "(y, x) = (0, 0)" in status(), "the clicked query cell (0, 0)", 60)
+    finally:
+        browser.save_screenshot(str(tmp_path / "fit.png"))
+    print(f"window {browser.get_window_size()} (sidebar {sidebar} px): click -> new affinity image "
+          f"on screen in {took:.2f} s")  # fmt: skip
+    for name, (left, right, shown_w, shown_h, natural_w, natural_h, inner) in placed.items():
+        assert left >= 0 and right <= inner, f"{name} [{left}, {right}] leaves {inner}"
+        assert shown_w > 100 and shown_h > 50, f"{name} is clipped: {shown_w} x {shown_h}"
+        ratio = (shown_w / shown_h) / (natural_w / natural_h)
+        assert ratio == pytest.approx(1, rel=0.05), f"{name} is stretched by {ratio:.2f}"

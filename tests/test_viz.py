@@ -221,3 +221,72 @@ def test_bad_inputs_raise_clear_errors(traced, clip):
         viz.kernel_sigmas(cache, (0, 6))
     with pytest.raises(ValueError, match="is it the traced frame"):
         viz.decoder_output(cache, np.zeros((32, 32, 3), np.uint8))
+
+
+# --- issue 22: the inspector's figures -----------------------------------------------------------
+
+
+def outline_alpha(fig, frame: int, cell) -> float:
+    """The alpha of the rank-coloured outline of r4 ``cell`` (y, x) on memory frame ``frame``."""
+    (panel,) = [ax for ax in fig.axes if ax.get_title().startswith(f"memory: frame {frame},")]
+    top, left, bottom, right = viz.cell_box(*cell, SIZE)
+    (outline,) = [
+        p for p in panel.patches
+        if not p.get_fill() and p.get_linestyle() == "-" and p.get_xy() == (left, top)
+    ]  # fmt: skip
+    return outline.get_alpha()
+
+
+def test_topk_outlines_are_as_opaque_as_their_affinity(traced, clip):
+    result, cache = traced
+    table = viz.topk_table(cache, result.memory_frames, (2, 3), scale="r3")
+    first, last = table.iloc[0], table.iloc[-1]
+    assert first["r4 affinity"] > last["r4 affinity"]
+    ends = [(int(row["frame"]), (int(row["y"]), int(row["x"]))) for row in (first, last)]
+    fig = viz.topk_on_memory(cache, clip[0], result.memory_frames, (2, 3), scale="r3")
+    alphas = [outline_alpha(fig, frame, cell) for frame, cell in ends]
+    assert alphas[0] == pytest.approx(1.0) and alphas[0] > alphas[1] >= 0.25
+    assert "outline opacity: P" in fig.get_suptitle()
+    plain = viz.topk_on_memory(
+        cache, clip[0], result.memory_frames, (2, 3), scale="r3", opacity=False
+    )
+    assert [outline_alpha(plain, frame, cell) for frame, cell in ends] == [1.0, 1.0]
+
+
+def test_pre_kernel_affinity_is_the_softmax_of_the_logits(traced):
+    """ "before kernel": softmax(S) over memory, from the logits or recovered from P and G."""
+    _, cache = traced
+    rows = viz.affinity_rows(cache, (1, 2), obj=1, stage="pre_kernel")
+    column = cache["r4.affinity_logits"][1, :, 1 * 5 + 2].softmax(0)
+    np.testing.assert_allclose(rows.reshape(-1), column.numpy(), rtol=1e-5)
+    without = {k: v for k, v in cache.items() if k != "r4.affinity_logits"}
+    recovered = viz.affinity_rows(without, (1, 2), obj=1, stage="pre_kernel")
+    np.testing.assert_allclose(recovered, rows, rtol=1e-3, atol=1e-7)
+    assert not np.allclose(rows, viz.affinity_rows(cache, (1, 2), obj=1, stage="affinity"))
+
+
+def test_a_kept_figure_shows_what_a_new_one_does(traced, clip):
+    """The inspector's fast path (a kept figure, shown again) draws the data of a new figure."""
+    result, cache = traced
+    memory = result.memory_frames
+    kept = viz.AffinityFigure("affinity", len(memory), SIZE, (4, 5), log=True)
+    kept.show(cache, clip[0], memory, (1, 2))
+    first = viz.render(kept)
+    kept.show(cache, clip[0], memory, (3, 0), obj=1)
+    again = viz.render(kept)
+    assert first.shape == again.shape and (first != again).any()
+    new = viz.affinity_maps(cache, clip[0], memory, (3, 0), obj=1, log=True)
+    panels = [[ax for ax in fig.axes if ax.get_title()] for fig in (kept.fig, new)]
+    for old_ax, new_ax in zip(*panels, strict=True):
+        assert old_ax.get_title() == new_ax.get_title()
+        for a, b in zip(images_of(old_ax), images_of(new_ax), strict=True):
+            np.testing.assert_array_equal(a, b)
+    assert kept.title.get_text() == new.get_suptitle()
+    topk = viz.TopkFigure("r2", 2, SIZE)
+    for query in ((1, 2), (3, 0)):
+        topk.show(cache, clip[0], memory, query, obj=1)
+        fresh = viz.topk_on_memory(cache, clip[0], memory, query, obj=1, scale="r2")
+        counts = [[len(ax.patches) for ax in fig.axes] for fig in (topk.fig, fresh)]
+        assert counts[0] == counts[1]  # the last show's patches replaced, not added to
+    png = viz.png_bytes(viz.render(topk))
+    assert png.startswith(b"\x89PNG")

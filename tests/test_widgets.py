@@ -4,6 +4,7 @@ viewer alone takes hand-made traces (no model) and refuses incomplete or misshap
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import numpy as np
@@ -140,18 +141,25 @@ def test_scale_object_and_frame(inspector):
 
 
 def test_switching_video(inspector, monkeypatch):
-    """Issue 13 item 18: the old video's figures go at once and a progress bar counts the frames."""
+    """Issue 13 item 18: the old video's figures go at once (issue 22: grey placeholders show
+    instead) and a progress bar counts the frames."""
     seen = []
     real_trace = inspector.trace
+    old = bytes(inspector.topk_image.value)
 
     def trace(name, frame):
-        seen.append((name, bytes(inspector.topk_image.value), inspector.status.value))
+        image = bytes(inspector.topk_image.value)
+        seen.append((name, image, inspector.placeholders, inspector.status.value))
         return real_trace(name, frame)
 
     monkeypatch.setattr(inspector, "trace", trace)
     inspector.video.value = "single"
-    name, image, status = seen[0]
-    assert name == "single" and image == b"" and "loading single" in status
+    name, image, placeholders, status = seen[0]
+    assert name == "single" and placeholders and "loading single" in status
+    assert image.startswith(b"\x89PNG") and image != old
+    grey = np.asarray(Image.open(io.BytesIO(image)).convert("RGB"))
+    assert np.median(grey) == 200  # a grey placeholder, not the old figure
+    assert not inspector.placeholders
     assert inspector.progress.value == inspector.progress.max == NUM_FRAMES - 1
     assert inspector.obj.options == (("object 1", 0),) and inspector.obj.value == 0
     assert ("single", NUM_FRAMES - 1) in inspector.traces
@@ -362,7 +370,8 @@ def test_first_display_shows_the_widgets_before_the_slow_trace(monkeypatch):
 
     def fake_display(app):
         assert app is inspector.app
-        at_display.update(shown(inspector), status=inspector.status.value, asked=list(asked))
+        at_display.update(shown(inspector), status=inspector.status.value, asked=list(asked),
+                          placeholders=inspector.placeholders)  # fmt: skip
 
     inspector = TopkInspector(
         {"made": hand_made_video(traces=False)}, trace_of=trace_of, draw=False
@@ -370,8 +379,131 @@ def test_first_display_shows_the_widgets_before_the_slow_trace(monkeypatch):
     assert not inspector.drawn and asked == []
     monkeypatch.setattr(IPython.display, "display", fake_display)
     inspector._ipython_display_()
-    assert at_display["asked"] == [] and not at_display["query"] and not at_display["topk"]
+    assert at_display["asked"] == [] and at_display["placeholders"]  # grey images, no figure yet
     assert "the figures follow once frame 3 is traced" in at_display["status"]
     assert asked == [3] and inspector.drawn and all(shown(inspector).values())
     inspector._ipython_display_()  # a second display draws nothing again
     assert asked == [3]
+
+
+# --- issue 22: feedback, coalesced clicks, guidance ------------------------------------------------
+
+
+def png_array(value) -> np.ndarray:
+    return np.asarray(Image.open(io.BytesIO(bytes(value))).convert("RGB"))
+
+
+def test_status_says_computing_then_done():
+    inspector = TopkInspector({"made": hand_made_video()})
+    seen = []
+    inspector.status.observe(lambda change: seen.append(change["new"]), names="value")
+    inspector.select(2, 3)
+    computing = [i for i, value in enumerate(seen) if "computing" in value]
+    assert computing, seen
+    assert computing[0] < len(seen) - 1  # set before the work, replaced after
+    assert "computing" not in inspector.status.value and "(y, x) = (2, 3)" in inspector.status.value
+
+
+def test_progress_bar_shows_only_while_tracing():
+    during = []
+    inspector = None
+
+    def trace_of(name, frame):
+        during.append(inspector.progress.layout.visibility)
+        return hand_made_trace(frame)
+
+    inspector = TopkInspector(
+        {"made": hand_made_video(traces=False)}, trace_of=trace_of, draw=False
+    )
+    assert inspector.progress.layout.visibility == "hidden"  # idle before the first trace
+    inspector.update()
+    assert during == ["visible"] and inspector.progress.layout.visibility == "hidden"
+    inspector.frame.value = 2
+    assert during == ["visible", "visible"] and inspector.progress.layout.visibility == "hidden"
+
+
+def test_clicks_during_a_draw_are_coalesced():
+    """Clicks arriving while a draw runs are not drawn one by one: the latest is drawn once the
+    running draw ends (simulated: the clicks come from inside the first draw)."""
+    inspector = TopkInspector({"made": hand_made_video()})
+    drawn = []
+    real_draw = inspector._draw
+
+    def draw():
+        drawn.append(inspector.query_yx)
+        if len(drawn) == 1:  # two clicks while the first draw runs
+            inspector.select(0, 0)
+            assert inspector.pending and inspector.drawing
+            inspector.select(3, 4)
+        real_draw()
+
+    inspector._draw = draw
+    inspector.select(2, 2)
+    assert drawn == [(2, 2), (3, 4)]  # (0, 0) replaced by the later click, never drawn
+    assert not inspector.pending and not inspector.drawing
+    assert "(y, x) = (3, 4)" in inspector.status.value
+
+
+def moved_video() -> InspectorVideo:
+    """hand_made_video with a true mask of frame 3 where object 2 moved to the top left."""
+    video = hand_made_video()
+    truth = np.zeros(SIZE, np.uint8)
+    truth[18:34, 6:22] = 1
+    truth[2:12, 2:14] = 2
+    return InspectorVideo(video.frames, video.first_labels, video.traces, truth={3: truth})
+
+
+def test_object_change_snaps_the_query_onto_the_object():
+    inspector = TopkInspector({"made": moved_video()})
+    assert inspector.frame.value == 3
+    inspector.select(3, 4)
+    inspector.obj.value = 1  # object 2: in frame 3's true mask at rows 2-11, columns 2-13
+    assert inspector.query_yx == viz.pixel_to_cell(6, 7, SIZE) == (0, 0)
+    assert "query snapped to object 2 (true mask)" in inspector.status.value
+    # frame 2 has no true mask: its trace's predicted labels place the object
+    video = moved_video()
+    predicted = np.zeros(SIZE, np.uint8)
+    predicted[44:56, 56:72] = 2
+    video.traces[2].labels = predicted
+    inspector = TopkInspector({"made": video})
+    inspector.obj.value = 1
+    inspector.frame.value = 2
+    assert inspector.query_yx == viz.pixel_to_cell(49, 63, SIZE)
+    assert "query snapped to object 2 (predicted mask)" in inspector.status.value
+    assert "masks: predicted mask" in inspector.status.value
+    inspector.frame.value = 1  # neither: frame 0's labels
+    assert "frame 0's labels" in inspector.status.value
+
+
+def test_query_frame_shows_the_masks_and_the_object_ids():
+    video = moved_video()
+    grey = [np.full((*SIZE, 3), 128, np.uint8) for _ in video.frames]
+    inspector = TopkInspector({"g": InspectorVideo(grey, video.first_labels, video.traces,
+                                                   video.truth)})  # fmt: skip
+    image = png_array(inspector.query_image.value)
+    assert "masks: true mask" in inspector.status.value
+    truth = video.truth[3]
+    for label in (1, 2):
+        ys, xs = np.nonzero(truth == label)
+        nearest = np.argmin((ys - ys.mean()) ** 2 + (xs - xs.mean()) ** 2)
+        cy, cx = ys[nearest], xs[nearest]
+        around = image[max(cy - 3, 0) : cy + 4, max(cx - 3, 0) : cx + 4].reshape(-1, 3)
+        assert (around.max(axis=1) < 40).any(), "no dark disc at the object's centre"
+        assert (around.min(axis=1) > 200).any(), "no white id at the object's centre"
+    inside = image[33, 21]  # object 1's corner: tinted, not the grey frame
+    assert np.abs(inside.astype(int) - 128).max() > 20
+    assert (image[58, 40] == 128).all()  # the background stays as it is
+
+
+def test_affinity_view_changes_the_image():
+    inspector = TopkInspector({"made": hand_made_video()})
+    shown = {inspector.affinity_view.value: bytes(inspector.affinity_image.value)}
+    kernel = bytes(inspector.kernel_image.value)
+    for view in ("before kernel", "log scale"):
+        inspector.affinity_view.value = view
+        shown[view] = bytes(inspector.affinity_image.value)
+    assert len(set(shown.values())) == 3
+    assert bytes(inspector.kernel_image.value) == kernel  # the kernel is the kernel
+    cache, q = inspector.current.cache, inspector.query_yx
+    before = viz.affinity_rows(cache, q, stage="pre_kernel")
+    np.testing.assert_allclose(before.sum(), 1.0, rtol=1e-5)  # softmax(S): over all memory
