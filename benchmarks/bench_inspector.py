@@ -14,27 +14,15 @@ from __future__ import annotations
 
 import argparse
 import cProfile
-import platform
 import pstats
 import statistics
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
 
+from hmmnlab.precision import cpu_model
 from hmmnlab.widgets import topk_inspector
-
-
-def cpu_name() -> str:
-    """The CPU's model name (as lscpu prints it), or the machine type where it cannot be read."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def timed(action) -> float:
@@ -74,7 +62,7 @@ def main() -> None:
     height, width = inspector.video_data(args.sequence).frames[0].shape[:2]
     print(
         f"top-k inspector, {args.sequence} at {height} x {width} ({len(objects)} objects, r4 grid "
-        f"{h} x {w}), {cpu_name()}, {torch.get_num_threads()} "
+        f"{h} x {w}), {cpu_model()}, {torch.get_num_threads()} "
         f"threads, median of {args.repeats}"
     )
     for name, values in times.items():

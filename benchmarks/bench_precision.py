@@ -42,16 +42,6 @@ from hmmnlab.weights import load_model
 MODES = ("float32 readable", "float32 fast", "bfloat16")
 
 
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return "unknown CPU"
-
-
 def cpu_flags() -> str:
     try:
         text = Path("/proc/cpuinfo").read_text()
@@ -106,7 +96,9 @@ def main() -> None:
     parser.add_argument("--parts", default="240p,480p")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    print(f"CPU: {cpu_model()}; flags: {cpu_flags()}; native bfloat16: {precision.native_bf16()}")
+    print(
+        f"CPU: {precision.cpu_model()}; flags: {cpu_flags()}; native bfloat16: {precision.native_bf16()}"
+    )
     peak = {"float32": matmul_peak(torch.float32), "bfloat16": matmul_peak(torch.bfloat16)}
     print(f"torch.mm peak, {args.threads} thread(s): float32 {peak['float32']:.0f} GFLOP/s, "
           f"bfloat16 {peak['bfloat16']:.0f} GFLOP/s")  # fmt: skip

@@ -130,7 +130,9 @@ def fixture_table(variants: dict) -> pd.DataFrame:
 
 
 def main(argv: list[str] | None = None) -> None:
-    from bench_precision import cpu_flags, cpu_model  # beside this script
+    from bench_precision import cpu_flags  # beside this script
+
+    from hmmnlab.precision import cpu_model
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--lookalikes", default="/work/runs/la16", help="a look-alike suite")

@@ -81,6 +81,20 @@ def resolve_dtype(dtype: str | torch.dtype | None) -> str:
     return get_default_dtype() if dtype is None else check_dtype(dtype)
 
 
+def cpu_model() -> str:
+    """This CPU's model name (from /proc/cpuinfo, as lscpu prints it), or the machine type where
+    it cannot be read (not Linux): what a timing names its machine by."""
+    import platform
+
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "unknown CPU"
+
+
 def native_bf16(cpuinfo: str | None = None) -> bool | None:
     """Whether this CPU computes bfloat16 natively (``avx512_bf16`` or ``amx_bf16`` among its
     flags in /proc/cpuinfo); None where that cannot be read (not Linux)."""
