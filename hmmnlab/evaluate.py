@@ -19,7 +19,6 @@ import argparse
 from pathlib import Path
 
 import pandas as pd
-import torch
 
 from hmmnlab import options, runner
 from hmmnlab.allocator import keep_freed_memory
@@ -51,26 +50,6 @@ def is_finished(out: Path, sequence: DavisSequence, settings: dict | None = None
     """A sequence is finished when its record is readable, was written with ``settings`` (when
     given; a run with overlays also serves one without) and every mask exists."""
     return runner.is_finished(out, sequence, DavisLayout(), settings)
-
-
-def segment_sequence(
-    model: HMMN,
-    sequence: DavisSequence,
-    out: Path,
-    *,
-    read: ReadConfig,
-    device: torch.device,
-    amp: bool = False,
-    dtype: str | None = None,  # float32, bfloat16; None: hmmnlab.precision's default
-    overlays: bool = False,
-    progress: bool = True,
-    settings: dict | None = None,
-) -> dict:
-    """Segment one sequence into ``out/<name>/`` (:func:`hmmnlab.runner.segment_video` with the
-    DAVIS layout); returns and stores its timing and ``settings``."""
-    return runner.segment_video(model, sequence, out, DavisLayout(overlays), read=read,
-                                device=device, amp=amp, dtype=dtype, progress=progress,
-                                settings=settings)  # fmt: skip
 
 
 def evaluate(

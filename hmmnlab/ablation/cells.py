@@ -13,7 +13,7 @@ from hmmnlab.config import ReadConfig
 class Cell:
     """One job of an ablation grid: the read ``read`` (labelled ``label``) on one sequence of a
     DAVIS-layout split, segmented into ``folder/<sequence>/`` with its record in
-    ``folder/timing/<sequence>.json`` (:func:`hmmnlab.evaluate.segment_sequence`). ``settings`` is
+    ``folder/timing/<sequence>.json`` (:func:`hmmnlab.runner.segment_video`, the DAVIS layout). ``settings`` is
     what the masks depend on (:func:`hmmnlab.records.run_settings`): a cell whose record holds the
     same settings is finished. Everything a Ray worker needs but the model."""
 
@@ -42,10 +42,9 @@ def run_cell(model, cell: Cell) -> str:
     import torch
 
     from hmmnlab.data.davis import DavisDataset
-    from hmmnlab.evaluate import segment_sequence
     from hmmnlab.inference import resolve_device
     from hmmnlab.model.reads import FINE_READS, KERNELS
-    from hmmnlab.resources import check_memory
+    from hmmnlab.runner import DavisLayout, check_fits, segment_video
 
     for what, name, registry in (("variant", cell.read.variant, KERNELS),
                                  ("fine read", cell.read.fine, FINE_READS)):  # fmt: skip
@@ -63,12 +62,10 @@ def run_cell(model, cell: Cell) -> str:
     if cell.threads:
         torch.set_num_threads(cell.threads)
     try:
-        check_memory(*sequence.size, sequence.num_objects, len(sequence), cell.read,
-                     device=device, what=f"sequence {sequence.name}",
-                     model=model.config)  # fmt: skip
-        segment_sequence(model, sequence, cell.folder, read=cell.read, device=device,
-                         amp=cell.amp, dtype=cell.dtype, overlays=cell.overlays, progress=cell.progress,
-                         settings=cell.settings)  # fmt: skip
+        check_fits(model, [sequence], cell.read, device)
+        segment_video(model, sequence, cell.folder, DavisLayout(cell.overlays), read=cell.read,
+                      device=device, amp=cell.amp, dtype=cell.dtype, progress=cell.progress,
+                      settings=cell.settings)  # fmt: skip
     except ValueError as err:  # e.g. a dense read that would not fit in memory
         return f"refused: {err}"
     finally:
