@@ -70,6 +70,15 @@ def pad(x: Tensor, padding: Padding) -> Tensor:
     return F.pad(x, tuple(padding))
 
 
+def cells_on(onehot: Tensor, stride: int = 16) -> Tensor:
+    """onehot: ... x H x W object masks in {0, 1} -> ... x h x w booleans: the cells of the padded
+    grid at ``stride`` (r4 by default) of which at least half lie on the object."""
+    height, width = onehot.shape[-2:]
+    padded = pad(onehot.float(), padding_for(height, width)).flatten(0, -3).unsqueeze(1)
+    share = F.avg_pool2d(padded, stride)[:, 0]  # (...) x h x w
+    return (share >= 0.5).reshape(*onehot.shape[:-2], *share.shape[-2:])
+
+
 def unpad(x: Tensor, padding: Padding) -> Tensor:
     """Crop what :func:`pad` added from the last two dimensions of ``x``."""
     left, right, top, bottom = padding

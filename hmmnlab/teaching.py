@@ -21,7 +21,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from hmmnlab import ops
 from hmmnlab.config import ReadConfig
@@ -34,10 +33,8 @@ CELL = 16  # pixels per r4 cell
 
 def cells_on_objects(labels: np.ndarray, object_ids: Sequence[int]) -> np.ndarray:
     """labels: H x W ground truth -> K x h x w booleans, cell on object k (padded r4 grid)."""
-    padding = ops.padding_for(*labels.shape)
-    onehot = torch.stack([torch.from_numpy(labels == i) for i in object_ids]).float()  # K x H x W
-    share = F.avg_pool2d(ops.pad(onehot, padding).unsqueeze(1), CELL)[:, 0]  # K x h x w
-    return (share >= 0.5).numpy()
+    onehot = torch.stack([torch.from_numpy(labels == i) for i in object_ids])  # K x H x W
+    return ops.cells_on(onehot, CELL).numpy()
 
 
 def ring_mask(h: int, w: int) -> np.ndarray:

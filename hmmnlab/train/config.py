@@ -46,6 +46,9 @@ class TrainConfig:
     flip: bool = True  # random horizontal flips
     elastic_alpha: float = 8.0  # static clips: elastic deformation amplitude (pixels)
     bootstrap: float = 1.0  # < 1: average the loss over the hardest pixels only
+    attention_loss: float = (
+        0.0  # weight of the r4 attention off the object (losses.attention_off_object)
+    )
     freeze_bn: bool = True  # encoders' BatchNorm in eval mode (the authors')
     imagenet_init: bool | None = None  # trunks from ImageNet (None: where offline weights exist)
     freeze_stages: int = 0  # earliest trunk stages kept as initialised (see frozen_modules)
@@ -76,6 +79,8 @@ class TrainConfig:
             )
         if not 0 < self.bootstrap <= 1:
             raise ValueError(f"bootstrap must lie in (0, 1], got {self.bootstrap}")
+        if self.attention_loss < 0:
+            raise ValueError(f"attention_loss must be >= 0, got {self.attention_loss}")
         if self.lr <= 0:
             raise ValueError(f"lr must be > 0, got {self.lr}")
         if self.mask_lr_mult <= 0:

@@ -35,6 +35,7 @@ from tqdm import tqdm
 
 from hmmnlab import ops
 from hmmnlab.config import ReadConfig
+from hmmnlab.hooks import HookContext
 from hmmnlab.inference import propagate, resolve_device
 from hmmnlab.memory import MemoryBank
 from hmmnlab.metrics import evaluate_semisupervised
@@ -67,7 +68,7 @@ from hmmnlab.train.config import (
     max_skip_at,
     parse_overrides,
 )
-from hmmnlab.train.losses import clip_loss
+from hmmnlab.train.losses import attention_off_object, clip_loss, object_cells
 from hmmnlab.train.setup import (
     build_model,
     calibrate_batchnorm,
@@ -95,6 +96,7 @@ __all__ = [
     "TrainResult",
     "TrainingDiverged",
     "all_finite",
+    "attention_term",
     "build_model",
     "calibrate_batchnorm",
     "check_resume",
@@ -245,6 +247,7 @@ def train_step(
     micro_batch: int | None = None,
     bootstrap: float = 1.0,
     grad_clip: float | None = None,
+    attention_loss: float = 0.0,
     world: distributed.World | None = None,
     parameters: Sequence[nn.Parameter] | None = None,
 ) -> StepResult:
@@ -252,7 +255,8 @@ def train_step(
     ``clips[rank::size]`` (:func:`forward_clips`) in chunks of ``micro_batch`` clips (None: all at
     once) whose gradients accumulate, under float16 autocast with ``amp`` (CUDA), sum the gradients
     and the loss over the processes, clip the gradient norm to ``grad_clip`` (None: no clipping)
-    and step. The loss is the mean over the whole batch of :func:`~hmmnlab.train.losses.clip_loss`.
+    and step. The loss is the mean over the whole batch of :func:`~hmmnlab.train.losses.clip_loss`,
+    plus ``attention_loss`` times the r4 attention off the object (:func:`attention_term`).
     A non-finite loss or gradient norm (without AMP) raises :class:`TrainingDiverged` before the
     step, non-finite weights after it.
 
@@ -268,13 +272,18 @@ def train_step(
     chunk = micro_batch or len(mine)
     for first in range(0, len(mine), chunk):  # gradients accumulate over the chunks
         group = mine[first : first + chunk]
+        affinities: list[tuple[HookContext, Tensor]] = []
+        hooks = {"r4.affinity": _keep_in(affinities)} if attention_loss > 0 else None
         with torch.autocast("cuda", dtype=torch.float16, enabled=amp):
-            batch_logits = forward_clips(model, group, read, device)
+            batch_logits = forward_clips(model, group, read, device, hooks=hooks)
             per_clip = [
                 clip_loss([x.float() for x in logits], clip.labels.to(device), bootstrap=bootstrap)
                 for clip, logits in zip(group, batch_logits, strict=True)
             ]
             loss = torch.stack(per_clip).sum() / len(clips)  # the batch mean, in parts
+            if attention_loss > 0:
+                share = len(group) / len(clips)
+                loss = loss + attention_loss * share * attention_term(group, affinities, device)
         scaler.scale(loss).backward()
         total += loss.item()
     distributed.all_reduce_gradients(list(parameters), world)
@@ -296,6 +305,43 @@ def train_step(
             f"the weights are no longer finite after the update (loss {total:.6g})"
         )
     return StepResult(total, float(norm))
+
+
+def _keep_in(found: list):
+    """A causal hook function that appends ``(ctx, value)`` to ``found`` and changes nothing."""
+
+    def keep(value: Tensor, ctx: HookContext) -> None:
+        found.append((ctx, value))
+
+    return keep
+
+
+def attention_term(
+    clips: Sequence[Clip], affinities: Sequence[tuple[HookContext, Tensor]], device: torch.device
+) -> Tensor:
+    """The mean, over the r4 query cells on an object in the clips' predicted frames, of the r4
+    attention off that object's memory cells (1 - the same-object share; see
+    :func:`~hmmnlab.train.losses.attention_off_object`), with the true masks of the query and
+    memory frames.
+
+    affinities: the ``r4.affinity`` of each step of :func:`forward_clips` on ``clips`` with its
+    hook context (B x THW x HW, the rows the clips' objects in order)."""
+    cells = [object_cells(c.labels.to(device), c.num_objects) for c in clips]  # N x K x h x w
+    total, count = torch.zeros((), device=device), 0
+    for ctx, affinity in affinities:
+        memory = list(ctx.memory_frames)
+        memory_on = torch.cat(
+            [c[memory].transpose(0, 1).flatten(1) for c in cells]
+        )  # B x THW (memory frames oldest first, as the affinity's rows)
+        query_on = torch.cat([c[ctx.frame].flatten(1) for c in cells])  # B x HW
+        if memory_on.shape[1] != affinity.shape[1] or query_on.shape != affinity.shape[::2]:
+            raise ValueError(
+                f"r4.affinity {tuple(affinity.shape)} does not match the clips' r4 cells: "
+                f"memory {tuple(memory_on.shape)}, query {tuple(query_on.shape)}"
+            )
+        off, n = attention_off_object(affinity, memory_on, query_on)
+        total, count = total + off, count + n
+    return total / max(count, 1)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -423,7 +469,8 @@ def _run_steps(
             result = train_step(
                 model, optimizer, clips, read, device=device, scaler=scaler, amp=amp,
                 micro_batch=config.micro_batch, bootstrap=config.bootstrap,
-                grad_clip=config.grad_clip, world=world, parameters=trainable,
+                grad_clip=config.grad_clip, attention_loss=config.attention_loss, world=world,
+                parameters=trainable,
             )  # fmt: skip
         except TrainingDiverged as error:  # nothing of this step was saved
             bar.close()

@@ -12,6 +12,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from hmmnlab import ops
+
 
 def aggregated_cross_entropy(logits: Tensor, labels: Tensor, *, bootstrap: float = 1.0) -> Tensor:
     """Cross-entropy of one frame's soft-aggregation logits.
@@ -45,3 +47,31 @@ def clip_loss(frame_logits: list[Tensor], labels: Tensor, *, bootstrap: float = 
         for logits, target in zip(frame_logits, labels[1:], strict=True)
     ]
     return torch.stack(losses).mean()
+
+
+# --------------------------------------------------------------------------------------------------
+# The r4 attention mass (an optional second loss)
+
+
+def object_cells(labels: Tensor, num_objects: int) -> Tensor:
+    """labels: N x H x W int64 in 0..K -> N x K x h x w booleans: the cells of the padded r4 grid
+    of which at least half lie on object k (the cells :func:`hmmnlab.teaching.saturation`
+    counts)."""
+    onehot = F.one_hot(labels, num_objects + 1)[..., 1:].permute(0, 3, 1, 2)  # N x K x H x W
+    return ops.cells_on(onehot)
+
+
+def attention_off_object(
+    affinity: Tensor, memory_on: Tensor, query_on: Tensor
+) -> tuple[Tensor, int]:
+    """The r4 attention that query cells on an object put off that object's memory cells.
+
+    affinity: B x THW x HW, the r4 read's attention of every object row (``r4.affinity``: softmax
+    over memory after the kernel, each column sums to 1); memory_on: B x THW booleans, memory
+    cell on the row's object; query_on: B x HW booleans, query cell on the row's object.
+    Returns (the sum over those query cells of 1 - their same-object share, the number of query
+    cells): the mean of the first over the second is 1 - the same-object share of
+    :func:`hmmnlab.teaching.saturation`, computed with gradients."""
+    same = (affinity * memory_on.unsqueeze(-1).to(affinity.dtype)).sum(dim=1)  # B x HW
+    off = (1 - same.float()) * query_on.float()  # B x HW, zero for query cells off the object
+    return off.sum(), int(query_on.sum())
