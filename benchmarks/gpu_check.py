@@ -468,7 +468,8 @@ def part_train(sizes: dict, device: torch.device) -> dict:
         if amp and device.type != "cuda":
             result[precision] = {"skipped": "float16 autocast training is for CUDA"}
             continue
-        model = set_train_mode(build_model(TrainConfig(preset="demo"))).to(device)
+        model = set_train_mode(build_model(TrainConfig(preset="demo", imagenet_init=False)))
+        model = model.to(device)
         optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=1e-5)
         scaler = torch.amp.GradScaler(device.type, enabled=amp)
         times, losses = [], []

@@ -40,7 +40,7 @@ log "machine"
 nvidia-smi -L 2>/dev/null
 $PY -c "import torch, timm; print('torch', torch.__version__, 'cuda', torch.cuda.is_available())"
 
-if [ "$DEVICE" = cuda ]; then
+if [ "$DEVICE" = cuda ] && [ "${CHECK_GPU:-1}" = 1 ]; then
     log "gpu_check in the background"
     timeout 300 $PY benchmarks/gpu_check.py --out "$OUT/gpu_check.json" --budget-s 200 \
         > "$WORK/gpu_check.log" 2>&1 &
@@ -74,7 +74,7 @@ $PY benchmarks/train_cache.py --cache "$WORK/cache" --synthetic $SYN --synthetic
 COMMON="--synthetic $SYN --synthetic-val $SYN_VAL --lookalikes $LOOK --lookalikes-val $LOOK_VAL
   --synthetic-cache $WORK/cache --davis $WORK/davis --hold-out bear,car-turn,hockey --preset demo
   --device $DEVICE --set imagenet_init=false --set batch_size=$BATCH --set lookalike_prob=0.5
-  --set real_fraction=0.35 --set mask_lr_mult=50 --set lr=4e-5 --set skip_start=4
+  --set real_fraction=0.35 --set mask_lr_mult=50 --set lr=${LR:-4e-5} --set skip_start=4
   --set skip_end=10 --set crop_size=192 --set freeze_stages=3 --set shift=0.25 --set shift_prob=0.5
   --set static_prob=0.05 --set threads=3 --set val_max_frames=$VAL_FRAMES"
 HMMN_READ="--init data_samples/weights/demo.pth --set variant=hmmn --set read.sigma=1.5 --set read.temperature=10"

@@ -12,8 +12,14 @@ from hmmnlab.model.reads import read_variant
 from hmmnlab.teaching import saturation
 from hmmnlab.train.clips import Clip
 from hmmnlab.train.config import TrainConfig, parse_overrides
-from hmmnlab.train.loop import attention_term, forward_clips, set_train_mode, train_step
-from hmmnlab.train.losses import attention_off_object, object_cells
+from hmmnlab.train.loop import (
+    attention_shares,
+    attention_term,
+    forward_clips,
+    set_train_mode,
+    train_step,
+)
+from hmmnlab.train.losses import attention_off_label, object_cells
 from hmmnlab.weights import load_model
 
 READ = read_variant("hmmn", sigma=1.5, temperature=10)
@@ -30,13 +36,14 @@ def test_object_cells_count_a_cell_from_half_of_it_on_the_object():
     assert cells[0, 1].tolist() == [[False, False, False], [False, True, False]]
 
 
-def test_attention_off_object_by_hand():
+def test_attention_off_label_by_hand():
     affinity = torch.tensor([[[0.5, 0.1], [0.3, 0.1], [0.2, 0.4], [0.0, 0.4]]])  # 1 x 4 x 2
     memory_on = torch.tensor([[True, True, False, False]])
-    off, n = attention_off_object(affinity, memory_on, torch.tensor([[True, True]]))
-    assert n == 2 and float(off) == pytest.approx(0.2 + 0.8)
-    off, n = attention_off_object(affinity, memory_on, torch.tensor([[False, True]]))
-    assert n == 1 and float(off) == pytest.approx(0.8)
+    off, stray, a, b = attention_off_label(affinity, memory_on, torch.tensor([[True, True]]))
+    assert (a, b) == (2, 0) and float(off) == pytest.approx(0.2 + 0.8) and float(stray) == 0
+    off, stray, a, b = attention_off_label(affinity, memory_on, torch.tensor([[False, True]]))
+    assert (a, b) == (1, 1) and float(off) == pytest.approx(0.8)
+    assert float(stray) == pytest.approx(0.8)  # query 0, off the object, puts 0.8 on it
 
 
 @pytest.fixture(scope="module")
@@ -55,18 +62,21 @@ def lookalike_clip():
 
 
 def test_the_term_is_one_minus_the_saturation_signal(lookalike_clip):
-    """On frame 1 (memory: frame 0 with its true mask) the training term is 1 - the same-object
-    share that teaching.saturation reports for the same weights and read."""
+    """On frame 1 (memory: frame 0 with its true mask) the training's object share is 1 - the
+    same-object share that teaching.saturation reports for the same weights and read; the term
+    is the mean of it and the background queries' share on the object."""
     frames, labels, clip = lookalike_clip
     model = load_model("demo").eval()
     found = []
     with torch.no_grad():
         forward_clips(model, [clip], READ, torch.device("cpu"),
                       hooks={"r4.affinity": lambda v, ctx: found.append((ctx, v))})  # fmt: skip
-        term = float(attention_term([clip], found, torch.device("cpu")))
+        off, stray = attention_shares([clip], found, torch.device("cpu"))
+        term = attention_term([clip], found, torch.device("cpu"))
     signal = saturation(model, list(frames), labels, at=(1,), read=READ)
-    assert len(found) == 1 and 0 < term < 1
-    assert term == pytest.approx(1 - signal.same_share, abs=1e-4)
+    assert len(found) == 1 and 0 < float(off) < 1 and 0 < float(stray) < 1
+    assert float(off) == pytest.approx(1 - signal.same_share, abs=1e-4)
+    assert float(term) == pytest.approx((float(off) + float(stray)) / 2)
 
 
 def test_the_weight_adds_the_term_to_the_loss_and_its_gradient(lookalike_clip):

@@ -68,7 +68,7 @@ from hmmnlab.train.config import (
     max_skip_at,
     parse_overrides,
 )
-from hmmnlab.train.losses import attention_off_object, clip_loss, object_cells
+from hmmnlab.train.losses import attention_off_label, clip_loss, object_cells
 from hmmnlab.train.setup import (
     build_model,
     calibrate_batchnorm,
@@ -96,6 +96,7 @@ __all__ = [
     "TrainResult",
     "TrainingDiverged",
     "all_finite",
+    "attention_shares",
     "attention_term",
     "build_model",
     "calibrate_batchnorm",
@@ -319,15 +320,25 @@ def _keep_in(found: list):
 def attention_term(
     clips: Sequence[Clip], affinities: Sequence[tuple[HookContext, Tensor]], device: torch.device
 ) -> Tensor:
-    """The mean, over the r4 query cells on an object in the clips' predicted frames, of the r4
-    attention off that object's memory cells (1 - the same-object share; see
-    :func:`~hmmnlab.train.losses.attention_off_object`), with the true masks of the query and
-    memory frames.
+    """The r4 attention loss of :func:`train_step`: the mean of :func:`attention_shares`'s two
+    shares (each in [0, 1])."""
+    off, stray = attention_shares(clips, affinities, device)
+    return (off + stray) / 2
+
+
+def attention_shares(
+    clips: Sequence[Clip], affinities: Sequence[tuple[HookContext, Tensor]], device: torch.device
+) -> tuple[Tensor, Tensor]:
+    """Over the r4 query cells of the clips' predicted frames, with the true masks of the query and
+    memory frames (see :func:`~hmmnlab.train.losses.attention_off_label`): (the mean attention of
+    query cells on an object off that object's memory cells, i.e. 1 - the same-object share; the
+    mean attention of the other query cells on the object's memory cells).
 
     affinities: the ``r4.affinity`` of each step of :func:`forward_clips` on ``clips`` with its
     hook context (B x THW x HW, the rows the clips' objects in order)."""
     cells = [object_cells(c.labels.to(device), c.num_objects) for c in clips]  # N x K x h x w
-    total, count = torch.zeros((), device=device), 0
+    off = stray = torch.zeros((), device=device)
+    n_on = n_off = 0
     for ctx, affinity in affinities:
         memory = list(ctx.memory_frames)
         memory_on = torch.cat(
@@ -339,9 +350,9 @@ def attention_term(
                 f"r4.affinity {tuple(affinity.shape)} does not match the clips' r4 cells: "
                 f"memory {tuple(memory_on.shape)}, query {tuple(query_on.shape)}"
             )
-        off, n = attention_off_object(affinity, memory_on, query_on)
-        total, count = total + off, count + n
-    return total / max(count, 1)
+        o, s, a, b = attention_off_label(affinity, memory_on, query_on)
+        off, stray, n_on, n_off = off + o, stray + s, n_on + a, n_off + b
+    return off / max(n_on, 1), stray / max(n_off, 1)
 
 
 # --------------------------------------------------------------------------------------------------

@@ -61,17 +61,21 @@ def object_cells(labels: Tensor, num_objects: int) -> Tensor:
     return ops.cells_on(onehot)
 
 
-def attention_off_object(
+def attention_off_label(
     affinity: Tensor, memory_on: Tensor, query_on: Tensor
-) -> tuple[Tensor, int]:
-    """The r4 attention that query cells on an object put off that object's memory cells.
+) -> tuple[Tensor, Tensor, int, int]:
+    """The r4 attention that query cells put on memory cells of the other kind: query cells on the
+    row's object on memory cells off it, and query cells off the object on memory cells on it.
 
     affinity: B x THW x HW, the r4 read's attention of every object row (``r4.affinity``: softmax
     over memory after the kernel, each column sums to 1); memory_on: B x THW booleans, memory
     cell on the row's object; query_on: B x HW booleans, query cell on the row's object.
-    Returns (the sum over those query cells of 1 - their same-object share, the number of query
-    cells): the mean of the first over the second is 1 - the same-object share of
-    :func:`hmmnlab.teaching.saturation`, computed with gradients."""
-    same = (affinity * memory_on.unsqueeze(-1).to(affinity.dtype)).sum(dim=1)  # B x HW
-    off = (1 - same.float()) * query_on.float()  # B x HW, zero for query cells off the object
-    return off.sum(), int(query_on.sum())
+    Returns (the sum over query cells on the object of 1 - their same-object share, the sum over
+    the other query cells of their share on the object, the number of each). The first mean is
+    1 - the same-object share of :func:`hmmnlab.teaching.saturation`, with gradients; the second
+    keeps a loss on the first alone from being met by drawing every query onto the object."""
+    on_object = (affinity * memory_on.unsqueeze(-1).to(affinity.dtype)).sum(dim=1).float()  # BxHW
+    query_on = query_on.float()
+    off = ((1 - on_object) * query_on).sum()
+    stray = (on_object * (1 - query_on)).sum()
+    return off, stray, int(query_on.sum()), int((1 - query_on).sum())
