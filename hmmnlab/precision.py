@@ -81,6 +81,19 @@ def resolve_dtype(dtype: str | torch.dtype | None) -> str:
     return get_default_dtype() if dtype is None else check_dtype(dtype)
 
 
+@contextlib.contextmanager
+def torch_threads(threads: int | None):
+    """``with torch_threads(n):`` runs the block on ``n`` torch threads (None: as it is), then
+    gives the process back the thread count it had."""
+    before = torch.get_num_threads()
+    if threads:
+        torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 def cpu_model() -> str:
     """This CPU's model name (from /proc/cpuinfo, as lscpu prints it), or the machine type where
     it cannot be read (not Linux): what a timing names its machine by."""

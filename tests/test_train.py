@@ -358,6 +358,19 @@ def test_train_step_returns_the_loss_and_the_gradient_norm():
     assert not torch.allclose(weights[2], weights[0])
 
 
+def test_training_gives_the_process_its_thread_count_back(tiny_video, tmp_path):
+    """--set threads=N is for the run: a library call leaves the process's thread count as it was
+    (a leaked count changed later tests' numerics)."""
+    before = torch.get_num_threads()  # 1, from the one_thread fixture
+    torch.set_num_threads(2)
+    try:
+        config = tiny_config(steps=1, threads=1)
+        train(config, [tiny_video], tmp_path, model_overrides=SMALL_MODEL, progress=False)
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
+
+
 def test_frozen_stages_do_not_change(tiny_video, tmp_path):
     config = tiny_config(steps=2, freeze_stages=2, lr=1e-2)
     before = build_model(config, SMALL_MODEL).state_dict()

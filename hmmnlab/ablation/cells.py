@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hmmnlab.config import ReadConfig
+from hmmnlab.precision import torch_threads
 
 
 @dataclass(frozen=True)
@@ -39,7 +40,6 @@ def run_cell(model, cell: Cell) -> str:
     masks and record are written, ``"refused: ..."`` when the read refuses to run (a ValueError:
     it does not fit in memory). Any other error propagates; the cell then has no record and the
     next run redoes it."""
-    import torch
 
     from hmmnlab.data.davis import DavisDataset
     from hmmnlab.inference import resolve_device
@@ -58,16 +58,12 @@ def run_cell(model, cell: Cell) -> str:
                            resolution=cell.resolution, sequences=[cell.sequence])  # fmt: skip
     sequence = dataset[cell.sequence]
     model = model.to(device).eval()
-    threads = torch.get_num_threads()
-    if cell.threads:
-        torch.set_num_threads(cell.threads)
-    try:
-        check_fits(model, [sequence], cell.read, device)
-        segment_video(model, sequence, cell.folder, DavisLayout(cell.overlays), read=cell.read,
-                      device=device, amp=cell.amp, dtype=cell.dtype, progress=cell.progress,
-                      settings=cell.settings)  # fmt: skip
-    except ValueError as err:  # e.g. a dense read that would not fit in memory
-        return f"refused: {err}"
-    finally:
-        torch.set_num_threads(threads)
+    with torch_threads(cell.threads):
+        try:
+            check_fits(model, [sequence], cell.read, device)
+            segment_video(model, sequence, cell.folder, DavisLayout(cell.overlays), read=cell.read,
+                          device=device, amp=cell.amp, dtype=cell.dtype, progress=cell.progress,
+                          settings=cell.settings)  # fmt: skip
+        except ValueError as err:  # e.g. a dense read that would not fit in memory
+            return f"refused: {err}"
     return ""

@@ -40,6 +40,7 @@ from hmmnlab.inference import propagate, resolve_device
 from hmmnlab.memory import MemoryBank
 from hmmnlab.metrics import evaluate_semisupervised
 from hmmnlab.model import HMMN
+from hmmnlab.precision import torch_threads
 from hmmnlab.step import segment_step
 from hmmnlab.train import distributed
 
@@ -389,34 +390,34 @@ def train(
         raise ValueError(
             f"batch_size={config.batch_size} must be a multiple of the {world.size} processes"
         )
-    if config.threads is not None:
-        torch.set_num_threads(config.threads)
     groups = [list(g) for g in (videos, real_videos) if len(g)]
     if not groups:
         raise ValueError("no training videos: give --synthetic N and/or --davis ROOT")
     val_sets = {k: list(v) for k, v in (val_sets or {}).items() if len(v)}
-
-    torch.manual_seed(config.seed)  # the initial weights
-    model = build_model(config, model_overrides).to(device)
-    freeze(frozen_modules(model, config.freeze_stages))
-    optimizer = torch.optim.Adam(
-        parameter_groups(model, config.mask_lr_mult), lr=config.lr, weight_decay=config.weight_decay
-    )
-    rng = np.random.default_rng([config.seed, 2021])
-    run = RunState(config, out, model, optimizer, rng, init, validates=bool(val_sets))
-    if resume:
-        run.resume()
-    else:
-        _initialise(run, groups, device)
-    set_train_mode(model, freeze_bn=config.freeze_bn)
-    log = RunLog(out / LOG_FILE, val_sets, main=world.main, resume=resume, step=run.step)
-    end = config.steps if stop_after is None else min(config.steps, run.step + stop_after)
-    losses = _run_steps(
-        run, groups, val_sets, log, end, world=world, device=device,
-        amp=amp and device.type == "cuda", progress=progress,
-    )  # fmt: skip
-    distributed.barrier(world)  # the others wait for rank 0's last validation and checkpoint
-    return TrainResult(run.step, losses, run.best, out)
+    with torch_threads(config.threads):  # the process's own count back afterwards
+        torch.manual_seed(config.seed)  # the initial weights
+        model = build_model(config, model_overrides).to(device)
+        freeze(frozen_modules(model, config.freeze_stages))
+        optimizer = torch.optim.Adam(
+            parameter_groups(model, config.mask_lr_mult),
+            lr=config.lr,
+            weight_decay=config.weight_decay,
+        )
+        rng = np.random.default_rng([config.seed, 2021])
+        run = RunState(config, out, model, optimizer, rng, init, validates=bool(val_sets))
+        if resume:
+            run.resume()
+        else:
+            _initialise(run, groups, device)
+        set_train_mode(model, freeze_bn=config.freeze_bn)
+        log = RunLog(out / LOG_FILE, val_sets, main=world.main, resume=resume, step=run.step)
+        end = config.steps if stop_after is None else min(config.steps, run.step + stop_after)
+        losses = _run_steps(
+            run, groups, val_sets, log, end, world=world, device=device,
+            amp=amp and device.type == "cuda", progress=progress,
+        )  # fmt: skip
+        distributed.barrier(world)  # the others wait for rank 0's last validation and checkpoint
+        return TrainResult(run.step, losses, run.best, out)
 
 
 def _initialise(run: RunState, groups: list[list[Video]], device: torch.device) -> None:
