@@ -371,6 +371,22 @@ def test_training_gives_the_process_its_thread_count_back(tiny_video, tmp_path):
         torch.set_num_threads(before)
 
 
+def test_best_pth_carries_the_training_read(tiny_video, tmp_path):
+    """A run's best.pth names its read as exported weights do, so every command runs it with the
+    read it was trained with (it ran the authors' read before: measured on phase G's files)."""
+    from hmmnlab.model.reads import read_variant
+    from hmmnlab.weights import trained_read
+
+    read = read_variant("hmmn", sigma=1.5, temperature=10)
+    config = dataclasses.replace(tiny_config(steps=1), read=read)
+    train(config, [tiny_video], tmp_path, model_overrides=SMALL_MODEL, progress=False)
+    found, why = trained_read(tmp_path / BEST_FILE)
+    assert (found.variant, found.sigma, found.temperature) == ("hmmn", 1.5, 10)
+    assert "metadata" in why
+    model = load_model(tmp_path / BEST_FILE)
+    assert model.default_read == found
+
+
 def test_frozen_stages_do_not_change(tiny_video, tmp_path):
     config = tiny_config(steps=2, freeze_stages=2, lr=1e-2)
     before = build_model(config, SMALL_MODEL).state_dict()

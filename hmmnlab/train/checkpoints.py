@@ -9,6 +9,7 @@ so a full disk or a killed run leaves the previous file intact.
 from __future__ import annotations
 
 import csv
+import dataclasses
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,6 +18,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from hmmnlab.config import ReadConfig
 from hmmnlab.model import HMMN
 from hmmnlab.records import atomic_path, write_atomically
 from hmmnlab.train.config import TrainConfig
@@ -25,6 +27,27 @@ from hmmnlab.weights import FORMAT, load_checkpoint
 STATE_FILE = "state.pth"
 BEST_FILE = "best.pth"
 LOG_FILE = "log.csv"
+
+
+# The read fields that weights carry: those that shape the r4 affinity the training taught. The
+# others (mem_every, max_memory_frames, topk, dense_chunk_mib, ...) are budgets of a run, not of
+# the weights.
+CARRIED_READ_FIELDS = ("sigma", "sigma_growth", "temperature", "window", "guidance")
+
+
+def carried_read(training_read: dict | ReadConfig, variant: str) -> dict:
+    """The ``read`` entry of weights trained with ``training_read`` (a ReadConfig or its dict):
+    its :data:`CARRIED_READ_FIELDS` that differ from ``variant``'s registered defaults. The
+    training read's variant must be ``variant``."""
+    from hmmnlab.model.reads import read_variant
+
+    read = training_read if isinstance(training_read, dict) else dataclasses.asdict(training_read)
+    if read.get("variant", variant) != variant:
+        raise ValueError(
+            f"the run was trained with the {read['variant']!r} read, not {variant!r} (--read)"
+        )
+    defaults = dataclasses.asdict(read_variant(variant))
+    return {k: read[k] for k in CARRIED_READ_FIELDS if k in read and read[k] != defaults[k]}
 
 
 def save_half_checkpoint(model: HMMN, path: str | Path, *, meta: dict | None = None) -> None:
@@ -220,6 +243,12 @@ class RunState:
         kept = ", ".join(f"{self.out / name} (step {at})" for name, at in self.saved.items())
         return kept or "no checkpoint (none was written before)"
 
+    def read_meta(self) -> dict:
+        """What ``best.pth`` says of its read, as exported weights do: every command then runs it
+        with the read it was trained with (:func:`hmmnlab.weights.trained_read`)."""
+        variant = self.config.read.variant
+        return {"trained_read": variant, "read": carried_read(self.config.read, variant)}
+
     def checkpoint(self, scores: dict | None = None) -> None:
         """``best.pth`` when ``scores`` beat the best (without validation: at the last step),
         then ``state.pth``."""
@@ -234,11 +263,13 @@ class RunState:
                     "scores": scores,
                     "source": "hmmnlab train",
                     "init": None if self.init is None else str(self.init),
+                    **self.read_meta(),
                 }
                 save_half_checkpoint(self.model, self.out / BEST_FILE, meta=meta)
                 self.saved[BEST_FILE] = step
         elif not self.validates and step == config.steps:  # no validation: the final weights
-            meta = {"step": step, "train_config": config.to_dict(), "source": "hmmnlab train"}
+            meta = {"step": step, "train_config": config.to_dict(), "source": "hmmnlab train",
+                    **self.read_meta()}  # fmt: skip
             save_half_checkpoint(self.model, self.out / BEST_FILE, meta=meta)
             self.saved[BEST_FILE] = step
         self.saved[STATE_FILE] = step

@@ -2,7 +2,7 @@
 ``manifest.json`` (file, sha256, the read it was trained with, recipe, measured numbers).
 
 The entry's ``read`` holds the fields of the run's training read that shape the r4 affinity
-(:data:`CARRIED_READ_FIELDS`) where they differ from the variant's registered defaults, so that
+(:data:`hmmnlab.train.checkpoints.CARRIED_READ_FIELDS`) where they differ from the variant's registered defaults, so that
 every command runs the weights with the read they were trained with (``Weights.default_read``).
 A run's ``state.pth`` and ``best.pth`` record its read (``train_config["read"]``); a bare
 checkpoint has none.
@@ -18,36 +18,15 @@ again after measuring: the file is not rewritten when only the metrics change).
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 from pathlib import Path
 
 import torch
 
-from hmmnlab.config import ModelConfig, ReadConfig
+from hmmnlab.config import ModelConfig
 from hmmnlab.model import HMMN
-from hmmnlab.train.checkpoints import initial_weights, save_half_checkpoint
+from hmmnlab.train.checkpoints import carried_read, initial_weights, save_half_checkpoint
 from hmmnlab.weights import BUNDLED_WEIGHTS, MANIFEST, check_state_dict, sha256_of
-
-# The read fields that weights carry: those that shape the r4 affinity the training taught. The
-# others (mem_every, max_memory_frames, topk, dense_chunk_mib, ...) are budgets of a run, not of
-# the weights.
-CARRIED_READ_FIELDS = ("sigma", "sigma_growth", "temperature", "window", "guidance")
-
-
-def carried_read(training_read: dict | ReadConfig, variant: str) -> dict:
-    """The ``read`` entry of weights trained with ``training_read`` (a ReadConfig or its dict):
-    its :data:`CARRIED_READ_FIELDS` that differ from ``variant``'s registered defaults. The
-    training read's variant must be ``variant``."""
-    from hmmnlab.model.reads import read_variant
-
-    read = training_read if isinstance(training_read, dict) else dataclasses.asdict(training_read)
-    if read.get("variant", variant) != variant:
-        raise ValueError(
-            f"the run was trained with the {read['variant']!r} read, not {variant!r} (--read)"
-        )
-    defaults = dataclasses.asdict(read_variant(variant))
-    return {k: read[k] for k in CARRIED_READ_FIELDS if k in read and read[k] != defaults[k]}
 
 
 def training_read_of(source: str | Path) -> dict | None:
