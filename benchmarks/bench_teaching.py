@@ -52,6 +52,11 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
         "(hmmnlab samples --lookalikes DIR) for demo, demo-stm and both same-weights swaps",
     )
     parser.add_argument("--stm-weights", default="demo-stm", help="with --lookalikes")
+    parser.add_argument(
+        "--no-swaps",
+        action="store_true",
+        help="with --lookalikes: each model with its own read only",
+    )
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     if args.lookalikes:
@@ -109,7 +114,7 @@ def lookalike_table(args) -> pd.DataFrame:
     }
     own = {name: m.default_read for name, m in models.items()}
     runs = [(args.weights, own[args.weights]), (args.stm_weights, own[args.stm_weights])]
-    runs += [
+    runs += [] if args.no_swaps else [
         (args.weights, dataclasses.replace(own[args.weights], variant=own[args.stm_weights].variant)),
         (args.stm_weights, dataclasses.replace(own[args.stm_weights], variant=own[args.weights].variant)),
     ]  # fmt: skip
