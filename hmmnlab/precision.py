@@ -124,7 +124,8 @@ def native_bf16(cpuinfo: str | None = None) -> bool | None:
 
 
 def autocast(device: torch.device, *, amp: bool = False, dtype: str | torch.dtype | None = None):
-    """The autocast context of a run: none for float32; bfloat16 on the device's type; with
+    """The autocast context of a run: none for float32 (on CUDA :class:`ExactFloat32`: no TF32);
+    bfloat16 on the device's type; with
     ``amp``, float16 on CUDA (on the CPU ``amp`` warns and runs float32). ``dtype`` None: the
     process-wide default (:func:`get_default_dtype`), except with ``amp``, which asks for float16."""
     global _warned_slow
@@ -141,11 +142,28 @@ def autocast(device: torch.device, *, amp: bool = False, dtype: str | torch.dtyp
             )
         return torch.autocast(device.type, dtype=torch.bfloat16)
     if not amp:
-        return contextlib.nullcontext()
+        return ExactFloat32() if device.type == "cuda" else contextlib.nullcontext()
     if device.type != "cuda":
         warnings.warn("--amp only applies on CUDA; running in float32", stacklevel=3)
         return contextlib.nullcontext()
     return torch.autocast("cuda", dtype=torch.float16)
+
+
+class ExactFloat32:
+    """float32 on CUDA that is float32: cuDNN convolutions and CUDA matrix products without TF32
+    while the block runs, the flags restored after it (re-enterable: a run enters it every frame).
+
+    PyTorch runs CUDA convolutions in TF32 by default; on an H200 that put hmmnlab's probabilities
+    0.13 away from the authors' fixture, against 2.4e-6 with TF32 off (``benchmarks/gpu_check.py``,
+    docs/speed.md). ``--amp`` and ``--dtype bfloat16`` are the fast modes."""
+
+    def __enter__(self) -> None:
+        self._saved = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+        torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
+
+    def __exit__(self, *exc) -> bool:
+        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = self._saved
+        return False
 
 
 def bf16_on_cpu() -> bool:

@@ -147,3 +147,22 @@ def test_a_run_without_dtype_runs_in_the_default(monkeypatch, demo, twins):
         assert cache["query_features.k4"].dtype == torch.bfloat16
         settings = run_settings(demo, demo.default_read, resolution="480p", overlays=False)
         assert settings["dtype"] == "bfloat16"  # the record says what ran
+
+
+def test_float32_on_cuda_turns_tf32_off_while_it_runs():
+    """A float32 run on CUDA runs without TF32 (PyTorch's default TF32 convolutions put the
+    probabilities 0.13 from the authors' on an H200), and gives the flags back after each frame;
+    the CPU's float32 context changes nothing. (Flags only: no GPU is needed to check them.)"""
+    saved = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+    try:
+        torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = True
+        context = precision.autocast(torch.device("cuda"))
+        for _ in range(2):  # entered once per frame
+            with context:
+                assert not torch.backends.cudnn.allow_tf32
+                assert not torch.backends.cuda.matmul.allow_tf32
+            assert torch.backends.cudnn.allow_tf32 and torch.backends.cuda.matmul.allow_tf32
+        with precision.autocast(torch.device("cpu")):
+            assert torch.backends.cudnn.allow_tf32
+    finally:
+        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = saved
