@@ -47,6 +47,19 @@ def test_the_old_import_paths_still_work():
     assert QueryFeatures is features.QueryFeatures and callable(guidance_frames)
 
 
+def test_the_split_packages_keep_their_names():
+    """viz.py and widgets.py became packages by job; every name stays importable from the
+    package (``from hmmnlab.viz import overlay``, ``viz.AffinityFigure``)."""
+    from hmmnlab import viz, widgets
+
+    for package in (viz, widgets):
+        assert all(hasattr(package, name) for name in package.__all__)
+    assert {"overlay", "AffinityFigure", "TopkFigure", "render", "png_bytes", "animate",
+            "read_diagram", "R4_STRIDE", "pixel_to_cell"} <= set(viz.__all__)  # fmt: skip
+    assert {"TopkInspector", "topk_inspector", "FrameTrace", "InspectorVideo", "check_trace",
+            "DavisVideos", "model_traces", "TRACE_NAMES"} <= set(widgets.__all__)  # fmt: skip
+
+
 # --------------------------------------------------------------------------------------------------
 # The drawing of imports, read from the source (imports inside functions included)
 
