@@ -7,9 +7,10 @@ one read (``segment``, ``trace``, ``eval``) takes the same ``--weights``, read o
 tour of several reads (the ablation grid, stm against hmmn). ``ablate`` takes ``--weights``, the DAVIS options of
 ``eval`` and the device options; its ``--variants`` names the reads to compare.
 
-Each command's run function stays in the module that does the work and is imported only when the
-command runs, so building the parsers imports no torch (and no Ray): ``hmmnlab --help`` and
-``hmmnlab score`` start quickly.
+Each command's run function is ``run(args)`` of its module in :mod:`hmmnlab.commands` (one module
+per command), imported only when the command runs, so building the parsers imports no torch (and no
+Ray): ``hmmnlab --help`` and ``hmmnlab score`` start quickly. The library modules the commands call
+know nothing of argparse, and none imports this module.
 """
 
 from __future__ import annotations
@@ -47,14 +48,6 @@ class Command:
     description: str
     add_arguments: Callable[[argparse.ArgumentParser], None]
     run: Runner
-
-
-def run_eval(args: argparse.Namespace) -> int:
-    """``hmmnlab eval``: the runner of ``--dataset`` (DAVIS: :func:`hmmnlab.evaluate.run`,
-    YouTube-VOS: :func:`hmmnlab.evaluate_youtube.run`), so neither runner imports the other."""
-    options.check_dataset_options(args)
-    module = "hmmnlab.evaluate_youtube" if args.dataset == "youtube-vos" else "hmmnlab.evaluate"
-    return Runner(module, "run")(args)
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -370,14 +363,14 @@ COMMANDS: dict[str, Command] = {
         "Segment a video (a folder of JPEG/PNG frames sorted by name) from the first frame's "
         "annotation; writes one DAVIS palette PNG per frame.",
         segment_arguments,
-        Runner("hmmnlab.segment", "run"),
+        Runner("hmmnlab.commands.segment", "run"),
     ),
     "trace": Command(
         "save the intermediate tensors of one frame's memory read",
         "Propagate from frame 0 and write every hook point of frame T to an .npz (see "
         "hmmnlab.trace for the names, shapes and meanings).",
         trace_arguments,
-        Runner("hmmnlab.trace", "run"),
+        Runner("hmmnlab.commands.trace", "run"),
     ),
     "score": Command(
         "score predicted masks on a DAVIS split (J, F, official CSVs)",
@@ -385,7 +378,7 @@ COMMANDS: dict[str, Command] = {
         "with the official semi-supervised conventions; writes global_results.csv and "
         "per-sequence_results.csv into --out and prints both tables.",
         score_arguments,
-        Runner("hmmnlab.scoring", "run_score_command"),
+        Runner("hmmnlab.commands.score", "run"),
     ),
     "eval": Command(
         "run a model over a DAVIS or YouTube-VOS split and score it",
@@ -395,7 +388,7 @@ COMMANDS: dict[str, Command] = {
         "the frames meta.json asks for, and submission.zip); on the train split (full "
         "annotations) also score J and F locally.",
         eval_arguments,
-        Runner("hmmnlab.cli", "run_eval"),
+        Runner("hmmnlab.commands.eval", "run"),
     ),
     "ablate": Command(
         "compare memory reads of the same weights on a DAVIS split (resumable; Ray optional)",
@@ -405,7 +398,7 @@ COMMANDS: dict[str, Command] = {
         "With --ray the cells run as Ray tasks, on this machine or on a cluster; the table is the "
         "same.",
         ablate_arguments,
-        Runner("hmmnlab.ablation", "run_command"),
+        Runner("hmmnlab.commands.ablate", "run"),
     ),
     "samples": Command(
         "write the synthetic sample videos in DAVIS layout (or a YouTube-VOS-layout set)",
@@ -414,7 +407,7 @@ COMMANDS: dict[str, Command] = {
         "--youtube-vos DIR writes a small set in the YouTube-VOS layout (3 train and 3 valid "
         "videos of 15 frames, 96 x 160, objects that enter later).",
         samples_arguments,
-        Runner("hmmnlab.samples", "run"),
+        Runner("hmmnlab.commands.samples", "run"),
     ),
     "train": Command(
         "train an HMMN model (STM/HMMN recipe) on synthetic and DAVIS-layout videos",
@@ -422,7 +415,7 @@ COMMANDS: dict[str, Command] = {
         "--davis ../shared/data/davis2016-train-240p --hold-out bear,bmx-bumps,boat "
         "--preset demo --set steps=5000 --out runs/demo",
         train_arguments,
-        Runner("hmmnlab.train.command", "run_train_command"),
+        Runner("hmmnlab.commands.train", "run"),
     ),
     "demo": Command(
         "a headless tour on the bundled samples, as an HTML report",
@@ -430,7 +423,7 @@ COMMANDS: dict[str, Command] = {
         "and the twins case (stm vs hmmn); write a self-contained report.html and ablation.csv "
         "to --out. A few minutes on a CPU (--full: the full grid, much longer).",
         demo_arguments,
-        Runner("hmmnlab.report", "run"),
+        Runner("hmmnlab.commands.demo", "run"),
     ),
     "download": Command(
         "fetch and unpack the DAVIS archives (resumable)",
@@ -439,7 +432,7 @@ COMMANDS: dict[str, Command] = {
         "(and sha256 where known) and unpack it into DIR in the DAVIS layout (JPEGImages/, "
         "Annotations/, ImageSets/). Offline: download the archive by hand and give --archive FILE.",
         download_arguments,
-        Runner("hmmnlab.download", "run"),
+        Runner("hmmnlab.commands.download", "run"),
     ),
 }
 

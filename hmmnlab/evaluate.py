@@ -15,13 +15,11 @@ write to an output folder (a lock file, ``OUT/.hmmnlab.lock``, :func:`hmmnlab.re
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 import pandas as pd
 
-from hmmnlab import options, runner
-from hmmnlab.allocator import keep_freed_memory
+from hmmnlab import runner
 from hmmnlab.config import ReadConfig
 from hmmnlab.data.davis import DavisDataset, DavisSequence
 from hmmnlab.inference import resolve_device
@@ -32,8 +30,7 @@ from hmmnlab.records import (  # re-exported: the output lock and atomic writes 
 from hmmnlab.records import check_output_dir, check_outside, output_lock, run_settings
 from hmmnlab.runner import DavisLayout
 from hmmnlab.runner import write_overlay_video as write_overlay_video  # re-exported
-from hmmnlab.scoring import check_unique_names, score, write_results
-from hmmnlab.weights import load_model
+from hmmnlab.scoring import check_unique_names, score
 
 
 def read_folders(dataset: DavisDataset, names: list[str], option: str = "--root") -> list:
@@ -102,26 +99,3 @@ def evaluate(
     per_sequence_df["Seconds/frame"] = [timings[s]["seconds_per_frame"] for s in sequence_of_row]
     per_sequence_df["Peak memory (MiB)"] = [timings[s]["peak_memory_mib"] for s in sequence_of_row]
     return global_df, per_sequence_df
-
-
-def run(args: argparse.Namespace) -> int:
-    """``hmmnlab eval`` on DAVIS (its options: :mod:`hmmnlab.cli`, which runs
-    :func:`hmmnlab.evaluate_youtube.run` for ``--dataset youtube-vos``)."""
-    options.check_dataset_options(args)
-    check_output_dir(args.out)  # a file or a read-only folder: refused before the model loads
-    if args.dataset == "youtube-vos":
-        raise ValueError("hmmnlab.evaluate.run is DAVIS's; run hmmnlab.evaluate_youtube.run")
-    device = resolve_device(args.device)
-    read = options.read_config(args)
-    keep_freed_memory()  # large tensors reuse freed pages (hmmnlab.allocator)
-    model = load_model(args.weights, device=device, fast=True)
-    global_df, per_sequence_df = evaluate(
-        model, args.root, args.out, year=args.year, split=args.split, resolution=args.resolution,
-        read=read, sequences=args.sequences, device=device, amp=args.amp, dtype=args.dtype, overwrite=args.overwrite,
-        overlays=args.overlays,
-    )  # fmt: skip
-    write_results(args.out, global_df, per_sequence_df)
-    print(global_df.to_string(index=False))
-    print(per_sequence_df.to_string(index=False))
-    print(f"wrote masks and results to {args.out}")
-    return 0

@@ -27,7 +27,6 @@ categories are those absent from its training set); nothing is assumed.
 
 from __future__ import annotations
 
-import argparse
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,8 +34,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from hmmnlab import options, runner
-from hmmnlab.allocator import keep_freed_memory
+from hmmnlab import runner
 from hmmnlab.config import ReadConfig
 from hmmnlab.data.davis import listing
 from hmmnlab.data.palette import read_label_png
@@ -45,8 +43,7 @@ from hmmnlab.inference import resolve_device
 from hmmnlab.metrics import boundary_f_measure, jaccard_index
 from hmmnlab.model import HMMN
 from hmmnlab.records import atomic_path, check_output_dir, check_outside, output_lock, run_settings
-from hmmnlab.scoring import OFFICIAL_FLOAT_FORMAT, check_unique_names
-from hmmnlab.weights import load_model
+from hmmnlab.scoring import check_unique_names
 
 SUBMISSION_ZIP = "submission.zip"
 GLOBAL_CSV = "global_results.csv"
@@ -278,31 +275,3 @@ def evaluate(
     per_object["Seconds/frame"] = [timings[v]["seconds_per_frame"] for v in per_object["Video"]]
     per_object["Peak memory (MiB)"] = [timings[v]["peak_memory_mib"] for v in per_object["Video"]]
     return global_df, per_object, zip_path
-
-
-def run(args: argparse.Namespace) -> int:
-    """``hmmnlab eval --dataset youtube-vos`` (its options: :mod:`hmmnlab.cli`)."""
-    device = resolve_device(args.device)
-    read = options.read_config(args)
-    keep_freed_memory()  # large tensors reuse freed pages (hmmnlab.allocator)
-    model = load_model(args.weights, device=device, fast=True)
-    global_df, per_object, zip_path = evaluate(
-        model, args.root, args.out, split=args.split, all_frames=args.all_frames, read=read,
-        videos=args.sequences, device=device, amp=args.amp, dtype=args.dtype, overwrite=args.overwrite,
-        unseen_categories=args.unseen_categories,
-    )  # fmt: skip
-    out = Path(args.out)
-    if global_df is None:
-        print(
-            f"split {args.split!r} is annotated only where objects first appear: no local score "
-            f"(upload {zip_path} to the evaluation server)"
-        )
-    else:
-        for table, name in ((global_df, GLOBAL_CSV), (per_object, PER_OBJECT_CSV)):
-            with atomic_path(out / name) as temporary:
-                table.to_csv(temporary, index=False, float_format=OFFICIAL_FLOAT_FORMAT)
-        print(global_df.to_string(index=False))
-        print(per_object.to_string(index=False))
-        print(f"wrote {out / GLOBAL_CSV} and {out / PER_OBJECT_CSV}")
-    print(f"wrote masks to {out / 'Annotations'} and {zip_path}")
-    return 0

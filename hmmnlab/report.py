@@ -20,7 +20,6 @@ are the ones the notebooks call; the pure figures (``overlay_panels``, ``compare
 
 from __future__ import annotations
 
-import argparse
 import base64
 import html
 import re
@@ -684,24 +683,3 @@ def _scores_text(per_frame: pd.DataFrame) -> str:
     parts = ", ".join(f"<b>{html.escape(str(k))} {v:.3f}</b>" for k, v in means.items())
     best = favoured(per_frame) or "neither"
     return f"{parts} (better: {html.escape(str(best))})"
-
-
-def run(args: argparse.Namespace) -> int:
-    """``hmmnlab demo`` (its options: :mod:`hmmnlab.cli`)."""
-    from hmmnlab.records import check_output_dir
-
-    check_output_dir(args.out)  # a file or a read-only folder: refused before any work
-    grid = None
-    frames = args.frames if args.frames is not None else (None if args.full else DEMO_FRAMES)
-    if args.quick:  # for tests: two reads on 4 frames
-        base = ablation.carried_read(args.weights)
-        grid = [
-            (label, read) for label, read in ablation.quick_grid(base) if label in ("stm", "hmmn")
-        ]
-        frames = args.frames or 4
-    stm_weights = None if args.stm_weights.lower() == "none" else args.stm_weights
-    path = demo(args.out, weights=args.weights, davis_root=args.davis, device=args.device,
-                full=args.full, frames=frames, grid=grid, stm_weights=stm_weights,
-                progress=not args.quiet, dtype=args.dtype)  # fmt: skip
-    print(f"wrote {path}")
-    return 0

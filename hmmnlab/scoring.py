@@ -11,15 +11,13 @@ annotation.
 
 :func:`score` returns two pandas DataFrames in the official toolkit's layout, :func:`write_results`
 writes them as ``global_results.csv`` and ``per-sequence_results.csv``, and
-:func:`run_score_command` runs ``hmmnlab score``. pandas, tqdm, OpenCV and the metrics are imported
+:mod:`hmmnlab.commands.score` runs ``hmmnlab score``. pandas, tqdm, OpenCV and the metrics are imported
 when a score is computed, not when this module is imported, so the command line starts quickly.
 """
 
 from __future__ import annotations
 
-import argparse
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -309,35 +307,3 @@ def write_results(
         with atomic_path(path) as temporary:  # never a half-written table
             df.to_csv(temporary, index=False, float_format=float_format)
     return global_path, per_sequence_path
-
-
-# --- command line --------------------------------------------------------------------------------
-
-
-def run_score_command(args: argparse.Namespace) -> int:
-    """``hmmnlab score`` (its options: :mod:`hmmnlab.cli`)."""
-    from hmmnlab.records import check_output_dir, check_outside
-
-    start = time.perf_counter()
-    check_output_dir(args.out)  # a file or a read-only folder: refused before any work
-    root = Path(args.root)
-    check_outside(args.out, "--out", [("--root", root), ("--root", root / "Annotations")])
-    global_df, per_sequence_df = score(
-        args.root,
-        args.pred,
-        year=args.year,
-        split=args.split,
-        resolution=args.resolution,
-        sequences=args.sequences,
-        allow_missing=args.allow_missing,
-        workers=args.workers,
-        progress=True,
-    )
-    global_path, per_sequence_path = write_results(args.out, global_df, per_sequence_df)
-    print(f"--- Global results for DAVIS {args.year} {args.split} ---")
-    print(global_df.to_string(index=False))
-    print(f"\n--- Per-object results for DAVIS {args.year} {args.split} ---")
-    print(per_sequence_df.to_string(index=False))
-    print(f"\nwrote {global_path} and {per_sequence_path}")
-    print(f"total time: {time.perf_counter() - start:.1f} s")
-    return 0

@@ -46,9 +46,6 @@ several banks the r4/r3/r2 rows above are those of the first group (the objects 
 
 from __future__ import annotations
 
-import argparse
-from pathlib import Path
-
 import numpy as np
 import torch
 from torch import Tensor
@@ -125,32 +122,3 @@ def trace_arrays(result: FrameResult, cache: dict[str, Tensor], read: ReadConfig
             frames = guidance_frames(result.memory_frames, read)
             arrays[f"{scale}.topk_coords"] = topk_coordinates(cache[name], frames, h, w).numpy()
     return arrays
-
-
-def run(args: argparse.Namespace) -> int:
-    """``hmmnlab trace`` (its options: :mod:`hmmnlab.cli`)."""
-    from hmmnlab.records import check_outside, file_lock
-    from hmmnlab.segment import check_npz_path, load_video_inputs, save_npz  # only by the CLI
-
-    check_npz_path(Path(args.out), "--out", overwrite=args.overwrite)
-    check_outside(args.out, "--out", [("--frames", Path(args.frames))])
-    model, frames, labels, read, device = load_video_inputs(args)
-    if len(frames) < 2:
-        raise ValueError(
-            f"--frames {args.frames} has {len(frames)} frame: nothing to trace (frame 0 is given, "
-            "not read from memory; a trace needs a video of at least 2 frames)"
-        )
-    if not 1 <= args.frame < len(frames):
-        raise ValueError(
-            f"--frame must be in 1..{len(frames) - 1} for this video, got {args.frame}"
-        )
-    with file_lock(args.out, command="trace"):
-        check_npz_path(Path(args.out), "--out", overwrite=args.overwrite)  # again, locked
-        result, cache = run_with_cache(
-            model, frames, labels, frame=args.frame, read=read, device=device, amp=args.amp,
-            dtype=args.dtype,
-        )  # fmt: skip
-        arrays = trace_arrays(result, cache, read)
-        save_npz(args.out, **arrays)
-    print(f"wrote {len(arrays)} arrays of frame {args.frame} to {args.out}")
-    return 0

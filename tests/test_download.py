@@ -17,6 +17,7 @@ from PIL import Image
 
 from hmmnlab import download
 from hmmnlab.cli import COMMANDS, build_parser, command_parser, main
+from hmmnlab.commands import download as download_command
 from hmmnlab.data.davis import DavisDataset
 
 ARCHIVE = "/DAVIS-test-480p.zip"
@@ -110,7 +111,7 @@ def cli(root: Path, *extra: str) -> list[str]:
 
 def run(argv: list[str]) -> int:
     """The command's run function, so its errors come as exceptions (main prints them)."""
-    return download.run(build_parser().parse_args(argv))
+    return download_command.run(build_parser().parse_args(argv))
 
 
 def test_download_unpacks_the_davis_layout(server, tmp_path, capsys):

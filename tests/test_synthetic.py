@@ -246,7 +246,7 @@ def test_cli_registers_samples():
     from hmmnlab.cli import build_parser
 
     args = build_parser().parse_args(["samples", "--out", "x", "--num-train", "3", "--seed", "5"])
-    from hmmnlab import samples
+    from hmmnlab.commands import samples
 
     assert args.func.load() is samples.run
     assert (args.out, args.num_train, args.seed) == (Path("x"), 3, 5)

@@ -17,14 +17,14 @@ atomically after its last mask, with the settings that produced the masks) marks
 run that was stopped, or whose worker was killed, redoes only the cells without one. The cells run
 in this process (``executor="local"``) or as Ray tasks (``executor="ray"``, the ``cluster`` extra:
 ``pip install "hmmnlab[cluster]"``); Ray schedules them, on this machine or on a cluster.
-``hmmnlab ablate`` is the command line of :func:`run`.
+``hmmnlab ablate`` (:mod:`hmmnlab.commands.ablate`) is the command line of :func:`run`.
 
 :func:`styled` and :func:`plot` present the table; :func:`short_davis` writes a copy of a split cut
 to its first frames, for quick runs; :func:`resolve_model` turns a ``weights`` argument (a model, a
 registered name or a path) into a model.
 
 The package, by job: :mod:`~hmmnlab.ablation.grids` (the grids), :mod:`~hmmnlab.ablation.cells`
-(one cell), :mod:`~hmmnlab.ablation.runner` (:func:`run`, ``hmmnlab ablate``),
+(one cell), :mod:`~hmmnlab.ablation.runner` (:func:`run`),
 :mod:`~hmmnlab.ablation.ray_tasks` (the cells on Ray) and :mod:`~hmmnlab.ablation.tables` (the
 table, its style and plots). ``short_davis`` lives beside the DAVIS reader
 (:mod:`hmmnlab.data.davis`), ``resolve_model`` and ``carried_read`` beside the weights resolver
@@ -45,7 +45,7 @@ from hmmnlab.ablation.ray_tasks import (
 from hmmnlab.ablation.ray_tasks import (
     _ray_device as _ray_device,
 )
-from hmmnlab.ablation.runner import EXECUTORS, TABLE_NAME, run, run_command
+from hmmnlab.ablation.runner import EXECUTORS, TABLE_NAME, run
 from hmmnlab.ablation.tables import (
     COST_KEYS,
     RESULT_COLUMNS,
@@ -79,7 +79,6 @@ __all__ = [
     "resolve_model",
     "run",
     "run_cell",
-    "run_command",
     "score_table",
     "short_davis",
     "styled",

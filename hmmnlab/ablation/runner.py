@@ -1,6 +1,6 @@
 """Running an ablation grid: :func:`run` segments every sequence with every read, one cell per
 (read, sequence), here or as Ray tasks, resuming cell by cell, then scores each read into the
-table; :func:`run_command` is ``hmmnlab ablate``."""
+table (``hmmnlab ablate``: :mod:`hmmnlab.commands.ablate`)."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ from pathlib import Path
 import pandas as pd
 
 from hmmnlab.ablation.cells import Cell, run_cell
-from hmmnlab.ablation.grids import Grid, default_grid, named_grid, quick_grid
+from hmmnlab.ablation.grids import Grid, default_grid
 from hmmnlab.ablation.ray_tasks import _ray_device, _run_on_ray, connect_ray, import_ray
-from hmmnlab.ablation.tables import RESULT_COLUMNS, score_table, varying_columns, write_table
+from hmmnlab.ablation.tables import score_table, write_table
 from hmmnlab.data.davis import repo_path
 from hmmnlab.weights import carried_read, resolve_model
 
@@ -169,25 +169,3 @@ def _pending(variants: Grid, names: list[str], dataset, out: Path, model, *, res
             else:
                 todo.append((label, read, name, folder, settings))
     return todo, finished
-
-
-def run_command(args) -> int:
-    """``hmmnlab ablate`` (its options: :mod:`hmmnlab.cli`)."""
-    if args.ray is not None:
-        import_ray()  # without Ray: the one-line error, before any work
-    elif args.num_cpus is not None:
-        raise ValueError("--num-cpus sets the CPUs of a local Ray: give it with --ray")
-    if args.ray and args.num_cpus is not None:
-        raise ValueError(f"--num-cpus is for a local Ray, not the cluster at {args.ray}")
-    base = carried_read(args.weights)  # the reads of the weights' variant start from theirs
-    variants = named_grid(args.variants, base) if args.variants else quick_grid(base)
-    table = run(
-        args.root, args.weights, variants=variants, year=args.year, split=args.split,
-        resolution=args.resolution, sequences=args.sequences, out=args.out, device=args.device,
-        amp=args.amp, dtype=args.dtype, overlays=args.overlays, progress=not args.no_progress, threads=args.threads,
-        executor="local" if args.ray is None else "ray", ray_address=args.ray or None,
-        num_cpus=args.num_cpus,
-    )  # fmt: skip
-    print(table[["label", *varying_columns(table), *RESULT_COLUMNS]].to_string(index=False))
-    print(f"wrote {Path(args.out) / TABLE_NAME} and the masks and CSVs of each read")
-    return 0

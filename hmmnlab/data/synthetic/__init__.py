@@ -22,8 +22,8 @@ Typical use::
     # frames: T x H x W x 3 uint8 RGB, labels: T x H x W uint8 (0 background, k object k)
     write_davis("data/synth", random_specs(100, seed=0), split="train")
 
-``hmmnlab samples --out data_samples`` (:mod:`hmmnlab.samples`, the command) regenerates the
-bundled samples.
+``hmmnlab samples --out data_samples`` (:mod:`hmmnlab.commands.samples`, the command) regenerates
+the bundled samples.
 
 :func:`write_youtube_vos` (``hmmnlab samples --youtube-vos DIR``) writes a small set in the
 YouTube-VOS layout (``train/``, ``valid/``, ``valid_all_frames/``, each with ``meta.json``): objects

@@ -1,5 +1,5 @@
-"""``hmmnlab samples``: the command that writes the generated datasets (its options:
-:mod:`hmmnlab.cli`).
+"""``hmmnlab samples`` (its options: :mod:`hmmnlab.cli`): the command that writes the generated
+datasets.
 
 * ``--out DIR``: the bundled sample videos in the DAVIS layout
   (:func:`hmmnlab.data.synthetic.write_samples`), and with ``--num-train N`` N random training videos;
