@@ -14,7 +14,9 @@
 #   SMOKE=1 DEVICE=cpu OUT=/tmp/G bash benchmarks/train_phase_g.sh   # the whole script, tiny, CPU
 #
 # Writes into $OUT: gpu_check.json, one <run>.tar per run (best.pth, log.csv, train.log) and
-# phase_g.log. Run from the repository root.
+# phase_g.log. Run from the repository root. The bundled pair is run 2's W = 0 pair:
+#   OUT=$OUT BUDGET=250 A1=0.5 A2=0 LR=3e-5 CHECK_GPU=0 bash benchmarks/train_phase_g.sh
+# (runs demo-a2 and demo-stm-a2, 433 steps; run 1 was the defaults, BUDGET=360).
 set -u
 OUT=${OUT:?set OUT}
 DEVICE=${DEVICE:-cuda}

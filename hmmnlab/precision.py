@@ -125,8 +125,8 @@ def native_bf16(cpuinfo: str | None = None) -> bool | None:
 
 def autocast(device: torch.device, *, amp: bool = False, dtype: str | torch.dtype | None = None):
     """The autocast context of a run: none for float32 (on CUDA :class:`ExactFloat32`: no TF32);
-    bfloat16 on the device's type; with
-    ``amp``, float16 on CUDA (on the CPU ``amp`` warns and runs float32). ``dtype`` None: the
+    bfloat16 on the device's type; with ``amp``, float16 on CUDA (on the CPU ``amp`` warns and
+    runs float32). ``dtype`` None: the
     process-wide default (:func:`get_default_dtype`), except with ``amp``, which asks for float16."""
     global _warned_slow
     name = check_dtype(dtype) if amp else resolve_dtype(dtype)
