@@ -4,7 +4,8 @@
         [--baseline OLD.pth] [--davis ROOT] [--out results.json]
 
 * held-out DAVIS 2016 training sequences (``bear,car-turn,hockey``, never trained on): J&F and the
-  teaching signals (:mod:`hmmnlab.teaching`) of ``demo`` (and of ``demo-stm``, with its read);
+  teaching signals (:mod:`hmmnlab.inside.teaching`) of ``demo`` (and of ``demo-stm``, with its
+  read);
 * held-out synthetic videos (``random_specs(10, seed=1, prefix="val")``, full length): J&F;
 * twins: the ``twins`` sample and three held-out twins videos (seeds 1303, 2303, 3303): ``demo``
   with the hmmn read against ``demo-stm`` with the stm read;
@@ -26,7 +27,7 @@ import torch
 
 from hmmnlab.data.synthetic import VideoSpec, generate_video, random_specs
 from hmmnlab.inference import propagate
-from hmmnlab.lesson import sample_dataset
+from hmmnlab.inside.lesson import sample_dataset
 from hmmnlab.train.clips import ArrayVideo
 from hmmnlab.train.loop import evaluate
 from hmmnlab.weights import load_model

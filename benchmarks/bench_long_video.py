@@ -58,8 +58,8 @@ def tradeoff_child(args) -> None:
     import torch
 
     from hmmnlab.data.synthetic import generate_video
+    from hmmnlab.evaluation.metrics import evaluate_semisupervised
     from hmmnlab.inference import propagate
-    from hmmnlab.metrics import evaluate_semisupervised
     from hmmnlab.model.reads import read_variant
     from hmmnlab.weights import load_model
 

@@ -1,6 +1,7 @@
 """float32 against bfloat16 on this CPU, side by side in one run (``--dtype bfloat16``).
 
-    python benchmarks/bench_precision.py [--threads 2] [--frames 6] [--repeats 2] [--parts 240p,480p]
+    python benchmarks/bench_precision.py [--threads 2] [--frames 6] [--repeats 2] [--parts
+    240p,480p]
 
 For each case, the three modes are timed alternately, ``--repeats`` times, on the same frames:
 
@@ -34,7 +35,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from hmmnlab import precision
 from hmmnlab.config import preset
 from hmmnlab.inference import propagate
-from hmmnlab.lesson import sample_dataset
+from hmmnlab.inside.lesson import sample_dataset
 from hmmnlab.model import HMMN
 from hmmnlab.model.fast import fast_inference
 from hmmnlab.weights import load_model

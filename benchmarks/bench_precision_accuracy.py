@@ -5,8 +5,8 @@
 
 * ``lookalikes``: the ``demo`` weights with their own read on a look-alike suite
   (``hmmnlab samples --lookalikes DIR``), J&F per clip in float32 and in bfloat16 (official
-  conventions, as ``hmmnlab.teaching.lookalike_scores`` scores them), the difference per clip and
-  of the mean, and the share of label pixels that change.
+  conventions, as ``hmmnlab.inside.teaching.lookalike_scores`` scores them), the difference per clip
+  and of the mean, and the share of label pixels that change.
 * ``fixtures``: the authors' golden fixtures of tests/data with the recipe weights (seed 1, built by
   tests/recipe_weights.py), run as tests/test_parity.py runs them (the fast path the commands run):
   the largest probability difference from the authors' float32, in float32 and in bfloat16, and
@@ -29,8 +29,8 @@ import numpy as np
 import pandas as pd
 import torch
 
+from hmmnlab.evaluation.metrics import evaluate_semisupervised
 from hmmnlab.inference import propagate
-from hmmnlab.metrics import evaluate_semisupervised
 from hmmnlab.weights import load_model
 
 ROOT = Path(__file__).resolve().parents[1]

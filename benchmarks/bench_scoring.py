@@ -1,4 +1,5 @@
-"""Speed of the DAVIS metrics at 480p against the official toolkit, measured side by side in one run.
+"""Speed of the DAVIS metrics at 480p against the official toolkit, measured side by side in one
+run.
 
 Run from the repository root::
 
@@ -34,8 +35,8 @@ import numpy as np
 from PIL import Image
 
 from hmmnlab.data.palette import write_label_png
-from hmmnlab.metrics import boundary_f_measure, jaccard_index
-from hmmnlab.scoring import score
+from hmmnlab.evaluation.metrics import boundary_f_measure, jaccard_index
+from hmmnlab.evaluation.scoring import score
 
 REPO = Path(__file__).resolve().parents[1]
 REFERENCE = REPO / "tests" / "data"  # the bundled golden data
@@ -104,7 +105,8 @@ def best_time(func, repeats: int) -> float:
 
 def write_split(cases, folder: Path) -> tuple[Path, Path, int]:
     """The cases as a DAVIS 2017 val root (black JPEGs: the official toolkit lists frames by them)
-    and a predictions folder, under ``folder``; returns (root, predictions, scored object-frames)."""
+    and a predictions folder, under ``folder``; returns (root, predictions, scored
+    object-frames)."""
     root, pred_dir = folder / "davis", folder / "pred"
     (root / "ImageSets" / "2017").mkdir(parents=True)
     (root / "ImageSets" / "2017" / "val.txt").write_text("\n".join(cases) + "\n")

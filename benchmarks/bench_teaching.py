@@ -1,4 +1,4 @@
-"""J&F and the teaching signals of a model on DAVIS-layout sequences (``hmmnlab.teaching``).
+"""J&F and the teaching signals of a model on DAVIS-layout sequences (``hmmnlab.inside.teaching``).
 
     python benchmarks/bench_teaching.py [--weights demo] [--davis ROOT] [--sequences a,b,c]
         [--topk-frames 10,30] [--variant NAME] [--read KEY=VALUE ...] [--max-frames N]
@@ -20,10 +20,9 @@ import numpy as np
 import pandas as pd
 import torch
 
-from hmmnlab.config import ReadConfig
+from hmmnlab.config import ReadConfig, parse_fields
+from hmmnlab.inside.teaching import TeachingScores, score_video
 from hmmnlab.model.reads import read_variant
-from hmmnlab.options import parse_fields
-from hmmnlab.teaching import TeachingScores, score_video
 from hmmnlab.train.clips import open_davis
 from hmmnlab.weights import load_model
 
@@ -101,10 +100,10 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
 
 
 def lookalike_table(args) -> pd.DataFrame:
-    """J&F per grade, and the saturation signal (hmmnlab.teaching.saturation, frames 1-3), of
+    """J&F per grade, and the saturation signal (hmmnlab.inside.teaching.saturation, frames 1-3), of
     each model with its own read and with the other model's variant (same weights, read swapped)."""
     from hmmnlab.data.lookalikes import read_grades
-    from hmmnlab.teaching import lookalike_scores, saturation
+    from hmmnlab.inside.teaching import lookalike_scores, saturation
 
     grades = read_grades(args.lookalikes)
     videos = {v.name: v for v in open_davis(args.lookalikes, split="val")}

@@ -24,8 +24,8 @@ failing part loses nothing of the others; the file is rewritten after every part
 ``memory_1000_frames``
     peak ``torch.cuda.max_memory_allocated`` of a 1000-frame 480p video (frames made on the fly on
     the GPU, never stored) without and with ``ReadConfig.max_memory_frames``, beside
-    :func:`hmmnlab.resources.peak_bytes`'s estimate; a run that reaches its share of the time budget
-    stops and says at which frame.
+    :func:`hmmnlab.evaluation.resources.peak_bytes`'s estimate; a run that reaches its share of the
+    time budget stops and says at which frame.
 ``train_step``
     seconds per optimizer step of the demo preset (4 clips x 3 frames, 192 px crops, 2 objects),
     float32 and float16 autocast with a GradScaler, as ``hmmnlab.train.loop`` trains.
@@ -165,7 +165,7 @@ def tf32(enabled: bool) -> Iterator[None]:
 
 
 def peak_memory(device: torch.device):
-    from hmmnlab.records import PeakMemory  # CUDA: max_memory_allocated; CPU: peak RSS
+    from hmmnlab.evaluation.records import PeakMemory  # CUDA: max_memory_allocated; CPU: peak RSS
 
     return PeakMemory(device)
 
@@ -306,8 +306,8 @@ def part_cuda_parity(state: dict, device: torch.device) -> dict:
 
 def sequence_jf(model, sequence, frames: int | None, device, dtype) -> tuple[float, float]:
     """Per sequence: (mean J, mean F) over its objects, frames 1..T-2 of the first ``frames``."""
+    from hmmnlab.evaluation.metrics import evaluate_semisupervised
     from hmmnlab.inference import propagate
-    from hmmnlab.metrics import evaluate_semisupervised
 
     count = min(frames or len(sequence), len(sequence))
     video = (sequence.frame(i) for i in range(count))
@@ -324,7 +324,7 @@ def sequence_jf(model, sequence, frames: int | None, device, dtype) -> tuple[flo
 
 
 def part_amp_jf(sizes: dict, device: torch.device) -> dict:
-    from hmmnlab.lesson import sample_dataset
+    from hmmnlab.inside.lesson import sample_dataset
     from hmmnlab.weights import load_model
 
     dataset = sample_dataset()
@@ -420,7 +420,7 @@ def part_speed(state: dict, sizes: dict, device: torch.device) -> dict:
 
 def part_memory(state: dict, sizes: dict, device: torch.device, check: Check) -> dict:
     from hmmnlab.config import ReadConfig
-    from hmmnlab.resources import peak_bytes
+    from hmmnlab.evaluation.resources import peak_bytes
     from hmmnlab.weights import load_model
 
     model = load_model(state["weights"], device=device)
@@ -446,7 +446,9 @@ def part_memory(state: dict, sizes: dict, device: torch.device, check: Check) ->
                     f"time share of {share:.0f} s reached at frame {run['frames_segmented']}"
                 )
             estimate = peak_bytes(height, width, 2, run["frames_segmented"] + 1, read)
-            run["estimated_read_mib"] = estimate / 2**20  # hmmnlab.resources, weights excluded
+            run["estimated_read_mib"] = (
+                estimate / 2**20
+            )  # hmmnlab.evaluation.resources, weights excluded
             result[name] = run
         except Exception as err:  # e.g. out of memory: the capped run still counts
             result[name] = {"error": f"{type(err).__name__}: {err}"[:500]}

@@ -9,7 +9,7 @@ discs), for a query cell at the centre of the first disc (placed by the true mas
 3. the decoder's output (``viz.decoder_output``).
 
 The three figures are stacked into ``docs/images/hero.png``. Everything comes from
-:mod:`hmmnlab.viz` and :mod:`hmmnlab.lesson`, as in notebook 01.
+:mod:`hmmnlab.viz` and :mod:`hmmnlab.inside.lesson`, as in notebook 01.
 """
 
 from __future__ import annotations
@@ -24,8 +24,9 @@ matplotlib.use("Agg")
 
 from PIL import Image  # noqa: E402
 
-from hmmnlab import lesson, viz  # noqa: E402
-from hmmnlab.trace import run_with_cache  # noqa: E402
+from hmmnlab import viz
+from hmmnlab.inside import lesson  # noqa: E402
+from hmmnlab.inside.trace import run_with_cache  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 FRAME = 8  # the twins are close here

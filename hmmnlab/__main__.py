@@ -1,5 +1,5 @@
 """``python -m hmmnlab`` (and ``torchrun -m hmmnlab train ...``): the command line."""
 
-from hmmnlab.cli import main
+from hmmnlab.commands.cli import main
 
 raise SystemExit(main())

@@ -14,7 +14,7 @@ inference commands (``segment``, ``trace``, ``eval``) call it; the Python API le
 alone.
 
 :func:`available_bytes` says how much memory a device has free (the memory estimates of
-:mod:`hmmnlab.resources` and the dense read's check compare against it).
+:mod:`hmmnlab.evaluation.resources` and the dense read's check compare against it).
 """
 
 from __future__ import annotations

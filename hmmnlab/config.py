@@ -1,7 +1,7 @@
 """Configuration: frozen dataclasses for the network and for the memory read, and named presets.
 
-``ModelConfig`` fixes the architecture (what the weights depend on). ``ReadConfig`` fixes how memory is
-read and scheduled at inference time; it can change without retraining. Ablations are written as
+``ModelConfig`` fixes the architecture (what the weights depend on). ``ReadConfig`` fixes how memory
+is read and scheduled at inference time; it can change without retraining. Ablations are written as
 ``dataclasses.replace(config, ...)`` and ``to_dict()`` gives flat columns for an ablation table.
 """
 
@@ -10,6 +10,9 @@ from __future__ import annotations
 import dataclasses
 import math
 import numbers
+import types
+import typing
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from hmmnlab.registry import fine_read_names, kernel_names
@@ -29,8 +32,8 @@ def _is_finite_number(value) -> bool:
 class ModelConfig:
     """The HMMN architecture.
 
-    The defaults are the authors' model: ResNet-50 encoders, and the key/value widths of the released
-    checkpoint. ``decoder_dim`` is the width of the decoder's feature maps.
+    The defaults are the authors' model: ResNet-50 encoders, and the key/value widths of the
+    released checkpoint. ``decoder_dim`` is the width of the decoder's feature maps.
     """
 
     backbone: str = (
@@ -164,3 +167,96 @@ def preset(name: str) -> ModelConfig:
     if name not in PRESETS:
         raise ValueError(f"unknown model preset {name!r}; known presets: {sorted(PRESETS)}")
     return PRESETS[name]
+
+
+# ----------------------------------------------------------------------------------------------------
+# key=value
+
+TRUE_WORDS = ("true", "yes", "on", "1")
+FALSE_WORDS = ("false", "no", "off", "0")
+
+
+def field_types(cls: type) -> dict[str, tuple[type, bool]]:
+    """Dataclass field name -> (its type, whether None is allowed), e.g. ``ReadConfig``'s
+    ``{"sigma": (float, False), "topk_r2": (int, True), ...}``."""
+    hints = typing.get_type_hints(cls)
+    kinds = {}
+    for field in dataclasses.fields(cls):
+        hint = hints[field.name]
+        optional = False
+        if typing.get_origin(hint) in (typing.Union, types.UnionType):
+            args = typing.get_args(hint)
+            optional = type(None) in args
+            rest = [arg for arg in args if arg is not type(None)]
+            hint = rest[0] if len(rest) == 1 else hint
+        kinds[field.name] = (hint, optional)
+    return kinds
+
+
+def field_defaults(cls: type) -> dict[str, object]:
+    """Dataclass field name -> its default (without building an instance)."""
+    return {f.name: f.default for f in dataclasses.fields(cls)}
+
+
+def _parse_value(text: str, kind: type, *, where: str, key: str) -> object:
+    """``text`` as a value of type ``kind``; errors start with ``where`` (the option and item)."""
+    if kind is bool:
+        if text.lower() in TRUE_WORDS:
+            return True
+        if text.lower() in FALSE_WORDS:
+            return False
+        raise ValueError(f"{where}: expected true or false for {key}, found {text!r}")
+    if kind is int:
+        try:
+            return int(text)
+        except ValueError:
+            raise ValueError(f"{where}: expected an integer for {key}, found {text!r}") from None
+    if kind is float:
+        try:
+            return float(text)
+        except ValueError:
+            raise ValueError(f"{where}: expected a number for {key}, found {text!r}") from None
+    if kind is str:
+        return text
+    raise ValueError(f"{where}: {key} (of type {kind}) cannot be set from the command line")
+
+
+def parse_fields(
+    items: Iterable[str] | None,
+    cls: type,
+    *,
+    option: str,
+    what: str = "field",
+    prefix: str = "",
+) -> dict[str, object]:
+    """``key=value`` items -> {field: value} for the fields of the dataclass ``cls``, e.g.
+    ``parse_fields(["sigma=7", "fine=dense", "topk_r2=none"], ReadConfig, option="--read")`` ->
+    ``{"sigma": 7.0, "fine": "dense", "topk_r2": None}``.
+
+    Each value is parsed by its field's type (int, float, str; bool from true/false, yes/no, on/off,
+    1/0); ``none`` gives None where the field allows it (and is the text "none" for a str field that
+    does not, e.g. ``fine=none``). Dashes in keys count as underscores; with a
+    ``prefix`` (``"model."``) every key must start with it and names the field after it. Errors name
+    ``option`` and the item: no ``=``, an unknown key (listing the known ones, called ``what``), a
+    key given twice, a value of the wrong type."""
+    kinds = field_types(cls)
+    values: dict[str, object] = {}
+    for item in items or ():
+        key, sep, text = item.partition("=")
+        key, text = key.strip().replace("-", "_"), text.strip()
+        if not sep:
+            raise ValueError(f"{option} expects key=value, got {item!r}")
+        where = f"{option} {item}"
+        name = key.removeprefix(prefix)
+        if not key.startswith(prefix) or name not in kinds:
+            raise ValueError(f"{where}: unknown {what} {name!r}; known: {', '.join(sorted(kinds))}")
+        if name in values:
+            raise ValueError(f"{option} {key} is given twice")
+        kind, optional = kinds[name]
+        if text.lower() == "none" and not (kind is str and not optional):
+            if not optional:
+                raise ValueError(f"{where}: {name} cannot be none (expected {kind.__name__})")
+            values[name] = None
+        else:
+            values[name] = _parse_value(text, kind, where=where, key=name)
+    return values

@@ -221,6 +221,97 @@ def check_new_objects(
     return entries
 
 
+class FrameRecorder:
+    """The trace of one frame, recorded while the frame runs inside ``with recorder:``: the hook
+    points ``names`` accepts (:func:`hmmnlab.hooks.capture`) and, after each object group's read
+    (:meth:`after_read`), that read's hook points in ``reads[g]`` (moved out of the capture when a
+    next group's read would overwrite them)."""
+
+    def __init__(self, model: HMMN, names: NamesFilter, *, to_cpu: bool, groups: int) -> None:
+        self._capture = capture(model, names, to_cpu=to_cpu)
+        self._move = groups > 1
+        self.cache: dict[str, Tensor] = {}
+        self.reads: list[dict[str, Tensor]] = []
+
+    def __enter__(self) -> FrameRecorder:
+        self.cache = self._capture.__enter__()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._capture.__exit__(*exc)
+
+    def after_read(self, g: int) -> None:
+        names = [n for n in self.cache if is_read_hook(n)]
+        self.reads.append({n: self.cache.pop(n) if self._move else self.cache[n] for n in names})
+
+    def frame_trace(self) -> dict[str, Tensor]:
+        """Every recorded hook point, with the read's from the first group (the objects of frame
+        0)."""
+        return {**self.cache, **self.reads[0]}
+
+
+def _open_video(frames: Iterable, first_labels, new_objects):
+    """The frame iterator after frame 0, frame 0 (3 x H x W), its labels (H x W, 0..K), the object
+    ids and the checked new objects ({t: (labels, ids)}), with the errors of a bad input."""
+    labels0, ids = object_labels(first_labels)
+    num_frames = len(frames) if hasattr(frames, "__len__") else None
+    iterator = iter(frames)
+    try:
+        first = to_frame_tensor(next(iterator), index=0)
+    except StopIteration:
+        raise ValueError("the video has no frames") from None
+    height, width = first.shape[-2:]
+    if labels0.shape != (height, width):
+        raise ValueError(
+            f"first-frame mask is {tuple(labels0.shape)} (H x W) but frame 0 is {(height, width)}"
+        )
+    entries = check_new_objects(new_objects, ids, (height, width), num_frames)
+    return iterator, first, labels0, ids, entries
+
+
+def check_size(frame: Tensor, t: int, size: tuple[int, int]) -> None:
+    """Frame ``t`` (3 x H x W) has frame 0's size."""
+    if frame.shape[-2:] != size:
+        raise ValueError(f"frame {t} is {tuple(frame.shape[-2:])} (H x W) but frame 0 is {size}")
+
+
+def check_finite(probs: Tensor, t: int) -> None:
+    """The probabilities of frame ``t`` hold no NaN or infinity."""
+    if not torch.isfinite(probs).all():
+        raise RuntimeError(
+            f"frame {t}: the model produced NaN or infinite probabilities "
+            f"({int((~torch.isfinite(probs)).sum())} values); check the weights and the read "
+            "parameters (with --amp or --dtype bfloat16, try float32)"
+        )
+
+
+def _enter(entry, probs: Tensor, labels: Tensor, id_values: Tensor, ids: tuple[int, ...]):
+    """Objects entering at this frame (``entry``: their H x W labels 0..n and their ids) join the
+    frame's result with their given masks: ``probs`` gains their one-hot rows (the others stay as
+    they were), ``labels`` takes their ids where they are; returns (probs, labels, id_values, ids)."""
+    entering, new_ids = entry
+    given = entering.to(probs.device)
+    one_hot = torch.nn.functional.one_hot(given, len(new_ids) + 1).permute(2, 0, 1)
+    probs = torch.cat([probs, one_hot[1:].to(probs.dtype)])  # (K+1+n) x H x W
+    id_values = torch.cat([id_values, torch.tensor(new_ids, device=probs.device)])
+    labels = torch.where(given > 0, id_values[given + len(ids)], labels)
+    return probs, labels, id_values, (*ids, *new_ids)
+
+
+def object_groups(
+    memory: VideoMemory, ids: tuple[int, ...], frames_read=(), traces=None
+) -> tuple[ObjectGroup, ...]:
+    """Every object group present now: its objects, a snapshot of its bank, what it read."""
+    return tuple(
+        ObjectGroup(
+            bank.start, ids[memory.rows(g)], bank.snapshot(),
+            frames_read[g] if g < len(frames_read) else (),
+            traces[g] if traces is not None and g < len(traces) else None,
+        )
+        for g, bank in enumerate(memory.banks)
+    )  # fmt: skip
+
+
 def propagate(
     model: HMMN,
     frames: Iterable,
@@ -273,20 +364,9 @@ def propagate(
     autocast = precision.autocast(device, amp=amp, dtype=dtype)  # re-entered every frame
     if hooks:
         check_names(model, hooks)
-    labels0, ids = object_labels(first_labels)
+    iterator, first, labels0, ids, entries = _open_video(frames, first_labels, new_objects)
     K = len(ids)
-    num_frames = len(frames) if hasattr(frames, "__len__") else None
-    iterator = iter(frames)
-    try:
-        first = to_frame_tensor(next(iterator), index=0)
-    except StopIteration:
-        raise ValueError("the video has no frames") from None
     height, width = first.shape[-2:]
-    if labels0.shape != (height, width):
-        raise ValueError(
-            f"first-frame mask is {tuple(labels0.shape)} (H x W) but frame 0 is {(height, width)}"
-        )
-    entries = check_new_objects(new_objects, ids, (height, width), num_frames)
     padding = ops.padding_for(height, width)
 
     memory = VideoMemory.for_read(read)  # one memory bank per object group
@@ -294,75 +374,38 @@ def propagate(
     names = None if trace is True else (trace or None)
     id_values = torch.tensor((0, *ids), device=device)
 
-    def groups(frames_read=(), traces=None) -> tuple[ObjectGroup, ...]:
-        """Every object group present now: its objects, a snapshot of its bank, what it read."""
-        return tuple(
-            ObjectGroup(
-                group_bank.start, ids[memory.rows(g)], group_bank.snapshot(),
-                frames_read[g] if g < len(frames_read) else (),
-                traces[g] if traces is not None and g < len(traces) else None,
-            )
-            for g, group_bank in enumerate(memory.banks)
-        )  # fmt: skip
-
     probs = torch.nn.functional.one_hot(labels0, K + 1).permute(2, 0, 1).float().to(device)
     yield FrameResult(
-        0, probs, id_values[labels0.to(device)], ids, None, bank.snapshot(), groups=groups()
-    )
+        0, probs, id_values[labels0.to(device)], ids, None, bank.snapshot(),
+        groups=object_groups(memory, ids),
+    )  # fmt: skip
     prev_frame = ops.pad(first.to(device).unsqueeze(0), padding)  # 1 x 3 x Hp x Wp
     t = 0
     for t, frame in enumerate(iterator, start=1):
         frame = to_frame_tensor(frame, index=t)
-        if frame.shape[-2:] != (height, width):
-            raise ValueError(
-                f"frame {t} is {tuple(frame.shape[-2:])} (H x W) but frame 0 is {(height, width)}"
-            )
+        check_size(frame, t, (height, width))
         frame = ops.pad(frame.to(device).unsqueeze(0), padding)  # 1 x 3 x Hp x Wp
         masks = ops.pad(probs[1:], padding)  # K x Hp x Wp, zero in the padding
-        tracing = trace is not False and (trace_frames is None or t in trace_frames)
-        recorder = (
-            capture(model, names, to_cpu=trace_to_cpu) if tracing else contextlib.nullcontext()
-        )
-        group_traces: list[dict[str, Tensor]] = []
-        several = len(memory.banks) > 1
-        with torch.inference_mode(), autocast, recorder as cache:
-
-            def take_read_trace(g: int, traces=group_traces, cache=cache, move=several) -> None:
-                """After group g's read: its read hook points (moved out of the cache when the
-                next group's read would overwrite them)."""
-                names = [n for n in cache if is_read_hook(n)]
-                traces.append({n: cache.pop(n) if move else cache[n] for n in names})
-
+        recorder = None
+        if trace is not False and (trace_frames is None or t in trace_frames):
+            recorder = FrameRecorder(model, names, to_cpu=trace_to_cpu, groups=len(memory.banks))
+        with torch.inference_mode(), autocast, recorder or contextlib.nullcontext():
             step = segment_step(
                 model, memory, t, prev_frame, masks, frame, read, hooks=hooks, object_ids=ids,
-                after_read=take_read_trace if tracing else None,
+                after_read=recorder.after_read if recorder else None,
             )  # fmt: skip
             logits = ops.unpad(step.logits[0], padding)  # (K+1) x H x W
             probs = ops.unpad(step.probs[0], padding).contiguous()  # (K+1) x H x W
         memory_frames = step.memory_frames
-        if not torch.isfinite(probs).all():
-            raise RuntimeError(
-                f"frame {t}: the model produced NaN or infinite probabilities "
-                f"({int((~torch.isfinite(probs)).sum())} values); check the weights and the read "
-                "parameters (with --amp or --dtype bfloat16, try float32)"
-            )
+        check_finite(probs, t)
         labels = id_values[ops.channel_argmax(probs)]
-        traced = None
-        if tracing:
-            traced = dict(cache)
-            traced.update(group_traces[0])  # the read's hook points: the first group's
         if t in entries:  # objects entering at t: their given masks, their own memory from t on
-            entering, new_ids = entries[t]
-            given = entering.to(device)
-            one_hot = torch.nn.functional.one_hot(given, len(new_ids) + 1).permute(2, 0, 1)
-            probs = torch.cat([probs, one_hot[1:].to(probs.dtype)])  # the others stay as they were
-            id_values = torch.cat([id_values, torch.tensor(new_ids, device=device)])
-            labels = torch.where(given > 0, id_values[given + len(ids)], labels)
-            ids = (*ids, *new_ids)
-            memory.add_group(t, len(new_ids))
+            probs, labels, id_values, ids = _enter(entries[t], probs, labels, id_values, ids)
+            memory.add_group(t, len(entries[t][1]))
         yield FrameResult(
-            t, probs, labels, ids, logits, bank.snapshot(), memory_frames, traced,
-            groups(step.group_memory_frames, group_traces if tracing else None),
+            t, probs, labels, ids, logits, bank.snapshot(), memory_frames,
+            recorder.frame_trace() if recorder else None,
+            object_groups(memory, ids, step.group_memory_frames, recorder and recorder.reads),
         )  # fmt: skip
         prev_frame = frame
     late = [frame for frame in entries if frame > t]

@@ -3,7 +3,7 @@
 ``KERNELS`` (r4 read variants) and ``FINE_READS`` (r3/r2 reads) map a name to its function; a kernel
 registers the :class:`~hmmnlab.config.ReadConfig` parameters its variant sets unless the caller
 gives them (``KERNEL_DEFAULTS``, e.g. KMN's sigma), a fine read the bytes of working memory it
-needs (``FINE_READ_MEMORY``, asked by :mod:`hmmnlab.resources`). The functions live in
+needs (``FINE_READ_MEMORY``, asked by :mod:`hmmnlab.evaluation.resources`). The functions live in
 :mod:`hmmnlab.model.reads` (the built-in ones) or in the user's code::
 
     @register_kernel("box", defaults={"sigma": 1.0})
@@ -78,7 +78,8 @@ def register_fine_read(
 ) -> Callable[[FineReadFn], FineReadFn]:
     """Register an r3/r2 read function (see :data:`FineReadFn`) under ``name`` (names are unique);
     ``ReadConfig(fine=name)`` then uses it at both fine scales. ``memory`` (see :data:`MemoryFn`):
-    its working memory, for :func:`hmmnlab.resources.peak_bytes` (None: counted as nothing)."""
+    its working memory, for :func:`hmmnlab.evaluation.resources.peak_bytes` (None: counted as
+    nothing)."""
 
     def keep_memory() -> None:
         if memory is not None:

@@ -56,6 +56,32 @@ def _rows(features: MemoryFeatures, rows: slice) -> MemoryFeatures:
     return MemoryFeatures(**{name: x[rows] for name, x in vars(features).items()})
 
 
+def _banks_and_rows(
+    memory: MemoryBank | VideoMemory, num_rows: int
+) -> tuple[list[MemoryBank], list[slice]]:
+    """The banks a step reads and the object rows (of ``prev_masks``) of each."""
+    if isinstance(memory, MemoryBank):
+        return [memory], [slice(0, num_rows)]
+    if memory.num_objects != num_rows:
+        raise ValueError(
+            f"the memory's object groups have {memory.sizes} objects, adding up to "
+            f"{memory.num_objects}, but prev_masks has {num_rows} rows"
+        )
+    return memory.banks, [memory.rows(g) for g in range(len(memory.banks))]
+
+
+def _joined(readouts: list[ReadOut]) -> ReadOut:
+    """The read-outs of every group, their object rows one after the other (one group: its own)."""
+    if len(readouts) == 1:
+        return readouts[0]
+    return ReadOut(
+        torch.cat([r.r4 for r in readouts]),
+        torch.cat([r.r3 for r in readouts]),
+        torch.cat([r.r2 for r in readouts]),
+        None,  # each bank keeps its own track
+    )
+
+
 def segment_step(
     model: HMMN,
     memory: MemoryBank | VideoMemory,
@@ -81,15 +107,7 @@ def segment_step(
     ``ctx.memory_frames`` are the group's; elsewhere every object's and the first group's memory
     frames. ``after_read(g)`` is called after group g's read (a trace takes the read's hook points
     there)."""
-    if isinstance(memory, MemoryBank):
-        banks, rows = [memory], [slice(0, len(prev_masks))]
-    else:
-        if memory.num_objects != len(prev_masks):
-            raise ValueError(
-                f"the memory's object groups have {memory.sizes} objects, adding up to "
-                f"{memory.num_objects}, but prev_masks has {len(prev_masks)} rows"
-            )
-        banks, rows = memory.banks, [memory.rows(g) for g in range(len(memory.banks))]
+    banks, rows = _banks_and_rows(memory, len(prev_masks))
     owner = None
     if objects_per_video is not None and len(objects_per_video) > 1:
         owner = owners(objects_per_video, device=prev_masks.device)
@@ -121,15 +139,7 @@ def segment_step(
             readouts.append(model.read(bank, query, read, group_owner))
         if after_read is not None:
             after_read(g)
-    if len(readouts) == 1:
-        readout = readouts[0]
-    else:
-        readout = ReadOut(
-            torch.cat([r.r4 for r in readouts]),
-            torch.cat([r.r3 for r in readouts]),
-            torch.cat([r.r2 for r in readouts]),
-            None,  # each bank keeps its own track
-        )
+    readout = _joined(readouts)
     with hooked(every, frames_read[0]):
         object_probs = model.decode(query, readout, owner)  # B x Hp x Wp
         if object_probs.dtype in (torch.float16, torch.bfloat16):  # under autocast

@@ -16,7 +16,8 @@ import pandas as pd
 import pytest
 import torch
 
-from hmmnlab import ablation, cli
+from hmmnlab import ablation
+from hmmnlab.commands import cli
 from hmmnlab.model.reads import read_variant
 
 GRID = [("stm", read_variant("stm")), ("hmmn-k8", read_variant("hmmn", topk_r3=8))]

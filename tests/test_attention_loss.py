@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from hmmnlab.data.lookalikes import generate_lookalike, lookalike_specs
+from hmmnlab.inside.teaching import saturation
 from hmmnlab.model.reads import read_variant
-from hmmnlab.teaching import saturation
 from hmmnlab.train.clips import Clip
 from hmmnlab.train.config import TrainConfig, parse_overrides
 from hmmnlab.train.loop import (

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from hmmnlab.cli import COMMANDS, build_parser, command_parser
+from hmmnlab.commands.cli import COMMANDS, build_parser, command_parser
 
 
 def modules_after(code: str) -> set[str]:
@@ -22,7 +22,7 @@ def modules_after(code: str) -> set[str]:
 
 def test_help_does_not_import_torch():
     """Item 13: `hmmnlab --help` took 2.5-7 s importing torch (nor does it import Ray)."""
-    code = "from hmmnlab.cli import main\ntry:\n    main(['--help'])\nexcept SystemExit:\n    pass"
+    code = "from hmmnlab.commands.cli import main\ntry:\n    main(['--help'])\nexcept SystemExit:\n    pass"
     modules = modules_after(code)
     assert "torch" not in modules and "ray" not in modules
 
@@ -38,7 +38,7 @@ def test_score_does_not_import_torch(tmp_path):
     pred = root / "Annotations" / "480p"
     args = ["score", "--davis", str(root), "--year", "2017", "--pred", str(pred),
             "--out", str(tmp_path / "out"), "--sequences", "solo-blob"]  # fmt: skip
-    code = f"from hmmnlab.cli import main\nassert main({args!r}) == 0"
+    code = f"from hmmnlab.commands.cli import main\nassert main({args!r}) == 0"
     modules = modules_after(code)
     assert "hmmnlab" in modules and "torch" not in modules
     assert (tmp_path / "out" / "global_results.csv").is_file()
@@ -46,7 +46,7 @@ def test_score_does_not_import_torch(tmp_path):
 
 def test_building_every_parser_does_not_import_torch():
     """cli.py builds every command's parser; the run functions are imported only when run."""
-    modules = modules_after("from hmmnlab.cli import build_parser\nbuild_parser()")
+    modules = modules_after("from hmmnlab.commands.cli import build_parser\nbuild_parser()")
     assert "hmmnlab" in modules and "torch" not in modules and "ray" not in modules
 
 
@@ -77,9 +77,10 @@ REQUIRED = {
 
 
 def test_demo_frames_help_gives_the_reports_number():
-    from hmmnlab import cli, report
+    from hmmnlab.commands import cli
+    from hmmnlab.inside import demo_runs
 
-    assert cli.DEMO_FRAMES == report.DEMO_FRAMES
+    assert cli.DEMO_FRAMES == demo_runs.DEMO_FRAMES
 
 
 def test_the_readme_command_lines_use_options_the_parsers_have():

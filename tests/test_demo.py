@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from hmmnlab.cli import main
+from hmmnlab.commands.cli import main
 
 
 @pytest.fixture(scope="module")
@@ -64,20 +64,23 @@ def test_demo_missing_weights_is_a_clear_error(tmp_path, capsys):
 
 
 def test_report_helpers_on_perfect_predictions(tmp_path):
-    from hmmnlab import ablation, report, viz
+    from hmmnlab import ablation, viz
+    from hmmnlab.inside import run_files
 
     root = ablation.short_davis("data_samples", tmp_path / "davis", frames=4,
                                 sequences=["twins", "solo-blob"])  # fmt: skip
     predictions = root / "Annotations" / "480p"  # the ground truth as a prediction
-    scores = pd.concat([report.frame_scores(root, predictions, s) for s in ("twins", "solo-blob")])
+    scores = pd.concat(
+        [run_files.frame_scores(root, predictions, s) for s in ("twins", "solo-blob")]
+    )
     assert len(scores) == 2 * 2 + 1 * 2  # scored frames 1, 2; twins has 2 objects
     assert (scores["J"] == 1).all() and (scores["J&F"] == 1).all()
-    worst = report.worst_frames(scores, n=5)
+    worst = run_files.worst_frames(scores, n=5)
     assert sorted(worst["sequence"]) == ["solo-blob", "twins"]  # one per sequence
-    assert len(report.worst_frames(scores, n=5, one_per_sequence=False)) == 4
-    fig = report.frames_against_truth(root, predictions, worst)
+    assert len(run_files.worst_frames(scores, n=5, one_per_sequence=False)) == 4
+    fig = run_files.frames_against_truth(root, predictions, worst)
     assert len([ax for ax in fig.axes if ax.images]) == 4
-    per_frame = report.compare_reads(root, {"a": predictions, "b": predictions}, "twins")
+    per_frame = run_files.compare_reads(root, {"a": predictions, "b": predictions}, "twins")
     assert list(per_frame.columns) == ["a", "b"] and list(per_frame.index) == [1, 2]
     assert viz.compare_plot(per_frame).axes
     frames = [np.zeros((8, 12, 3), np.uint8), np.full((8, 12, 3), 255, np.uint8)]
@@ -87,11 +90,11 @@ def test_report_helpers_on_perfect_predictions(tmp_path):
 
 def test_a_section_is_made_from_measured_tables_alone():
     """The report's sections take what the runs measured; no model, no files."""
-    from hmmnlab import report
+    from hmmnlab.inside import demo_runs, report
 
     swapped = pd.DataFrame({"hmmn read": [1.0, 0.5], "stm read": [1.0, 0.25]}, index=[1, 2])
     frame, labels = np.zeros((8, 12, 3), np.uint8), np.ones((8, 12), np.uint8)
-    twins = report.TwinsComparison(swapped, None, where=2, panels=[("truth", frame, labels)])
+    twins = demo_runs.TwinsComparison(swapped, None, where=2, panels=[("truth", frame, labels)])
     page = report.Report("t")
     report.twins_section(page, twins)
     text = page.html()
@@ -152,7 +155,8 @@ def embedded(text: str, kind: str, alt: str | None = None) -> list[bytes]:
 def check_diagram_and_animations(text: str, *, frames: int) -> None:
     from PIL import Image
 
-    from hmmnlab import report, viz
+    from hmmnlab import viz
+    from hmmnlab.inside import report
 
     (diagram,) = embedded(text, "png", report.READ_DIAGRAM_ALT)
     assert Image.open(io.BytesIO(diagram)).size[0] > 600
@@ -165,10 +169,10 @@ def check_diagram_and_animations(text: str, *, frames: int) -> None:
 
 
 def twins_of(swapped, trained=None, crossing=()):
-    from hmmnlab import report
+    from hmmnlab.inside import demo_runs
 
     frame, labels = np.zeros((8, 12, 3), np.uint8), np.ones((8, 12), np.uint8)
-    return report.TwinsComparison(
+    return demo_runs.TwinsComparison(
         pd.DataFrame(swapped, index=[1, 2]),
         None if trained is None else pd.DataFrame(trained, index=[1, 2]),
         where=1,
@@ -195,7 +199,7 @@ def twins_of(swapped, trained=None, crossing=()):
     ],
 )  # fmt: skip
 def test_the_comparisons_sentence_follows_the_numbers(swapped, trained, expected):
-    from hmmnlab import report
+    from hmmnlab.inside import report
 
     text = report.comparisons_text(twins_of(swapped, trained))
     for part in expected:
@@ -204,7 +208,7 @@ def test_the_comparisons_sentence_follows_the_numbers(swapped, trained, expected
 
 
 def test_the_failure_paragraph_follows_the_numbers():
-    from hmmnlab import report
+    from hmmnlab.inside import report
 
     swapped = {"hmmn read": [0.9, 0.9], "stm read": [0.9, 0.9]}
     both = twins_of(swapped, {"demo (hmmn)": [0.8, 0.4], "demo-stm (stm)": [0.5, 0.3]}, (1, 2))
@@ -236,12 +240,12 @@ def test_the_read_diagram_names_the_scales_and_the_reads_k():
 
 
 def test_the_twins_touch_where_their_paths_cross():
-    from hmmnlab import report
     from hmmnlab.data.davis import DavisDataset
+    from hmmnlab.inside import demo_runs
 
     twins = DavisDataset("data_samples", year=2017, split="val")["twins"]
-    assert report.touching_frames(twins) == tuple(range(10, 17))
-    assert report.touching_frames(twins, gap=0.5) == ()  # one label a pixel: at best adjacent
+    assert demo_runs.touching_frames(twins) == tuple(range(10, 17))
+    assert demo_runs.touching_frames(twins, gap=0.5) == ()  # one label a pixel: at best adjacent
 
 
 @pytest.mark.parametrize("kind", ["webp", "gif"])

@@ -15,9 +15,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from hmmnlab import download
-from hmmnlab.cli import COMMANDS, build_parser, command_parser, main
 from hmmnlab.commands import download as download_command
+from hmmnlab.commands.cli import COMMANDS, build_parser, command_parser, main
+from hmmnlab.data import download
 from hmmnlab.data.davis import DavisDataset
 
 ARCHIVE = "/DAVIS-test-480p.zip"

@@ -1,5 +1,5 @@
-"""``hmmnlab eval --dataset youtube-vos`` on the synthetic YouTube-VOS set: the submission layout and
-its zip, local J&F on a split held out from train, and the ``--root`` / ``--davis`` aliases."""
+"""``hmmnlab eval --dataset youtube-vos`` on the synthetic YouTube-VOS set: the submission layout
+and its zip, local J&F on a split held out from train, and the ``--root`` / ``--davis`` aliases."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 from tiny_davis import write_tiny_davis
 
-from hmmnlab.cli import command_parser, main
+from hmmnlab.commands.cli import command_parser, main
 from hmmnlab.data.palette import read_label_png
 from hmmnlab.data.synthetic import write_youtube_vos
 

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from tiny_davis import write_tiny_davis
 
-from hmmnlab.cli import main
+from hmmnlab.commands.cli import main
 from hmmnlab.data.palette import read_label_png
 from hmmnlab.viz import overlay
 
@@ -119,7 +119,7 @@ def test_eval_interrupted_overwrite_is_not_taken_as_finished(
     tmp_path, tiny_davis, tiny_weights, monkeypatch
 ):
     """Item 1: --overwrite killed mid-sequence must not leave a record that a resume trusts."""
-    import hmmnlab.runner as evaluate_module  # the runner writes the masks
+    import hmmnlab.evaluation.runner as evaluate_module  # the runner writes the masks
 
     out = tmp_path / "eval"
     assert run_tiny(tiny_davis, tiny_weights, out) == 0
@@ -155,7 +155,7 @@ def test_eval_resume_with_an_empty_record_redoes_the_sequence(tmp_path, tiny_dav
 
 def test_second_eval_on_the_same_out_is_refused(tmp_path, tiny_davis, tiny_weights, capsys):
     """Item 2: a second writer on the same output folder fails clearly."""
-    from hmmnlab.evaluate import output_lock
+    from hmmnlab.evaluation.davis import output_lock
 
     out = tmp_path / "eval"
     with output_lock(out):

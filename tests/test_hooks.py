@@ -19,7 +19,7 @@ FRAMES = 4  # frames 0..3: the r4 memory holds one, then two, then three frames
 
 @pytest.fixture(scope="module")
 def demo_model():
-    from hmmnlab.lesson import demo_weights
+    from hmmnlab.inside.lesson import demo_weights
     from hmmnlab.weights import load_model
 
     try:
@@ -31,7 +31,7 @@ def demo_model():
 
 @pytest.fixture(scope="module")
 def twins():
-    from hmmnlab.interventions import sample_video
+    from hmmnlab.inside.interventions import sample_video
 
     video = sample_video("twins", frames=FRAMES)
     return video.frames, video.first_labels

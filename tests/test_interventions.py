@@ -1,5 +1,5 @@
-"""hmmnlab.interventions on a tiny random model and a 3-frame synthetic video: every experiment
-returns its table, and the tables say what the hooks did."""
+"""hmmnlab.inside.interventions on a tiny random model and a 3-frame synthetic video: every
+experiment returns its table, and the tables say what the hooks did."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import pandas as pd
 import pytest
 import torch
 
-from hmmnlab import interventions as iv
 from hmmnlab import viz
+from hmmnlab.inside import interventions as iv
 
 
 @pytest.fixture(scope="module")
@@ -60,7 +60,8 @@ def test_patching_the_output_restores_everything(tiny_model, clip):
 
 
 def test_replace_kernel_runs_the_read_the_weights_carry(tiny_model, clip, monkeypatch):
-    """Like propagate: with no read given, the weights' read (here a wider kernel), not the authors'."""
+    """Like propagate: with no read given, the weights' read (here a wider kernel), not the
+    authors'."""
     from hmmnlab.config import ReadConfig
     from hmmnlab.model.reads import read_variant
 

@@ -1,11 +1,12 @@
-"""hmmnlab.lesson: what the notebooks place and measure."""
+"""hmmnlab.inside.lesson: what the notebooks place and measure."""
 
 import dataclasses
 
 import numpy as np
 import pytest
 
-from hmmnlab import lesson, viz
+from hmmnlab import viz
+from hmmnlab.inside import lesson
 
 
 def test_follow_query_uses_the_true_mask_and_says_so():

@@ -1,5 +1,5 @@
 """The look-alike suite (hmmnlab.data.lookalikes), copy-paste look-alikes in training clips, the
-r4 temperature and the saturation signal (hmmnlab.teaching.saturation)."""
+r4 temperature and the saturation signal (hmmnlab.inside.teaching.saturation)."""
 
 from __future__ import annotations
 
@@ -65,7 +65,7 @@ def test_specs_cycle_through_the_grades_and_refuse_bad_input():
 
 
 def test_samples_command_writes_a_graded_suite(tmp_path):
-    from hmmnlab.cli import main
+    from hmmnlab.commands.cli import main
 
     out = tmp_path / "suite"
     assert main(["samples", "--lookalikes", str(out), "--num-lookalikes", "4"]) == 0
@@ -125,8 +125,8 @@ def test_saturation_signal_tells_a_kernel_read_from_a_non_local_one():
     """On a look-alike video with the objects apart, a soft kernel-guided read puts less of its
     attention on the copy than the non-local read of the same weights, and its logit gap is 0
     or more; without a kernel the gap is nan."""
+    from hmmnlab.inside.teaching import saturation
     from hmmnlab.model.reads import read_variant
-    from hmmnlab.teaching import saturation
     from hmmnlab.weights import load_model
 
     spec = lookalike_specs(1, seed=3, grades=("apart",), num_frames=8)[0]

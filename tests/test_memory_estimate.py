@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from hmmnlab.config import ReadConfig, preset
-from hmmnlab.resources import peak_bytes
+from hmmnlab.evaluation.resources import peak_bytes
 
 REPO = Path(__file__).resolve().parents[1]
 

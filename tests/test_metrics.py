@@ -10,8 +10,8 @@ import cv2
 import numpy as np
 import pytest
 
-from hmmnlab import metrics
-from hmmnlab.metrics import (
+from hmmnlab.evaluation import metrics
+from hmmnlab.evaluation.metrics import (
     boundary_f_measure,
     boundary_tolerance,
     db_statistics,

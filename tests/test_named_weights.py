@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from hmmnlab.cli import main
+from hmmnlab.commands.cli import main
 
 SAMPLES = "data_samples"
 

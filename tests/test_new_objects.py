@@ -10,8 +10,8 @@ import pytest
 import torch
 
 from hmmnlab import ops
+from hmmnlab.evaluation.metrics import jaccard_index
 from hmmnlab.inference import propagate
-from hmmnlab.metrics import jaccard_index
 
 T, H, W = 8, 64, 128
 ENTRY = 3  # object 3 enters here
@@ -179,7 +179,7 @@ def test_the_demo_model_keeps_an_entering_object_on_a_still_scene():
 
 
 def test_run_with_cache_takes_new_objects(tiny_model):
-    from hmmnlab.trace import run_with_cache
+    from hmmnlab.inside.trace import run_with_cache
 
     frames, first, new = video()
     result, cache = run_with_cache(tiny_model, frames, first, frame=ENTRY + 1,

@@ -1,9 +1,10 @@
 """Every notebook in notebooks/ runs top to bottom (nbclient, a fresh kernel, the notebooks folder
 as working directory) within 120 s on a CPU, without an error output.
 
-The notebooks need the demo weights (``data_samples/weights/demo.pth``, or ``$HMMNLAB_DEMO_WEIGHTS``);
-without them the test skips with a reason, as it does without nbclient / ipykernel
-(``pip install -e '.[dev]'``). Outputs are not written back: notebooks stay committed without them.
+The notebooks need the demo weights (``data_samples/weights/demo.pth``, or
+``$HMMNLAB_DEMO_WEIGHTS``); without them the test skips with a reason, as it does without nbclient /
+ipykernel (``pip install -e '.[dev]'``). Outputs are not written back: notebooks stay committed
+without them.
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ def test_notebook_runs_top_to_bottom(name):
     nbformat = pytest.importorskip("nbformat", reason="nbformat is not installed")
     nbclient = pytest.importorskip("nbclient", reason="nbclient is not installed (dev extra)")
     pytest.importorskip("ipykernel", reason="ipykernel is not installed (dev extra)")
-    from hmmnlab.lesson import demo_weights
+    from hmmnlab.inside.lesson import demo_weights
 
     try:
         demo_weights()

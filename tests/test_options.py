@@ -8,8 +8,8 @@ from dataclasses import dataclass
 
 import pytest
 
-from hmmnlab import options
-from hmmnlab.cli import COMMANDS, command_parser
+from hmmnlab.commands import options
+from hmmnlab.commands.cli import COMMANDS, command_parser
 from hmmnlab.config import ReadConfig
 
 #: The commands that run a model with one read.
@@ -20,7 +20,8 @@ READ_ONLY = {"--variant", "--read", "--mem-every", "--max-memory-frames"}
 
 
 def declared(name: str) -> dict[str, tuple]:
-    """option -> what its parser declares for it (dest, default, type, choices, required, help...)."""
+    """option -> what its parser declares for it (dest, default, type, choices, required,
+    help...)."""
     found = {}
     for action in command_parser(name)._actions:
         for option in action.option_strings:

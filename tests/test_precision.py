@@ -11,8 +11,8 @@ import torch
 
 from hmmnlab import precision
 from hmmnlab.inference import propagate
-from hmmnlab.lesson import sample_dataset
-from hmmnlab.trace import run_with_cache
+from hmmnlab.inside.lesson import sample_dataset
+from hmmnlab.inside.trace import run_with_cache
 from hmmnlab.weights import load_model
 
 FLAGS = "processor : 0\nflags : fpu sse2 avx512f {}\n"
@@ -78,8 +78,8 @@ def test_bfloat16_labels_agree_with_float32(demo, twins):
 
 
 def test_the_commands_take_dtype_and_records_hold_it(demo):
-    from hmmnlab.cli import command_parser
-    from hmmnlab.records import run_settings
+    from hmmnlab.commands.cli import command_parser
+    from hmmnlab.evaluation.records import run_settings
 
     for command in ("segment", "eval", "trace", "ablate", "demo"):
         options = {a.dest: a for a in command_parser(command)._actions}
@@ -126,7 +126,7 @@ def test_the_setter_and_the_context_restore_the_default(monkeypatch):
 
 
 def test_a_run_without_dtype_runs_in_the_default(monkeypatch, demo, twins):
-    from hmmnlab.records import run_settings
+    from hmmnlab.evaluation.records import run_settings
 
     monkeypatch.setattr(precision, "_default", None)
     monkeypatch.delenv("HMMNLAB_DTYPE", raising=False)

@@ -14,9 +14,9 @@ import pytest
 from PIL import Image
 from tiny_davis import write_tiny_davis
 
-from hmmnlab import records
-from hmmnlab.cli import main
+from hmmnlab.commands.cli import main
 from hmmnlab.data.palette import read_label_png, write_label_png
+from hmmnlab.evaluation import records
 
 
 def expect_error(capsys, code: int, *fragments: str) -> str:
@@ -73,7 +73,7 @@ def run_eval(root, weights, out, *extra) -> int:
 def test_records_imports_nothing_heavy():
     import subprocess
 
-    code = "import sys, hmmnlab.records; print(sorted(m for m in ('torch', 'numpy') if m in sys.modules))"
+    code = "import sys, hmmnlab.evaluation.records; print(sorted(m for m in ('torch', 'numpy') if m in sys.modules))"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             cwd=Path(__file__).resolve().parents[1], check=True)  # fmt: skip
     assert result.stdout.strip() == "[]"
@@ -452,7 +452,7 @@ def test_an_out_that_is_a_file_is_a_message(davis, tiny_weights, tmp_path, capsy
 
 
 def test_an_os_error_mid_run_is_a_message_naming_the_file(video, tiny_weights, capsys, monkeypatch):
-    import hmmnlab.segment as segment_module
+    import hmmnlab.evaluation.segment as segment_module
 
     def denied(path, labels):
         raise PermissionError(errno.EACCES, "Permission denied", str(path))
@@ -533,8 +533,7 @@ def test_ray_addresses_are_parsed():
 
 
 def test_read_fine_none_as_the_readme_documents(video, tiny_weights):
-    from hmmnlab.config import ReadConfig
-    from hmmnlab.options import parse_fields
+    from hmmnlab.config import ReadConfig, parse_fields
 
     assert parse_fields(["fine=none"], ReadConfig, option="--read") == {"fine": "none"}
     assert segment(video, tiny_weights, "--read", "fine=none") == 0

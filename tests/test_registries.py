@@ -68,8 +68,8 @@ def test_the_config_validates_against_the_registries(box_and_first_frame):
 
 
 def test_a_registered_variant_runs_everywhere(box_and_first_frame, tiny_model, tmp_path):
-    from hmmnlab import report
     from hmmnlab.data.davis import DavisDataset
+    from hmmnlab.inside import report
 
     kernel, fine = box_and_first_frame
     root = ablation.short_davis("data_samples", tmp_path / "davis", frames=3, sequences=["twins"])
@@ -93,7 +93,7 @@ def test_a_registered_variant_runs_everywhere(box_and_first_frame, tiny_model, t
 
 
 def test_help_and_docs_list_every_registered_variant(box_and_first_frame, capsys):
-    from hmmnlab.cli import main
+    from hmmnlab.commands.cli import main
 
     readme = (REPO / "README.md").read_text()
     for name in set(KERNELS) - set(box_and_first_frame):
@@ -112,7 +112,7 @@ def test_help_and_docs_list_every_registered_variant(box_and_first_frame, capsys
 def test_a_read_registers_its_defaults_and_its_memory_cost():
     """A kernel's defaults go to read_variant; a fine read's memory cost to resources.peak_bytes."""
     from hmmnlab import registry
-    from hmmnlab.resources import peak_bytes
+    from hmmnlab.evaluation.resources import peak_bytes
 
     @register_kernel("test-wide", defaults={"sigma": 11.0})
     def wide_kernel(logits, track, h, w, config, module):

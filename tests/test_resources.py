@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from hmmnlab.config import ReadConfig, preset
-from hmmnlab.resources import check_memory, max_memory_frames, peak_bytes
+from hmmnlab.evaluation.resources import check_memory, max_memory_frames, peak_bytes
 
 
 def test_memory_frames_follow_the_schedule():
@@ -22,7 +22,7 @@ def test_4k_two_frame_video_estimate():
 
 
 def test_refused_with_the_estimate(monkeypatch):
-    import hmmnlab.resources as resources
+    import hmmnlab.evaluation.resources as resources
 
     monkeypatch.setattr(resources, "available_bytes", lambda device: 2 * 2**30)
     with pytest.raises(ValueError, match=r"needs about \d+\.\d GiB .* cpu has 2\.0 GiB free"):
@@ -35,8 +35,8 @@ def test_segment_refuses_before_loading_the_model(tmp_path, monkeypatch, capsys)
     import numpy as np
     from PIL import Image
 
-    import hmmnlab.resources as resources
-    from hmmnlab.cli import main
+    import hmmnlab.evaluation.resources as resources
+    from hmmnlab.commands.cli import main
     from hmmnlab.data.palette import write_label_png
 
     (tmp_path / "frames").mkdir()

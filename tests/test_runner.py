@@ -1,5 +1,6 @@
-"""The one runner (hmmnlab.runner) over the Video protocol: every reader implements the protocol,
-and a new dataset is a reader plus a layout, resumed and re-run like DAVIS and YouTube-VOS."""
+"""The one runner (hmmnlab.evaluation.runner) over the Video protocol: every reader implements the
+protocol, and a new dataset is a reader plus a layout, resumed and re-run like DAVIS and
+YouTube-VOS."""
 
 from __future__ import annotations
 
@@ -10,12 +11,12 @@ import numpy as np
 import pytest
 import torch
 
-from hmmnlab import runner
 from hmmnlab.config import ReadConfig
 from hmmnlab.data.palette import read_label_png, write_label_png
 from hmmnlab.data.video import ArrayVideo, Video
+from hmmnlab.evaluation import runner
+from hmmnlab.evaluation.records import read_record, run_settings
 from hmmnlab.inference import propagate
-from hmmnlab.records import read_record, run_settings
 
 SIZE = (32, 48)  # H x W
 
@@ -171,7 +172,7 @@ def test_youtube_eval_runs_the_read_the_weights_carry(tmp_path, tiny_model):
     """As DAVIS's eval: without a read given, the read the model's weights carry (it ran the
     authors' read)."""
     from hmmnlab.data.synthetic import write_youtube_vos
-    from hmmnlab.evaluate_youtube import evaluate
+    from hmmnlab.evaluation.youtube import evaluate
 
     write_youtube_vos(tmp_path / "ytvos")
     carried = ReadConfig(variant="stm")

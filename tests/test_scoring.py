@@ -1,5 +1,5 @@
-"""``hmmnlab.scoring``: score prediction folders on real DAVIS-2016 sequences and on the official
-fixture written as a DAVIS-2017 folder; the CLI's CSV files; missing predictions."""
+"""``hmmnlab.evaluation.scoring``: score prediction folders on real DAVIS-2016 sequences and on the
+official fixture written as a DAVIS-2017 folder; the CLI's CSV files; missing predictions."""
 
 from __future__ import annotations
 
@@ -14,8 +14,8 @@ from PIL import Image
 
 from hmmnlab.data.davis import DavisDataset
 from hmmnlab.data.palette import write_label_png
-from hmmnlab.metrics import boundary_f_measure
-from hmmnlab.scoring import (
+from hmmnlab.evaluation.metrics import boundary_f_measure
+from hmmnlab.evaluation.scoring import (
     GLOBAL_COLUMNS,
     PER_SEQUENCE_COLUMNS,
     results_tables,
@@ -31,7 +31,7 @@ SEQUENCES = ["dog-agility", "rollerblade"]  # the two shortest sequences: 25 and
 def main(argv: list[str]) -> int:
     """``hmmnlab`` with these arguments (imported here: cli.py imports every sub-command's module,
     so a broken model module should fail these tests only, not the collection of this file)."""
-    from hmmnlab.cli import main as cli_main
+    from hmmnlab.commands.cli import main as cli_main
 
     return cli_main(argv)
 
@@ -238,7 +238,7 @@ def test_prediction_label_above_k_names_the_file(fixture_as_davis2017, tmp_path)
 
 
 def test_results_tables_layout():
-    from hmmnlab.metrics import SequenceScores
+    from hmmnlab.evaluation.metrics import SequenceScores
 
     scores = [
         SequenceScores("a", ("00001", "00002"), j=np.array([[1.0, 0.5]]), f=np.array([[1.0, 0.0]])),
@@ -261,7 +261,8 @@ def test_results_tables_layout():
 
 @pytest.fixture
 def annotations_only(tmp_path):
-    """The samples' Annotations and ImageSets (no JPEGImages), and the annotations as predictions."""
+    """The samples' Annotations and ImageSets (no JPEGImages), and the annotations as
+    predictions."""
     import shutil
 
     samples = REPO / "data_samples"
@@ -303,7 +304,7 @@ def test_score_error_starts_on_its_own_line(annotations_only, tmp_path, capsys):
 
 def test_ctrl_c_prints_one_line_and_exits_130(monkeypatch, capsys, tmp_path):
     """Item 10: no KeyboardInterrupt traceback."""
-    import hmmnlab.scoring as scoring_module
+    import hmmnlab.evaluation.scoring as scoring_module
 
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt

@@ -1,4 +1,5 @@
-"""``hmmnlab segment``: the CLI reproduces the fixture, and bad input fails clearly, losing nothing."""
+"""``hmmnlab segment``: the CLI reproduces the fixture, and bad input fails clearly, losing
+nothing."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from hmmnlab.cli import main
+from hmmnlab.commands.cli import main
 from hmmnlab.data.palette import read_label_png, write_label_png
 
 

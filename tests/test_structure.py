@@ -23,15 +23,16 @@ def test_the_memory_bank_does_not_import_the_network():
 
 
 @pytest.mark.parametrize(
-    "module", ["hmmnlab.viz", "hmmnlab.trace", "hmmnlab.inference", "hmmnlab.interventions"]
+    "module",
+    ["hmmnlab.viz", "hmmnlab.inside.trace", "hmmnlab.inference", "hmmnlab.inside.interventions"],
 )
 def test_pure_modules_do_not_import_the_cli(module):
     cli = {
-        "hmmnlab.cli",
+        "hmmnlab.commands.cli",
         "hmmnlab.commands",
-        "hmmnlab.segment",
-        "hmmnlab.evaluate",
-        "hmmnlab.scoring",
+        "hmmnlab.evaluation.segment",
+        "hmmnlab.evaluation.davis",
+        "hmmnlab.evaluation.scoring",
     }
     assert not cli & imported_after(module), (
         f"{module} imports {sorted(cli & imported_after(module))}"
@@ -40,11 +41,50 @@ def test_pure_modules_do_not_import_the_cli(module):
 
 def test_the_old_import_paths_still_work():
     from hmmnlab import features
+    from hmmnlab.inside.trace import guidance_frames
     from hmmnlab.model import MemoryFeatures, QueryFeatures, ReadOut
-    from hmmnlab.trace import guidance_frames
 
     assert MemoryFeatures is features.MemoryFeatures and ReadOut is features.ReadOut
     assert QueryFeatures is features.QueryFeatures and callable(guidance_frames)
+
+
+@pytest.mark.parametrize("old", sorted(__import__("hmmnlab.moved").moved.MOVED))
+def test_a_moved_module_keeps_its_old_path_with_a_warning(old):
+    """``import hmmnlab.evaluate`` (a module that moved into a subpackage) gives the module at its
+    new place, the same object, with a DeprecationWarning naming the new path; in a fresh process,
+    so that the old name is imported for the first time."""
+    from hmmnlab.moved import MOVED
+
+    code = (
+        "import importlib, warnings\n"
+        "with warnings.catch_warnings(record=True) as w:\n"
+        "    warnings.simplefilter('always')\n"
+        f"    old = importlib.import_module({old!r})\n"
+        f"new = importlib.import_module({MOVED[old]!r})\n"
+        "print(old is new, old.__name__, '|'.join(str(x.message) for x in w))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    same, name, messages = out.stdout.strip().split(" ", 2)
+    assert same == "True" and name == MOVED[old]
+    assert f"{old} moved to {MOVED[old]}" in messages
+
+
+def test_moved_names_have_no_file_and_their_new_place_has_one():
+    from hmmnlab.moved import MOVED
+
+    for old, new in MOVED.items():
+        assert not (PACKAGE.parent / (old.replace(".", "/") + ".py")).exists(), old
+        assert (PACKAGE.parent / (new.replace(".", "/") + ".py")).exists(), new
+
+
+def test_the_top_level_holds_the_papers_path_and_subpackages():
+    """Issue 21: the top level is the read's path, module by module; every other module lives in a
+    subpackage named by its job."""
+    modules = {p.stem for p in PACKAGE.glob("*.py")} - {"__init__", "__main__"}
+    assert modules == {
+        "registry", "config", "ops", "features", "hooks", "memory", "step", "inference",
+        "weights", "precision", "allocator", "moved",
+    }  # fmt: skip
 
 
 def test_the_split_packages_keep_their_names():
@@ -148,7 +188,7 @@ def cycles(graph: dict[str, set[str]]) -> list[frozenset[str]]:
 def test_the_import_graph_sees_lazy_imports():
     graph = import_graph()
     assert "hmmnlab.data.lookalikes" in graph["hmmnlab.commands.samples"]  # inside its run
-    assert "hmmnlab.model" in graph["hmmnlab.resources"]  # the package above model.reads
+    assert "hmmnlab.model" in graph["hmmnlab.evaluation.resources"]  # the package above model.reads
 
 
 def test_no_import_cycles():
@@ -192,14 +232,14 @@ CLI_IMPORTERS = {"hmmnlab.__main__"}  # `python -m hmmnlab`
 
 def test_nothing_below_the_commands_imports_the_cli():
     graph = import_graph()
-    importers = {module for module, imported in graph.items() if "hmmnlab.cli" in imported}
+    importers = {module for module, imported in graph.items() if "hmmnlab.commands.cli" in imported}
     assert importers == CLI_IMPORTERS
 
 
 #: The modules that may know argparse: the parsers, their shared option groups, the commands (below
 #: hmmnlab/commands/) and the maintainers' script ``python -m hmmnlab.train.export`` (no hmmnlab
 #: command: it bundles named weights).
-ARGPARSE_MODULES = {"hmmnlab.cli", "hmmnlab.options", "hmmnlab.train.export"}
+ARGPARSE_MODULES = {"hmmnlab.commands.cli", "hmmnlab.commands.options", "hmmnlab.train.export"}
 
 
 def test_the_library_holds_no_command_line_adapters():

@@ -26,7 +26,8 @@ SAMPLES = REPO / "data_samples"
 
 
 def generated_files():
-    """The generated files of data_samples/ (the demo weights in weights/ are trained, not generated)."""
+    """The generated files of data_samples/ (the demo weights in weights/ are trained, not
+    generated)."""
     return [
         p
         for p in SAMPLES.rglob("*")
@@ -243,7 +244,7 @@ def test_write_davis_removes_stale_frames_and_rejects_duplicates(tmp_path):
 
 
 def test_cli_registers_samples():
-    from hmmnlab.cli import build_parser
+    from hmmnlab.commands.cli import build_parser
 
     args = build_parser().parse_args(["samples", "--out", "x", "--num-train", "3", "--seed", "5"])
     from hmmnlab.commands import samples
@@ -264,7 +265,7 @@ def test_committed_samples_match_regeneration(tmp_path):
     small tolerance: another libjpeg build may round the DCT differently; with the same
     libraries the files are byte-identical (see test_same_seed_gives_identical_bytes).
     """
-    from hmmnlab.cli import main
+    from hmmnlab.commands.cli import main
 
     assert main(["samples", "--out", str(tmp_path)]) == 0
     committed = sorted(p.relative_to(SAMPLES) for p in generated_files())

@@ -1,4 +1,5 @@
-"""Training: clips, loss, a few CPU steps that overfit one clip, checkpoint/resume, BatchNorm mode."""
+"""Training: clips, loss, a few CPU steps that overfit one clip, checkpoint/resume, BatchNorm
+mode."""
 
 from __future__ import annotations
 
@@ -439,8 +440,8 @@ def test_shift_moves_content_and_fills_with_zeros():
 def test_tied_keys_match_before_training():
     """From ImageNet with tied key projections, the untrained reads already follow the objects
     (the reason training starts that way); with untied random projections they do not."""
-    from hmmnlab.lesson import load_demo
-    from hmmnlab.teaching import score_video
+    from hmmnlab.inside.lesson import load_demo
+    from hmmnlab.inside.teaching import score_video
     from hmmnlab.train.loop import tie_keys
 
     demo = load_demo("solo-blob", num_frames=6)

@@ -11,9 +11,9 @@ import torch
 from hmmnlab.config import ReadConfig
 from hmmnlab.hooks import hook_points
 from hmmnlab.inference import propagate
+from hmmnlab.inside.trace import run_with_cache, topk_coordinates
 from hmmnlab.model import HMMN
 from hmmnlab.model.reads import FINE_READS, KERNELS, read_variant, register_kernel
-from hmmnlab.trace import run_with_cache, topk_coordinates
 
 
 @pytest.fixture
@@ -162,9 +162,9 @@ def test_topk_coordinates():
 
 
 def test_every_hook_point_is_documented(tiny_config):
-    import hmmnlab.trace
+    import hmmnlab.inside.trace
 
-    doc = hmmnlab.trace.__doc__
+    doc = hmmnlab.inside.trace.__doc__
     for name in hook_points(HMMN(tiny_config)):
         head = name.rsplit(".", 1)[0]
         assert name in doc or (head in doc), name

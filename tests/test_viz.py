@@ -8,7 +8,7 @@ import pytest
 from matplotlib.image import AxesImage
 
 from hmmnlab import viz
-from hmmnlab.trace import run_with_cache
+from hmmnlab.inside.trace import run_with_cache
 
 # frame 1 reads one memory frame of 20 r4 cells: fewer than k = 32 (a warning, on the way to frame 7)
 pytestmark = pytest.mark.filterwarnings("ignore:top-k at r3")

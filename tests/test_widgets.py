@@ -218,8 +218,8 @@ K = 8  # r4 cells selected for r3 (r2: the first K / 4)
 
 
 def hand_made_trace(frame: int, *, num_objects: int = 2, seed: int = 0) -> FrameTrace:
-    """A trace with the shapes of hmmnlab.trace's table for a SIZE frame (r4 grid 4 x 5) reading
-    frame 0 and frame t-1, filled with random numbers."""
+    """A trace with the shapes of hmmnlab.inside.trace's table for a SIZE frame (r4 grid 4 x 5)
+    reading frame 0 and frame t-1, filled with random numbers."""
     g = torch.Generator().manual_seed(seed + frame)
     memory = (0,) if frame == 1 else (0, frame - 1)
     B, T, HW = num_objects, len(memory), 4 * 5  # noqa: N806

@@ -183,7 +183,7 @@ def test_unknown_videos_are_an_error(youtube_root):
 
 
 def test_samples_command_writes_the_set(tmp_path, capsys):
-    from hmmnlab.cli import main
+    from hmmnlab.commands.cli import main
 
     assert main(["samples", "--youtube-vos", str(tmp_path / "yt")]) == 0
     assert "3 train, 3 valid videos in the YouTube-VOS layout" in capsys.readouterr().out

@@ -14,9 +14,10 @@ from hmmnlab.precision import torch_threads
 class Cell:
     """One job of an ablation grid: the read ``read`` (labelled ``label``) on one sequence of a
     DAVIS-layout split, segmented into ``folder/<sequence>/`` with its record in
-    ``folder/timing/<sequence>.json`` (:func:`hmmnlab.runner.segment_video`, the DAVIS layout). ``settings`` is
-    what the masks depend on (:func:`hmmnlab.records.run_settings`): a cell whose record holds the
-    same settings is finished. Everything a Ray worker needs but the model."""
+    ``folder/timing/<sequence>.json`` (:func:`hmmnlab.evaluation.runner.segment_video`, the DAVIS
+    layout). ``settings`` is what the masks depend on
+    (:func:`hmmnlab.evaluation.records.run_settings`): a cell whose record holds the same settings
+    is finished. Everything a Ray worker needs but the model."""
 
     label: str
     read: ReadConfig
@@ -42,9 +43,9 @@ def run_cell(model, cell: Cell) -> str:
     next run redoes it."""
 
     from hmmnlab.data.davis import DavisDataset
+    from hmmnlab.evaluation.runner import DavisLayout, check_fits, segment_video
     from hmmnlab.inference import resolve_device
     from hmmnlab.model.reads import FINE_READS, KERNELS
-    from hmmnlab.runner import DavisLayout, check_fits, segment_video
 
     for what, name, registry in (("variant", cell.read.variant, KERNELS),
                                  ("fine read", cell.read.fine, FINE_READS)):  # fmt: skip

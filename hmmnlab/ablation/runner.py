@@ -74,17 +74,12 @@ def run(
     cell that still fails is reported (a RuntimeError once the other cells have finished and been
     saved) and redone by the next run.
     """
-    from tqdm import tqdm
-
     from hmmnlab.data.davis import DavisDataset
-    from hmmnlab.evaluate import read_folders
+    from hmmnlab.evaluation.davis import read_folders
+    from hmmnlab.evaluation.records import check_output_dir, check_outside, output_lock
     from hmmnlab.inference import resolve_device
-    from hmmnlab.records import check_output_dir, check_outside, output_lock
 
-    if executor not in EXECUTORS:
-        raise ValueError(f"executor must be one of {EXECUTORS}, got {executor!r}")
-    if threads is not None and (not isinstance(threads, int) or threads < 1):
-        raise ValueError(f"threads must be None or an int >= 1, got {threads!r}")
+    _check_executor(executor, threads)
     ray = import_ray() if executor == "ray" else None
     davis_root = repo_path(davis_root)
     default = variants is None  # the default grid, from the read the weights carry
@@ -114,20 +109,36 @@ def run(
         cells = [Cell(label, read, name, folder, davis_root, year, split, resolution, settings,
                       device, amp, overlays, threads, progress=progress and ray is None, dtype=settings["dtype"])
                  for label, read, name, folder, settings in todo]  # fmt: skip
-        bar = tqdm(total=finished + len(cells), initial=finished, desc="cells", unit="cell",
-                   disable=not progress)  # fmt: skip
-        with bar:
-            if ray is None:
-                notes = {}
-                for cell in cells:
-                    notes[cell.label, cell.sequence] = run_cell(model, cell)
-                    bar.update()
-            else:
-                notes = _run_on_ray(ray, model, cells, bar, max_retries=max_retries)
+        notes = _run_cells(model, cells, finished, ray=ray, progress=progress,
+                           max_retries=max_retries)  # fmt: skip
         table = score_table(variants, names, notes, davis_root=davis_root, out=out, year=year,
                        split=split, resolution=resolution)  # fmt: skip
         write_table(table, out / TABLE_NAME)
     return table
+
+
+def _check_executor(executor: str, threads: int | None) -> None:
+    if executor not in EXECUTORS:
+        raise ValueError(f"executor must be one of {EXECUTORS}, got {executor!r}")
+    if threads is not None and (not isinstance(threads, int) or threads < 1):
+        raise ValueError(f"threads must be None or an int >= 1, got {threads!r}")
+
+
+def _run_cells(model, cells: list[Cell], finished: int, *, ray, progress: bool, max_retries: int):
+    """Run the cells here, one after the other, or as Ray tasks (``ray``: the Ray module), with
+    one progress bar that starts at the ``finished`` cells; {(label, sequence): note}."""
+    from tqdm import tqdm
+
+    bar = tqdm(total=finished + len(cells), initial=finished, desc="cells", unit="cell",
+               disable=not progress)  # fmt: skip
+    with bar:
+        if ray is not None:
+            return _run_on_ray(ray, model, cells, bar, max_retries=max_retries)
+        notes = {}
+        for cell in cells:
+            notes[cell.label, cell.sequence] = run_cell(model, cell)
+            bar.update()
+        return notes
 
 
 def _check_labels(labels: list[str]) -> None:
@@ -154,8 +165,8 @@ def _pending(variants: Grid, names: list[str], dataset, out: Path, model, *, res
              overlays: bool, amp: bool, dtype: str) -> tuple[list[tuple], int]:  # fmt: skip
     """The (label, read, sequence, folder, settings) of every cell without a finished record of
     the same settings, and how many cells are finished."""
-    from hmmnlab.evaluate import is_finished
-    from hmmnlab.records import run_settings
+    from hmmnlab.evaluation.davis import is_finished
+    from hmmnlab.evaluation.records import run_settings
 
     todo, finished = [], 0
     for label, read in variants:

@@ -23,8 +23,8 @@ def score_table(variants: Grid, names: list[str], notes: dict, *, davis_root: Pa
     """The ablation table from the cells' masks and records: each read scored on its masks (and
     its official CSVs written to ``out/<label>/``); a read refused on any sequence is a row with
     NaN scores and the first refusal (in sequence order) as its note."""
-    from hmmnlab.records import read_record
-    from hmmnlab.scoring import score, write_results
+    from hmmnlab.evaluation.records import read_record
+    from hmmnlab.evaluation.scoring import score, write_results
 
     rows = []
     for label, read in variants:
@@ -59,7 +59,7 @@ def score_table(variants: Grid, names: list[str], notes: dict, *, davis_root: Pa
 
 def write_table(table: pd.DataFrame, path: Path) -> None:
     """``table`` to ``path`` through a temporary file and a rename."""
-    from hmmnlab.records import atomic_path
+    from hmmnlab.evaluation.records import atomic_path
 
     with atomic_path(path) as temporary:
         table.to_csv(temporary, index=False)
@@ -95,8 +95,8 @@ def styled(df: pd.DataFrame, *, all_params: bool = False):
 
 
 def plot(df: pd.DataFrame, *, kind: str = "bar"):
-    """A matplotlib Figure (built without pyplot) of an ablation table: ``"bar"`` (J&F per read, best highlighted,
-    refused reads marked) or ``"scatter"`` (J&F against seconds per frame)."""
+    """A matplotlib Figure (built without pyplot) of an ablation table: ``"bar"`` (J&F per read,
+    best highlighted, refused reads marked) or ``"scatter"`` (J&F against seconds per frame)."""
     from matplotlib.figure import Figure
 
     if kind not in ("bar", "scatter"):

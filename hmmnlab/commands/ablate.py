@@ -1,4 +1,4 @@
-"""``hmmnlab ablate`` (its options: :mod:`hmmnlab.cli`; the grid and its runner:
+"""``hmmnlab ablate`` (its options: :mod:`hmmnlab.commands.cli`; the grid and its runner:
 :mod:`hmmnlab.ablation`)."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from hmmnlab import ablation
 
 
 def run(args: argparse.Namespace) -> int:
-    """``hmmnlab ablate`` (its options: :mod:`hmmnlab.cli`)."""
+    """``hmmnlab ablate`` (its options: :mod:`hmmnlab.commands.cli`)."""
     if args.ray is not None:
         ablation.import_ray()  # without Ray: the one-line error, before any work
     elif args.num_cpus is not None:

@@ -1,17 +1,17 @@
-"""``hmmnlab demo`` (its options: :mod:`hmmnlab.cli`; the tour and its report:
-:mod:`hmmnlab.report`)."""
+"""``hmmnlab demo`` (its options: :mod:`hmmnlab.commands.cli`; the tour and its report:
+:mod:`hmmnlab.inside.report`)."""
 
 from __future__ import annotations
 
 import argparse
 
 from hmmnlab import ablation
-from hmmnlab.records import check_output_dir
-from hmmnlab.report import DEMO_FRAMES, demo
+from hmmnlab.evaluation.records import check_output_dir
+from hmmnlab.inside.report import DEMO_FRAMES, demo
 
 
 def run(args: argparse.Namespace) -> int:
-    """``hmmnlab demo`` (its options: :mod:`hmmnlab.cli`)."""
+    """``hmmnlab demo`` (its options: :mod:`hmmnlab.commands.cli`)."""
     check_output_dir(args.out)  # a file or a read-only folder: refused before any work
     grid = None
     frames = args.frames if args.frames is not None else (None if args.full else DEMO_FRAMES)

@@ -1,13 +1,12 @@
-"""``hmmnlab download davis`` (its options: :mod:`hmmnlab.cli`; the fetching, checking and
-unpacking: :mod:`hmmnlab.download`)."""
+"""``hmmnlab download davis`` (its options: :mod:`hmmnlab.commands.cli`; the fetching, checking and
+unpacking: :mod:`hmmnlab.data.download`)."""
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
 
-from hmmnlab import records
-from hmmnlab.download import (
+from hmmnlab.data.download import (
     DOWNLOADS,
     archive_for,
     archive_name,
@@ -18,10 +17,11 @@ from hmmnlab.download import (
     is_unpacked,
     unpack,
 )
+from hmmnlab.evaluation import records
 
 
 def run(args: argparse.Namespace) -> int:
-    """``hmmnlab download davis`` (its options: :mod:`hmmnlab.cli`)."""
+    """``hmmnlab download davis`` (its options: :mod:`hmmnlab.commands.cli`)."""
     official = archive_for(args.year, args.resolution)
     root = records.check_output_dir(args.root, "--root")
     progress = not args.no_progress

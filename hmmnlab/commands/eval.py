@@ -1,6 +1,6 @@
-"""``hmmnlab eval`` (its options: :mod:`hmmnlab.cli`): a DAVIS split (:mod:`hmmnlab.evaluate`) or
-a YouTube-VOS one (:mod:`hmmnlab.evaluate_youtube`), each imported only by its own runner, so that
-neither dataset's module imports the other.
+"""``hmmnlab eval`` (its options: :mod:`hmmnlab.commands.cli`): a DAVIS split
+(:mod:`hmmnlab.evaluation.davis`) or a YouTube-VOS one (:mod:`hmmnlab.evaluation.youtube`), each
+imported only by its own runner, so that neither dataset's module imports the other.
 """
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from hmmnlab import options
+from hmmnlab.commands import options
 
 
 def run(args: argparse.Namespace) -> int:
@@ -21,10 +21,10 @@ def run(args: argparse.Namespace) -> int:
 def run_davis(args: argparse.Namespace) -> int:
     """``hmmnlab eval`` on DAVIS (:func:`run_youtube` runs ``--dataset youtube-vos``)."""
     from hmmnlab.allocator import keep_freed_memory
-    from hmmnlab.evaluate import evaluate
+    from hmmnlab.evaluation.davis import evaluate
+    from hmmnlab.evaluation.records import check_output_dir
+    from hmmnlab.evaluation.scoring import write_results
     from hmmnlab.inference import resolve_device
-    from hmmnlab.records import check_output_dir
-    from hmmnlab.scoring import write_results
     from hmmnlab.weights import load_model
 
     options.check_dataset_options(args)
@@ -50,10 +50,10 @@ def run_davis(args: argparse.Namespace) -> int:
 def run_youtube(args: argparse.Namespace) -> int:
     """``hmmnlab eval --dataset youtube-vos``."""
     from hmmnlab.allocator import keep_freed_memory
-    from hmmnlab.evaluate_youtube import GLOBAL_CSV, PER_OBJECT_CSV, evaluate
+    from hmmnlab.evaluation.records import atomic_path
+    from hmmnlab.evaluation.scoring import OFFICIAL_FLOAT_FORMAT
+    from hmmnlab.evaluation.youtube import GLOBAL_CSV, PER_OBJECT_CSV, evaluate
     from hmmnlab.inference import resolve_device
-    from hmmnlab.records import atomic_path
-    from hmmnlab.scoring import OFFICIAL_FLOAT_FORMAT
     from hmmnlab.weights import load_model
 
     device = resolve_device(args.device)

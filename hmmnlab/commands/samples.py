@@ -1,26 +1,27 @@
-"""``hmmnlab samples`` (its options: :mod:`hmmnlab.cli`): the command that writes the generated
-datasets.
+"""``hmmnlab samples`` (its options: :mod:`hmmnlab.commands.cli`): the command that writes the
+generated datasets.
 
 * ``--out DIR``: the bundled sample videos in the DAVIS layout
-  (:func:`hmmnlab.data.synthetic.write_samples`), and with ``--num-train N`` N random training videos;
+  (:func:`hmmnlab.data.synthetic.write_samples`), and with ``--num-train N`` N random training
+  videos;
 * ``--youtube-vos DIR``: a small set in the YouTube-VOS layout
   (:func:`hmmnlab.data.synthetic.write_youtube_vos`);
 * ``--lookalikes DIR``: the graded look-alike suite (:mod:`hmmnlab.data.lookalikes`).
 
 An existing dataset is replaced only with ``--overwrite``
-(:func:`hmmnlab.records.check_fresh_folder`).
+(:func:`hmmnlab.evaluation.records.check_fresh_folder`).
 """
 
 from __future__ import annotations
 
 import argparse
 
-from hmmnlab import records
 from hmmnlab.data.synthetic import write_samples, write_youtube_vos
+from hmmnlab.evaluation import records
 
 
 def run(args: argparse.Namespace) -> int:
-    """``hmmnlab samples`` (its options: :mod:`hmmnlab.cli`)."""
+    """``hmmnlab samples`` (its options: :mod:`hmmnlab.commands.cli`)."""
     if args.out is None and args.youtube_vos is None and args.lookalikes is None:
         raise ValueError(
             "expected --out DIR (DAVIS layout), --youtube-vos DIR and/or --lookalikes DIR"

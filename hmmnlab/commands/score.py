@@ -1,5 +1,6 @@
-"""``hmmnlab score`` (its options: :mod:`hmmnlab.cli`; the scores: :mod:`hmmnlab.scoring`, which
-imports pandas, OpenCV and the metrics only when a score is computed: no torch)."""
+"""``hmmnlab score`` (its options: :mod:`hmmnlab.commands.cli`; the scores:
+:mod:`hmmnlab.evaluation.scoring`, which imports pandas, OpenCV and the metrics only when a score is
+computed: no torch)."""
 
 from __future__ import annotations
 
@@ -7,12 +8,12 @@ import argparse
 import time
 from pathlib import Path
 
-from hmmnlab import scoring
-from hmmnlab.records import check_output_dir, check_outside
+from hmmnlab.evaluation import scoring
+from hmmnlab.evaluation.records import check_output_dir, check_outside
 
 
 def run(args: argparse.Namespace) -> int:
-    """``hmmnlab score`` (its options: :mod:`hmmnlab.cli`)."""
+    """``hmmnlab score`` (its options: :mod:`hmmnlab.commands.cli`)."""
     start = time.perf_counter()
     check_output_dir(args.out)  # a file or a read-only folder: refused before any work
     root = Path(args.root)

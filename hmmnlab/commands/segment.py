@@ -1,4 +1,5 @@
-"""``hmmnlab segment`` (its options: :mod:`hmmnlab.cli`; the work: :mod:`hmmnlab.segment`), and
+"""``hmmnlab segment`` (its options: :mod:`hmmnlab.commands.cli`; the work:
+:mod:`hmmnlab.evaluation.segment`), and
 :func:`load_video_inputs`, the check of every command that runs a model on one video (``segment``,
 ``trace``).
 """
@@ -9,22 +10,23 @@ import argparse
 import contextlib
 from pathlib import Path
 
-from hmmnlab import options
 from hmmnlab.allocator import keep_freed_memory
+from hmmnlab.commands import options
 from hmmnlab.config import preset
 from hmmnlab.data.frames import FrameFolder
 from hmmnlab.data.palette import read_label_png
+from hmmnlab.evaluation.records import check_outside, file_lock, output_lock
+from hmmnlab.evaluation.resources import check_memory
+from hmmnlab.evaluation.segment import check_npz_path, check_output_folder, segment_folder
 from hmmnlab.inference import object_labels, resolve_device
-from hmmnlab.records import check_outside, file_lock, output_lock
-from hmmnlab.resources import check_memory
-from hmmnlab.segment import check_npz_path, check_output_folder, segment_folder
 from hmmnlab.weights import load_model
 
 
 def load_video_inputs(
     args: argparse.Namespace, *, out: Path | None = None, overwrite: bool = False
 ):
-    """Check a video command's inputs before any work: (model, frames, first labels, read, device)."""
+    """Check a video command's inputs before any work: (model, frames, first labels, read,
+    device)."""
     device = resolve_device(args.device)
     read = options.read_config(args)
     frames = FrameFolder(args.frames)

@@ -1,4 +1,5 @@
-"""``hmmnlab trace`` (its options: :mod:`hmmnlab.cli`; the hook table: :mod:`hmmnlab.trace`)."""
+"""``hmmnlab trace`` (its options: :mod:`hmmnlab.commands.cli`; the hook table:
+:mod:`hmmnlab.inside.trace`)."""
 
 from __future__ import annotations
 
@@ -6,13 +7,13 @@ import argparse
 from pathlib import Path
 
 from hmmnlab.commands.segment import load_video_inputs
-from hmmnlab.records import check_outside, file_lock
-from hmmnlab.segment import check_npz_path, save_npz
-from hmmnlab.trace import run_with_cache, trace_arrays
+from hmmnlab.evaluation.records import check_outside, file_lock
+from hmmnlab.evaluation.segment import check_npz_path, save_npz
+from hmmnlab.inside.trace import run_with_cache, trace_arrays
 
 
 def run(args: argparse.Namespace) -> int:
-    """``hmmnlab trace`` (its options: :mod:`hmmnlab.cli`)."""
+    """``hmmnlab trace`` (its options: :mod:`hmmnlab.commands.cli`)."""
     check_npz_path(Path(args.out), "--out", overwrite=args.overwrite)
     check_outside(args.out, "--out", [("--frames", Path(args.frames))])
     model, frames, labels, read, device = load_video_inputs(args)

@@ -1,4 +1,4 @@
-"""``hmmnlab train`` (its options: :mod:`hmmnlab.cli`; the videos it trains on:
+"""``hmmnlab train`` (its options: :mod:`hmmnlab.commands.cli`; the videos it trains on:
 :mod:`hmmnlab.train.command`; the loop: :mod:`hmmnlab.train.loop`)."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ import contextlib
 import os
 from pathlib import Path
 
-from hmmnlab.records import check_fresh_folder, check_outside, output_lock
+from hmmnlab.evaluation.records import check_fresh_folder, check_outside, output_lock
 from hmmnlab.train.checkpoints import BEST_FILE, LOG_FILE, STATE_FILE, load_state
 from hmmnlab.train.command import davis_videos, lookalike_videos, synthetic_videos
 from hmmnlab.train.config import TrainConfig, parse_overrides
@@ -16,7 +16,7 @@ from hmmnlab.train.loop import train
 
 
 def run(args: argparse.Namespace) -> int:
-    """``hmmnlab train`` (its options: :mod:`hmmnlab.cli`)."""
+    """``hmmnlab train`` (its options: :mod:`hmmnlab.commands.cli`)."""
     config, model_overrides = parse_overrides(args.set or [], TrainConfig(preset=args.preset))
     run_files = (STATE_FILE, BEST_FILE, LOG_FILE)
     if args.resume:

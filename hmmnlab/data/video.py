@@ -2,9 +2,9 @@
 
 Every dataset reader (:class:`~hmmnlab.data.davis.DavisSequence`,
 :class:`~hmmnlab.data.youtube.YouTubeVideo`) and the in-memory :class:`ArrayVideo` implement it,
-so one runner (:mod:`hmmnlab.runner`) segments any of them, and ``propagate`` takes any of them as
-its frames. A new dataset needs a reader whose videos have these members, and a layout writer
-(:class:`hmmnlab.runner.Layout`) for the folders its masks go to.
+so one runner (:mod:`hmmnlab.evaluation.runner`) segments any of them, and ``propagate`` takes any
+of them as its frames. A new dataset needs a reader whose videos have these members, and a layout
+writer (:class:`hmmnlab.evaluation.runner.Layout`) for the folders its masks go to.
 """
 
 from __future__ import annotations

@@ -13,18 +13,19 @@ The r4 read is non-local matching sharpened by a Gaussian kernel; which kernel i
 =============  ===================================================================================
 
 The r3/r2 reads (:data:`FINE_READS`) are ``topk`` (HMMN's top-k guided read), ``dense`` (full
-non-local read over the fine memory; its affinity is T' HW x HW floats per object, e.g. 2 x 25920^2 x 4 B
-= 5.4 GB per object at r2 for 480p, so its query positions are read in chunks whose affinity fits in
-``ReadConfig.dense_chunk_mib``, with the same result) and ``none`` (no memory read at r3/r2: the "no
-hierarchy" ablation; the decoder gets zeros).
+non-local read over the fine memory; its affinity is T' HW x HW floats per object, e.g. 2 x 25920^2
+x 4 B = 5.4 GB per object at r2 for 480p, so its query positions are read in chunks whose affinity
+fits in ``ReadConfig.dense_chunk_mib``, with the same result) and ``none`` (no memory read at r3/r2:
+the "no hierarchy" ablation; the decoder gets zeros).
 
-:func:`read_variant` builds a :class:`~hmmnlab.config.ReadConfig` from a variant name and parameters.
-Each read is a parameter-free module with hook points on the tensors a student wants to see.
+:func:`read_variant` builds a :class:`~hmmnlab.config.ReadConfig` from a variant name and
+parameters. Each read is a parameter-free module with hook points on the tensors a student wants to
+see.
 
 Both registries (:mod:`hmmnlab.registry`, re-exported here) are the only lists of variants:
-:class:`~hmmnlab.config.ReadConfig` validates against them, and the CLI help and the tests read them.
-A new variant is one function (a kernel may register ``defaults=``, the ReadConfig fields it sets,
-and a fine read ``memory=``, its working memory for :mod:`hmmnlab.resources`)::
+:class:`~hmmnlab.config.ReadConfig` validates against them, and the CLI help and the tests read
+them. A new variant is one function (a kernel may register ``defaults=``, the ReadConfig fields it
+sets, and a fine read ``memory=``, its working memory for :mod:`hmmnlab.evaluation.resources`)::
 
     @register_kernel("box")                       # then read_variant("box") works everywhere
     def box_kernel(logits, track, h, w, config, module):
@@ -118,7 +119,8 @@ def no_kernel(logits, track, h, w, config, module):
 
 def read_variant(name: str = "hmmn", **params) -> ReadConfig:
     """A read configuration: the variant ``name`` (see :data:`KERNELS`) with ``params`` overriding
-    any :class:`~hmmnlab.config.ReadConfig` field, e.g. ``read_variant("kmn", sigma=7, fine="dense")``."""
+    any :class:`~hmmnlab.config.ReadConfig` field, e.g. ``read_variant("kmn", sigma=7,
+    fine="dense")``."""
     if name not in KERNELS:
         raise ValueError(f"unknown read variant {name!r}; known: {sorted(KERNELS)}")
     fields = {f.name for f in dataclasses.fields(ReadConfig)}
@@ -198,7 +200,8 @@ def guidance_affinity(p: Tensor, hw: int, guidance: str = "first-last") -> Tenso
 
 
 def guidance_frames(memory_frames: tuple[int, ...], read: ReadConfig) -> list[int]:
-    """The r4 memory frames whose affinity rows guide the fine reads (see :func:`guidance_affinity`)."""
+    """The r4 memory frames whose affinity rows guide the fine reads (see
+    :func:`guidance_affinity`)."""
     if read.guidance == "all" or len(memory_frames) == 1:
         return list(memory_frames)
     return [memory_frames[0], memory_frames[-1]]

@@ -2,8 +2,9 @@
 hmmnlab checkpoint), ``log.csv``; saving and loading them, the checks before a resume, and the
 run's state between steps (:class:`RunState`) that they keep.
 
-Every file is written through a temporary file and a rename (:func:`hmmnlab.records.atomic_path`),
-so a full disk or a killed run leaves the previous file intact.
+Every file is written through a temporary file and a rename
+(:func:`hmmnlab.evaluation.records.atomic_path`), so a full disk or a killed run leaves the previous
+file intact.
 """
 
 from __future__ import annotations
@@ -19,8 +20,8 @@ import torch
 from torch import Tensor
 
 from hmmnlab.config import ReadConfig
+from hmmnlab.evaluation.records import atomic_path, write_atomically
 from hmmnlab.model import HMMN
-from hmmnlab.records import atomic_path, write_atomically
 from hmmnlab.train.config import TrainConfig
 from hmmnlab.weights import FORMAT, load_checkpoint
 
@@ -67,8 +68,9 @@ def save_half_checkpoint(model: HMMN, path: str | Path, *, meta: dict | None = N
 
 
 def _atomic_save(obj: object, path: Path) -> None:
-    """``torch.save`` through a temporary file and a rename (:func:`hmmnlab.records.atomic_path`):
-    a full disk leaves the previous file intact, no temporary file, and a message naming it."""
+    """``torch.save`` through a temporary file and a rename
+    (:func:`hmmnlab.evaluation.records.atomic_path`): a full disk leaves the previous file intact,
+    no temporary file, and a message naming it."""
     with atomic_path(path) as temporary:
         torch.save(obj, temporary)
 

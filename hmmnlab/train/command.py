@@ -1,5 +1,5 @@
 """``hmmnlab train``'s data: synthetic, look-alike and DAVIS-layout videos (the command's run
-function: :mod:`hmmnlab.commands.train`; its options: :mod:`hmmnlab.cli`)."""
+function: :mod:`hmmnlab.commands.train`; its options: :mod:`hmmnlab.commands.cli`)."""
 
 from __future__ import annotations
 

@@ -12,8 +12,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from hmmnlab.config import ModelConfig, ReadConfig, preset
-from hmmnlab.options import parse_fields
+from hmmnlab.config import ModelConfig, ReadConfig, parse_fields, preset
 from hmmnlab.train.clips import ClipConfig, skip_schedule
 
 
@@ -133,7 +132,7 @@ def parse_overrides(
     """``["steps=100", "read.sigma=1.5", "model.decoder_dim=32"]`` -> (TrainConfig, ModelConfig
     overrides).
 
-    ``--set`` items, parsed by :func:`hmmnlab.options.parse_fields` (the parser of ``--read``): each
+    ``--set`` items, parsed by :func:`hmmnlab.config.parse_fields` (the parser of ``--read``): each
     value by its field's type, ``none`` for None where a field allows it; a key given twice is an
     error. ``read.<field>`` sets a field of the training read (:class:`ReadConfig`);
     ``variant``, ``mem_every`` and ``topk_r3`` are short for ``read.variant`` and so on."""

@@ -1,13 +1,14 @@
-"""The training loop: STM/HMMN's recipe on clips of 3 frames, with checkpoints, resume and a CSV log.
+"""The training loop: STM/HMMN's recipe on clips of 3 frames, with checkpoints, resume and a CSV
+log.
 
 A step draws ``batch_size`` clips (:mod:`hmmnlab.train.clips`) and runs each exactly as inference
 does (:func:`forward_clip`): frame 0 with its ground-truth mask goes into a
 :class:`~hmmnlab.memory.MemoryBank`, frame 1 is segmented through the kernel-guided r4 read and the
-top-k guided r3/r2 reads, frame 1 with its *predicted* soft probabilities goes into memory, frame 2 is
-segmented. The loss is the cross-entropy of the soft-aggregated outputs of frames 1 and 2
+top-k guided r3/r2 reads, frame 1 with its *predicted* soft probabilities goes into memory, frame 2
+is segmented. The loss is the cross-entropy of the soft-aggregated outputs of frames 1 and 2
 (:mod:`hmmnlab.train.losses`). Adam, learning rate with a linear warm-up and a cosine decay; the
-encoders' BatchNorm layers stay in eval mode (as the authors train), after an optional calibration of
-their statistics when training from scratch.
+encoders' BatchNorm layers stay in eval mode (as the authors train), after an optional calibration
+of their statistics when training from scratch.
 
 Files in ``out``: ``state.pth`` (model, optimizer, step, random states: what ``--resume`` reads),
 ``best.pth`` (an hmmnlab checkpoint of the best validation J&F, or of the last step without
@@ -35,10 +36,10 @@ from tqdm import tqdm
 
 from hmmnlab import ops
 from hmmnlab.config import ReadConfig
+from hmmnlab.evaluation.metrics import evaluate_semisupervised
 from hmmnlab.hooks import HookContext
 from hmmnlab.inference import propagate, resolve_device
 from hmmnlab.memory import MemoryBank
-from hmmnlab.metrics import evaluate_semisupervised
 from hmmnlab.model import HMMN
 from hmmnlab.precision import torch_threads
 from hmmnlab.step import segment_step
@@ -69,7 +70,7 @@ from hmmnlab.train.config import (
     max_skip_at,
     parse_overrides,
 )
-from hmmnlab.train.losses import attention_off_label, clip_loss, object_cells
+from hmmnlab.train.losses import attention_shares, attention_term, clip_loss, keep_in
 from hmmnlab.train.setup import (
     build_model,
     calibrate_batchnorm,
@@ -189,7 +190,8 @@ def evaluate(
     read: ReadConfig | None = None,
 ) -> dict[str, float]:
     """Mean J, F and J&F over ``videos`` with :func:`~hmmnlab.inference.propagate` (the real
-    inference; the official conventions of :func:`~hmmnlab.metrics.evaluate_semisupervised`)."""
+    inference; the official conventions of
+    :func:`~hmmnlab.evaluation.metrics.evaluate_semisupervised`)."""
     js, fs = [], []
     for video in videos:
         n = len(video) if max_frames is None else min(len(video), max_frames)
@@ -258,7 +260,7 @@ def train_step(
     once) whose gradients accumulate, under float16 autocast with ``amp`` (CUDA), sum the gradients
     and the loss over the processes, clip the gradient norm to ``grad_clip`` (None: no clipping)
     and step. The loss is the mean over the whole batch of :func:`~hmmnlab.train.losses.clip_loss`,
-    plus ``attention_loss`` times the r4 attention off the object (:func:`attention_term`).
+    plus ``attention_loss`` times the r4 attention off the object (:func:`~hmmnlab.train.losses.attention_term`).
     A non-finite loss or gradient norm (without AMP) raises :class:`TrainingDiverged` before the
     step, non-finite weights after it.
 
@@ -275,7 +277,7 @@ def train_step(
     for first in range(0, len(mine), chunk):  # gradients accumulate over the chunks
         group = mine[first : first + chunk]
         affinities: list[tuple[HookContext, Tensor]] = []
-        hooks = {"r4.affinity": _keep_in(affinities)} if attention_loss > 0 else None
+        hooks = {"r4.affinity": keep_in(affinities)} if attention_loss > 0 else None
         with torch.autocast("cuda", dtype=torch.float16, enabled=amp):
             batch_logits = forward_clips(model, group, read, device, hooks=hooks)
             per_clip = [
@@ -307,53 +309,6 @@ def train_step(
             f"the weights are no longer finite after the update (loss {total:.6g})"
         )
     return StepResult(total, float(norm))
-
-
-def _keep_in(found: list):
-    """A causal hook function that appends ``(ctx, value)`` to ``found`` and changes nothing."""
-
-    def keep(value: Tensor, ctx: HookContext) -> None:
-        found.append((ctx, value))
-
-    return keep
-
-
-def attention_term(
-    clips: Sequence[Clip], affinities: Sequence[tuple[HookContext, Tensor]], device: torch.device
-) -> Tensor:
-    """The r4 attention loss of :func:`train_step`: the mean of :func:`attention_shares`'s two
-    shares (each in [0, 1])."""
-    off, stray = attention_shares(clips, affinities, device)
-    return (off + stray) / 2
-
-
-def attention_shares(
-    clips: Sequence[Clip], affinities: Sequence[tuple[HookContext, Tensor]], device: torch.device
-) -> tuple[Tensor, Tensor]:
-    """Over the r4 query cells of the clips' predicted frames, with the true masks of the query and
-    memory frames (see :func:`~hmmnlab.train.losses.attention_off_label`): (the mean attention of
-    query cells on an object off that object's memory cells, i.e. 1 - the same-object share; the
-    mean attention of the other query cells on the object's memory cells).
-
-    affinities: the ``r4.affinity`` of each step of :func:`forward_clips` on ``clips`` with its
-    hook context (B x THW x HW, the rows the clips' objects in order)."""
-    cells = [object_cells(c.labels.to(device), c.num_objects) for c in clips]  # N x K x h x w
-    off = stray = torch.zeros((), device=device)
-    n_on = n_off = 0
-    for ctx, affinity in affinities:
-        memory = list(ctx.memory_frames)
-        memory_on = torch.cat(
-            [c[memory].transpose(0, 1).flatten(1) for c in cells]
-        )  # B x THW (memory frames oldest first, as the affinity's rows)
-        query_on = torch.cat([c[ctx.frame].flatten(1) for c in cells])  # B x HW
-        if memory_on.shape[1] != affinity.shape[1] or query_on.shape != affinity.shape[::2]:
-            raise ValueError(
-                f"r4.affinity {tuple(affinity.shape)} does not match the clips' r4 cells: "
-                f"memory {tuple(memory_on.shape)}, query {tuple(query_on.shape)}"
-            )
-        o, s, a, b = attention_off_label(affinity, memory_on, query_on)
-        off, stray, n_on, n_off = off + o, stray + s, n_on + a, n_off + b
-    return off / max(n_on, 1), stray / max(n_off, 1)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -532,7 +487,8 @@ def _loss_row(config: TrainConfig, step: int, elapsed: float, lr: float, window)
 def _validate(
     model: HMMN, val_sets: dict[str, list[Video]], config: TrainConfig, device: torch.device
 ) -> dict:
-    """J, F and J&F of every held-out set (``<set>_J`` ...), then the model back in training mode."""
+    """J, F and J&F of every held-out set (``<set>_J`` ...), then the model back in training
+    mode."""
     scores = {}
     for name, vids in val_sets.items():
         # the read users run (ReadConfig's defaults), whatever the clips were trained with

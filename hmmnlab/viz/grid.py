@@ -2,10 +2,11 @@
 and the helpers that build a figure and draw a frame or a cell's box on it.
 
 The figures of :mod:`hmmnlab.viz` take a trace (the ``cache`` dict of
-:func:`hmmnlab.trace.run_with_cache`: hook name -> tensor, see the table in :mod:`hmmnlab.trace`)
-plus plain arrays (frames as H x W x 3 images, the memory frame indices of
-``FrameResult.memory_frames``), and return a matplotlib ``Figure`` built without pyplot (no global
-state, nothing shown: display it, ``savefig`` it, or let a notebook render it). Objects are indexed
+:func:`hmmnlab.inside.trace.run_with_cache`: hook name -> tensor, see the table in
+:mod:`hmmnlab.inside.trace`) plus plain arrays (frames as H x W x 3 images, the memory frame indices
+of ``FrameResult.memory_frames``), and return a matplotlib ``Figure`` built without pyplot (no
+global state, nothing shown: display it, ``savefig`` it, or let a notebook render it). Objects are
+indexed
 0..B-1 in the trace's order (``FrameResult.object_ids``).
 
 Coordinates: the network works on the frame padded to a multiple of 16
@@ -113,7 +114,8 @@ def cell_box(y: int, x: int, size: tuple[int, int], *, scale: str = "r4") -> tup
 
 
 def grid_extent(size: tuple[int, int]) -> tuple[float, float, float, float]:
-    """The imshow ``extent`` (left, right, bottom, top) that lays a padded-grid map over the frame."""
+    """The imshow ``extent`` (left, right, bottom, top) that lays a padded-grid map over the
+    frame."""
     left, right, top, bottom = ops.padding_for(*size)
     height, width = size
     return (-left, width + right, height + bottom, -top)

@@ -1,6 +1,6 @@
-"""Label maps on frames: :func:`overlay` (the DAVIS colours blended over a frame, boundaries in full colour),
-panels and rows of overlays, the legend of the object colours, and the per-frame J&F plot of a
-score table.
+"""Label maps on frames: :func:`overlay` (the DAVIS colours blended over a frame, boundaries in full
+colour), panels and rows of overlays, the legend of the object colours, and the per-frame J&F plot
+of a score table.
 """
 
 from __future__ import annotations
@@ -37,7 +37,8 @@ def overlay_panels(
     panels: list[tuple[str, np.ndarray, np.ndarray]], *, columns: int = 4, legend: bool = True
 ) -> Figure:
     """A Figure of labelled overlays: ``panels`` = (title, H x W x 3 frame, H x W labels); with
-    ``legend``, one colour patch per object id found in the panels' labels (see :func:`object_legend`)."""
+    ``legend``, one colour patch per object id found in the panels' labels (see
+    :func:`object_legend`)."""
     if not panels:
         raise ValueError("overlay_panels needs at least one (title, frame, labels) panel")
     columns = min(columns, len(panels))
@@ -77,7 +78,7 @@ def object_legend(fig: Figure, object_ids, *, names: Mapping[int, str] | None = 
 
 def compare_plot(per_frame, *, title: str = "") -> Figure:
     """A line plot of a per-frame J&F table (one row per frame, one column per read, as
-    :func:`hmmnlab.report.compare_reads` returns): J&F per frame, one line per read."""
+    :func:`hmmnlab.inside.run_files.compare_reads` returns): J&F per frame, one line per read."""
     fig = Figure(figsize=(8, 3.2), layout="constrained")
     ax = fig.subplots()
     for label in per_frame.columns:
@@ -91,8 +92,8 @@ def compare_plot(per_frame, *, title: str = "") -> Figure:
 
 
 def palette_ids_in(images: list[np.ndarray], *, min_pixels: int = 20) -> list[int]:
-    """The object ids (1..255) whose exact DAVIS palette colour covers at least ``min_pixels`` pixels
-    of some image: the boundaries :func:`overlay` draws in each object's colour."""
+    """The object ids (1..255) whose exact DAVIS palette colour covers at least ``min_pixels``
+    pixels of some image: the boundaries :func:`overlay` draws in each object's colour."""
     palette = davis_palette().astype(np.int64)
     codes = palette @ np.array([65536, 256, 1])  # one integer per colour
     found = set()

@@ -57,7 +57,8 @@ def model_traces(
     device: str = "cpu",
 ) -> TraceProvider:  # fmt: skip
     """A ``trace_of`` for :class:`TopkInspector` that runs ``model``: propagate over the frames of
-    ``videos[video]`` up to ``frame``, yielding every frame's trace (:data:`TRACE_NAMES`) on the way."""
+    ``videos[video]`` up to ``frame``, yielding every frame's trace (:data:`TRACE_NAMES`) on the
+    way."""
     from hmmnlab.inference import propagate
 
     read = read or ReadConfig()
@@ -94,11 +95,11 @@ def topk_inspector(
 ) -> TopkInspector:
     """The top-k inspector over the sequences of a DAVIS 2017 val root (default: the bundled
     samples) with ``model`` or the checkpoint ``weights`` (default: the demo weights, see
-    :func:`hmmnlab.lesson.demo_weights`). Only the first ``num_frames`` frames of a video are used;
-    a frame's trace is computed when it is first shown. draw: see :class:`TopkInspector` (None:
-    in a Jupyter kernel, draw when displayed, so the progress bar shows during the first trace;
-    elsewhere, draw now)."""
-    from hmmnlab.lesson import demo_weights, sample_dataset
+    :func:`hmmnlab.inside.lesson.demo_weights`). Only the first ``num_frames`` frames of a video are
+    used; a frame's trace is computed when it is first shown. draw: see :class:`TopkInspector`
+    (None: in a Jupyter kernel, draw when displayed, so the progress bar shows during the first
+    trace; elsewhere, draw now)."""
+    from hmmnlab.inside.lesson import demo_weights, sample_dataset
     from hmmnlab.weights import load_model
 
     if num_frames < 2:

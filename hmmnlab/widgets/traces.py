@@ -120,10 +120,12 @@ def check_trace(
     trace: FrameTrace, *, video: str, frame: int, num_objects: int, grid: tuple[int, int],
     size: tuple[int, int] | None = None,
 ) -> FrameTrace:  # fmt: skip
-    """``trace`` with its tensors as CPU torch tensors, after checking that it has every hook point of
+    """``trace`` with its tensors as CPU torch tensors, after checking that it has every hook point
+    of
     :data:`TRACE_NAMES` with the shapes of a read of ``num_objects`` objects over memory frames
-    earlier than ``frame`` on the padded r4 grid ``grid`` (see the table in :mod:`hmmnlab.trace`),
-    and that its predicted labels, if any, are frames of ``size`` (H, W)."""
+    earlier than ``frame`` on the padded r4 grid ``grid`` (see the table in
+    :mod:`hmmnlab.inside.trace`), and that its predicted labels, if any, are frames of ``size`` (H,
+    W)."""
     where = f"the trace of frame {frame} of video {video!r}"
     if not isinstance(trace, FrameTrace):
         raise TypeError(f"{where} must be a FrameTrace(cache, memory_frames), got {trace!r:.80}")
@@ -144,7 +146,7 @@ def check_trace(
         )
     cache = {name: torch.as_tensor(value).cpu() for name, value in trace.cache.items()}
     h, w = grid
-    B, T, HW = num_objects, len(memory), h * w  # the dimension letters of hmmnlab.trace
+    B, T, HW = num_objects, len(memory), h * w  # the dimension letters of hmmnlab.inside.trace
     k3, k2 = (cache[f"{s}.topk_indices"].shape[-1] if cache[f"{s}.topk_indices"].ndim else 0
               for s in ("r3", "r2"))  # fmt: skip
     expected = {  # name: (shape, in words)

@@ -1,8 +1,9 @@
-"""``hmmnlab download davis``: fetch the official DAVIS archives and unpack them into the DAVIS layout.
+"""``hmmnlab download davis``: fetch the official DAVIS archives and unpack them into the DAVIS
+layout.
 
 One job: bring a DAVIS archive to ``ROOT/.downloads/NAME`` and unpack it into ``ROOT`` so that
-``ROOT/JPEGImages/<resolution>/...``, ``ROOT/Annotations/<resolution>/...`` and ``ROOT/ImageSets/...``
-are what :class:`hmmnlab.data.davis.DavisDataset` reads.
+``ROOT/JPEGImages/<resolution>/...``, ``ROOT/Annotations/<resolution>/...`` and
+``ROOT/ImageSets/...`` are what :class:`hmmnlab.data.davis.DavisDataset` reads.
 
 * The download streams to ``ROOT/.downloads/NAME.part`` and resumes an interrupted one with an HTTP
   ``Range: bytes=N-`` request (a server that answers 200 instead of 206 sends the whole file again,
@@ -38,7 +39,7 @@ import zlib
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from hmmnlab import records
+from hmmnlab.evaluation import records
 
 
 @dataclass(frozen=True)
@@ -351,7 +352,8 @@ def planned_members(
     zf: zipfile.ZipFile, archive: Path
 ) -> list[tuple[zipfile.ZipInfo, PurePosixPath]]:
     """The archive's files with their paths under --root: the common top folder (``DAVIS/``)
-    stripped, macOS resource folders left out. Every member is checked before anything is written."""
+    stripped, macOS resource folders left out. Every member is checked before anything is
+    written."""
     members = [(info, member_path(info.filename, archive)) for info in zf.infolist()]
     members = [(info, p) for info, p in members if p.parts and p.parts[0] != "__MACOSX"]
     tops = {p.parts[0] for _, p in members}

@@ -1,8 +1,8 @@
 """``hmmnlab segment``: segment a folder of frames from its first frame's mask.
 
-The command's options are declared in :mod:`hmmnlab.cli` and :mod:`hmmnlab.commands.segment` runs
-it (and checks the inputs of every command that runs a model on one video); this module holds the
-work: :func:`segment_folder` and the checks on its output paths.
+The command's options are declared in :mod:`hmmnlab.commands.cli` and
+:mod:`hmmnlab.commands.segment` runs it (and checks the inputs of every command that runs a model on
+one video); this module holds the work: :func:`segment_folder` and the checks on its output paths.
 """
 
 from __future__ import annotations
@@ -15,14 +15,14 @@ from tqdm import tqdm
 from hmmnlab.config import ReadConfig
 from hmmnlab.data.frames import FrameFolder
 from hmmnlab.data.palette import write_label_png
-from hmmnlab.inference import propagate
-from hmmnlab.model import HMMN
-from hmmnlab.records import (
+from hmmnlab.evaluation.records import (
     atomic_path,
     check_output_dir,
     check_output_file,
     check_outside,
 )
+from hmmnlab.inference import propagate
+from hmmnlab.model import HMMN
 
 
 def check_output_folder(

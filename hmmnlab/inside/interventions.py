@@ -9,7 +9,8 @@ Every experiment runs :func:`~hmmnlab.inference.propagate` with causal hooks
 - :func:`zero_readouts` - one scale's read-out (r4, r3 or r2) set to zero, one scale at a time;
 - :func:`transplant_first_memory` - frame 0's memory taken from another video: J&F per frame;
 - :func:`patch_activations` - activation patching: one hook's tensor copied from a clean run into a
-  corrupted run (:func:`occlude`, :func:`swap_labels`), and how much of the clean output it restores.
+  corrupted run (:func:`occlude`, :func:`swap_labels`), and how much of the clean output it
+  restores.
 
 A :class:`Video` holds the frames, the first frame's labels and (optionally) the ground truth of
 every frame; :func:`sample_video` reads one of the bundled samples. The hook functions behind the
@@ -28,9 +29,9 @@ import torch
 from torch import Tensor
 
 from hmmnlab.config import ReadConfig
+from hmmnlab.evaluation.metrics import object_scores
 from hmmnlab.hooks import HookContext, HookFn, hook_points
 from hmmnlab.inference import FrameResult, propagate
-from hmmnlab.metrics import object_scores
 from hmmnlab.model import HMMN
 
 
@@ -48,8 +49,9 @@ class Video:
 
 
 def sample_video(name: str = "twins", *, frames: int | None = 12, root=None) -> Video:
-    """A bundled sample video (``data_samples/``), cut to its first ``frames`` frames (None: all)."""
-    from hmmnlab.lesson import sample_dataset
+    """A bundled sample video (``data_samples/``), cut to its first ``frames`` frames (None:
+    all)."""
+    from hmmnlab.inside.lesson import sample_dataset
 
     sequence = sample_dataset(root)[name]
     count = len(sequence) if frames is None else min(frames, len(sequence))
@@ -165,7 +167,7 @@ def mask_figure(video: Video, table: pd.DataFrame, *, frames: Sequence[int] | No
     masks = table.attrs.get("masks")
     if not masks:
         raise ValueError(
-            "this table holds no masks: give the table an experiment of hmmnlab.interventions "
+            "this table holds no masks: give the table an experiment of hmmnlab.inside.interventions "
             "returned (knock_out_memory_frame, replace_kernel, zero_readouts, "
             "transplant_first_memory, patch_activations)"
         )
@@ -318,7 +320,7 @@ def transplant_first_memory(
     """J&F per frame of ``video`` when the memory of its frame 0 (keys and values at r4, r3, r2,
     with its mask) is encoded from ``donor``'s frame 0 instead. The donor must have the same size;
     its object rows are reused in turn when it has fewer objects."""
-    from hmmnlab.trace import run_with_cache
+    from hmmnlab.inside.trace import run_with_cache
 
     if donor.frames.shape[1:3] != video.frames.shape[1:3]:
         raise ValueError(
@@ -365,7 +367,7 @@ def patch_activations(
     = 1 - distance / distance of the unpatched corrupted run (1: the clean output, 0: no help).
     The two videos must have the same size and number of objects; frames after ``frame`` are not
     run."""
-    from hmmnlab.trace import run_with_cache
+    from hmmnlab.inside.trace import run_with_cache
 
     if clean.frames.shape != corrupted.frames.shape:
         raise ValueError(

@@ -1,16 +1,16 @@
-"""Memory a video needs, estimated before any work, so that a run too big for the machine stops at once
-with the estimate instead of failing after minutes in an allocation.
+"""Memory a video needs, estimated before any work, so that a run too big for the machine stops at
+once with the estimate instead of failing after minutes in an allocation.
 
-The dominant term is the r4 read: its affinity logits, Gaussian kernel and kernel-weighted affinity are
-each B x (T*HW) x HW float32 (B objects, T memory frames, HW positions of the padded stride-16 grid),
-e.g. 4.2 GB each for one object and one memory frame of a 3840 x 2160 video. The top-k guided reads add
-B x HW x s^2 x k s^2 floats at r3 (s = 2) and r2 (s = 4); a dense fine read at most
+The dominant term is the r4 read: its affinity logits, Gaussian kernel and kernel-weighted affinity
+are each B x (T*HW) x HW float32 (B objects, T memory frames, HW positions of the padded stride-16
+grid), e.g. 4.2 GB each for one object and one memory frame of a 3840 x 2160 video. The top-k guided
+reads add B x HW x s^2 x k s^2 floats at r3 (s = 2) and r2 (s = 4); a dense fine read at most
 ``ReadConfig.dense_chunk_mib`` (it reads its queries in chunks that fit). Each fine read registers
 its own cost beside it (``register_fine_read(name, memory=fn)``, :mod:`hmmnlab.registry`); one
-registered without counts as nothing. Every object also has its memory bank (keys and values of every
-scale kept) and its own pass through the memory encoder and the decoder at full resolution: with many
-objects on a small grid these dominate (80 objects at 480p need several GiB though the r4 read is
-small).
+registered without counts as nothing. Every object also has its memory bank (keys and values of
+every scale kept) and its own pass through the memory encoder and the decoder at full resolution:
+with many objects on a small grid these dominate (80 objects at 480p need several GiB though the r4
+read is small).
 """
 
 from __future__ import annotations

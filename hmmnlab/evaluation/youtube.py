@@ -18,11 +18,11 @@ later enters there with its given mask and a memory bank of its own (``new_objec
 
 Local scoring (train, whose every kept frame is annotated): an object is scored on the frames of the
 meta's union that come after its first frame (given, not scored) and have an annotation, with J
-(region IoU) and F (boundary) of :mod:`hmmnlab.metrics`; its scores are the means over those frames,
-and the global numbers average over objects. With ``unseen_categories`` the objects of those
-categories are the unseen ones: J and F seen / unseen, and their mean as ``Overall`` (YouTube-VOS's
-leaderboard columns). Which categories are unseen is the user's choice (the official split's unseen
-categories are those absent from its training set); nothing is assumed.
+(region IoU) and F (boundary) of :mod:`hmmnlab.evaluation.metrics`; its scores are the means over
+those frames, and the global numbers average over objects. With ``unseen_categories`` the objects of
+those categories are the unseen ones: J and F seen / unseen, and their mean as ``Overall``
+(YouTube-VOS's leaderboard columns). Which categories are unseen is the user's choice (the official
+split's unseen categories are those absent from its training set); nothing is assumed.
 """
 
 from __future__ import annotations
@@ -34,16 +34,22 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from hmmnlab import runner
 from hmmnlab.config import ReadConfig
 from hmmnlab.data.davis import listing
 from hmmnlab.data.palette import read_label_png
 from hmmnlab.data.youtube import YouTubeVideo, YouTubeVOS
+from hmmnlab.evaluation import runner
+from hmmnlab.evaluation.metrics import boundary_f_measure, jaccard_index
+from hmmnlab.evaluation.records import (
+    atomic_path,
+    check_output_dir,
+    check_outside,
+    output_lock,
+    run_settings,
+)
+from hmmnlab.evaluation.scoring import check_unique_names
 from hmmnlab.inference import resolve_device
-from hmmnlab.metrics import boundary_f_measure, jaccard_index
 from hmmnlab.model import HMMN
-from hmmnlab.records import atomic_path, check_output_dir, check_outside, output_lock, run_settings
-from hmmnlab.scoring import check_unique_names
 
 SUBMISSION_ZIP = "submission.zip"
 GLOBAL_CSV = "global_results.csv"
@@ -208,8 +214,8 @@ def check_categories(dataset: YouTubeVOS, categories: list[str] | None) -> None:
 
 def read_folders(dataset: YouTubeVOS, option: str = "--root") -> list:
     """The folders a YouTube-VOS run reads, as (option, folder) pairs for
-    :func:`hmmnlab.records.check_outside`: the root, the split's folder, its frame and annotation
-    folders and every selected video's (each may be a symlink to somewhere else)."""
+    :func:`hmmnlab.evaluation.records.check_outside`: the root, the split's folder, its frame and
+    annotation folders and every selected video's (each may be a symlink to somewhere else)."""
     folders = [dataset.root, dataset.split_dir, dataset.frame_root, dataset.annotation_root]
     for name in dataset.videos:
         folders += [dataset.frame_root / name, dataset.annotation_root / name]

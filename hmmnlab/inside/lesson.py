@@ -3,7 +3,8 @@
 ``load_demo("twins")`` returns the demo model (the registered ``demo`` weights), the first frames of
 a bundled sample sequence (``data_samples``, DAVIS 2017 layout) and its first frame's labels. Paths
 are resolved from the package's checkout, so notebooks work from any working directory; the
-environment variable ``HMMNLAB_DEMO_WEIGHTS`` points to another checkpoint (e.g. a fresh training run).
+environment variable ``HMMNLAB_DEMO_WEIGHTS`` points to another checkpoint (e.g. a fresh training
+run).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ SAMPLES = Path(__file__).resolve().parents[1] / "data_samples"
 
 @dataclass
 class Demo:
-    """A model and a short video ready for :func:`hmmnlab.trace.run_with_cache`."""
+    """A model and a short video ready for :func:`hmmnlab.inside.trace.run_with_cache`."""
 
     model: HMMN
     sequence: DavisSequence
@@ -64,8 +65,8 @@ def follow_query(
 ) -> tuple[tuple[int, int], str]:
     """The r4 query cell to follow at ``frame``: under the centre of object ``object_id`` in the
     *true* mask when the sequence annotates that frame and the object is in it, else in the
-    ``predicted`` label map; returns (cell, "true mask" or "predicted mask") so that the notebook can
-    say which."""
+    ``predicted`` label map; returns (cell, "true mask" or "predicted mask") so that the notebook
+    can say which."""
     from hmmnlab.viz import query_cell_on_object
 
     stem = sequence.frame_names[frame]
@@ -117,7 +118,8 @@ def key_similarity(key, labels: np.ndarray):
     """Cosine similarity of the mean key over each object's cells and over the background's,
     pairwise: a symmetric DataFrame indexed "background", "object 1", ... ``key``: C x h x w, or
     1 x C x h x w (the trace's ``query_features.k4``; for ``memory_features.*`` pass one object's
-    row); ``labels``: the H x W label map of the same frame. Look-alike objects have similar keys."""
+    row); ``labels``: the H x W label map of the same frame. Look-alike objects have similar
+    keys."""
     import pandas as pd
 
     from hmmnlab import ops

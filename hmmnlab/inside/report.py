@@ -5,16 +5,17 @@ from a trace (where a query cell looks, the Gaussian kernels, the top-k guidance
 ablation (the table, its CSV and a plot); and the *twins* case, two identical objects told apart
 only by their motion, read by ``stm`` (no kernel) and ``hmmn`` (temporal kernel).
 
-:func:`demo` does it in three steps, one job each: :func:`prepare_demo` loads the model and the
-data; the *runs* (:func:`segment_video`, :func:`trace_read`, :func:`run_ablation`,
-:func:`compare_twins`) segment, trace and score, writing their files under ``out``; the *sections*
+:func:`demo` does it in three steps, one job each: :func:`~hmmnlab.inside.demo_runs.prepare_demo`
+loads the model and the data; the *runs* of :mod:`hmmnlab.inside.demo_runs` (``segment_video``,
+``trace_read``, ``run_ablation``, ``compare_twins``) segment, trace and score, writing their files
+under ``out``; the *sections* here
 (:func:`intro_section` ... :func:`twins_section`) turn what the runs measured into text, figures and
 tables of a :class:`Report`, which assembles the HTML. The report is self-contained (figures are
 embedded as base64 PNG, tables as HTML).
 
-The helpers that read a run's files (:func:`frame_scores`, :func:`worst_frames`,
-:func:`frames_against_truth`, :func:`predicted_labels`, :func:`filmstrip`, :func:`compare_reads`)
-are the ones the notebooks call; the pure figures (``overlay_panels``, ``compare_plot``,
+The helpers that read a run's files (``frame_scores``, ``worst_frames``, ``frames_against_truth``,
+``predicted_labels``, ``filmstrip``, ``compare_reads``) are in :mod:`hmmnlab.inside.run_files`, which
+the notebooks call too; the pure figures (``overlay_panels``, ``compare_plot``,
 ``animate``, ``query_cell_on_object``) are in :mod:`hmmnlab.viz`.
 """
 
@@ -24,123 +25,29 @@ import base64
 import html
 import re
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
 from hmmnlab import ablation, viz
+from hmmnlab.inside.demo_runs import (
+    TWINS_SEQUENCE,
+    DemoSetup,
+    Segmented,
+    TracedRead,
+    TwinsComparison,
+    compare_twins,
+    prepare_demo,
+    run_ablation,
+    segment_video,
+    trace_read,
+)
 
-if TYPE_CHECKING:
-    import torch
-
-    from hmmnlab.config import ReadConfig
-    from hmmnlab.data.davis import DavisDataset, DavisSequence
-    from hmmnlab.model import HMMN
-
-#: The sequence segmented in the first section, and the one of the twins case.
-SEGMENT_SEQUENCE = "trio-crossing"
-TWINS_SEQUENCE = "twins"
-TRACE_FRAME = 10  # the frame whose memory read is explained (or the last frame of a short video)
-#: `hmmnlab demo` cuts the videos to their first 20 frames (the twins cross at 12-14).
-DEMO_FRAMES = 20
 #: Below this J&F (mean over the twins' frames) a model is said to lose the twins.
 FAIL_JF = 0.7
-#: The width in pixels of one panel of the report's animations.
-MOVIE_WIDTH = 240
 READ_DIAGRAM_ALT = "diagram: the hierarchical memory read r4, r3, r2, then the decoder"
 TITLE = "hmmnlab demo: HMMN video object segmentation, explained and ablated"
-
-# ----------------------------------------------------------------------------------------------------
-# Helpers shared with the notebooks: a run's predictions and scores, read from its folder
-
-
-def frame_scores(
-    davis_root, pred_dir, sequence: str, *, year: int = 2017, split: str = "val"
-) -> pd.DataFrame:
-    """Per-frame scores of one predicted sequence: one row per (scored frame, object) with the
-    frame index, its name, the object id, J, F and J&F (their mean)."""
-    from hmmnlab.data.davis import DavisDataset
-    from hmmnlab.scoring import score_sequence
-
-    seq = DavisDataset(ablation.repo_path(davis_root), year=year, split=split)[sequence]
-    scores = score_sequence(seq, pred_dir)
-    index_of = {name: i for i, name in enumerate(seq.frame_names)}
-    rows = [
-        (sequence, index_of[name], name, k + 1, scores.j[k, t], scores.f[k, t])
-        for k in range(scores.num_objects)
-        for t, name in enumerate(scores.frame_names)
-    ]
-    df = pd.DataFrame(rows, columns=["sequence", "frame", "name", "object", "J", "F"])
-    df["J&F"] = (df["J"] + df["F"]) / 2
-    return df
-
-
-def worst_frames(
-    scores: pd.DataFrame, n: int = 4, *, one_per_sequence: bool = True
-) -> pd.DataFrame:
-    """The ``n`` frames with the lowest J&F averaged over their objects (from
-    :func:`frame_scores` tables, concatenated for several sequences); by default at most one
-    frame per sequence, so that different failures show."""
-    per_frame = scores.groupby(["sequence", "frame"], as_index=False)[["J", "F", "J&F"]].mean()
-    per_frame = per_frame.sort_values("J&F", kind="stable")
-    if one_per_sequence:
-        per_frame = per_frame.drop_duplicates("sequence")
-    return per_frame.head(n).reset_index(drop=True)
-
-
-def predicted_labels(pred_dir, sequence, index: int) -> np.ndarray:
-    """The predicted label map of frame ``index`` of a DavisSequence, from ``pred_dir``."""
-    from hmmnlab.data.palette import read_label_png
-
-    return read_label_png(Path(pred_dir) / sequence.name / f"{sequence.frame_names[index]}.png")
-
-
-def filmstrip_panels(sequence, pred_dir, *, count: int = 6) -> list:
-    """(title, frame, predicted labels) of ``count`` evenly spaced frames of a segmented
-    DavisSequence, for :func:`hmmnlab.viz.overlay_panels`."""
-    indices = np.linspace(0, len(sequence) - 1, min(count, len(sequence))).round().astype(int)
-    return [
-        (f"frame {i}" + (" (given)" if i == 0 else ""), sequence.frame(i),
-         predicted_labels(pred_dir, sequence, i))
-        for i in indices
-    ]  # fmt: skip
-
-
-def filmstrip(sequence, pred_dir, *, count: int = 6):
-    """Overlays of ``count`` evenly spaced frames of a segmented DavisSequence."""
-    panels = filmstrip_panels(sequence, pred_dir, count=count)
-    return viz.overlay_panels(panels, columns=min(len(panels), 3))
-
-
-def frames_against_truth(
-    davis_root, pred_dir, frames: pd.DataFrame, *, year: int = 2017, split: str = "val"
-):
-    """Ground truth and prediction side by side (one row of panels per row of ``frames``, a table
-    with ``sequence`` and ``frame`` columns such as :func:`worst_frames` returns)."""
-    from hmmnlab.data.davis import DavisDataset
-
-    dataset = DavisDataset(ablation.repo_path(davis_root), year=year, split=split)
-    panels = []
-    for _, row in frames.iterrows():
-        seq, t = dataset[row["sequence"]], int(row["frame"])
-        score = f", J&F {row['J&F']:.2f}" if "J&F" in row else ""
-        panels.append((f"{seq.name} {t}: ground truth", seq.frame(t), seq.mask(t)))
-        panels.append((f"prediction{score}", seq.frame(t), predicted_labels(pred_dir, seq, t)))
-    return viz.overlay_panels(panels, columns=4)
-
-
-def compare_reads(davis_root, folders: dict[str, Path], sequence: str, **kwargs) -> pd.DataFrame:
-    """Per-frame J&F (mean over objects) of the same sequence under several reads: one column
-    per read, one row per scored frame. ``folders``: read label -> prediction folder."""
-    columns = {}
-    for label, folder in folders.items():
-        df = frame_scores(davis_root, folder, sequence, **kwargs)
-        columns[label] = df.groupby("frame")["J&F"].mean()
-    return pd.DataFrame(columns)
-
 
 # ----------------------------------------------------------------------------------------------------
 # The HTML report
@@ -206,222 +113,6 @@ class Report:
         path = Path(path)
         path.write_text(self.html())
         return path
-
-
-# ----------------------------------------------------------------------------------------------------
-# The demo: its inputs, its runs (files under out/, measured tables) and its sections (HTML)
-
-
-@dataclass
-class DemoSetup:
-    """What the demo's runs share: the output folder, the model, the data and the read grid."""
-
-    out: Path
-    model: HMMN
-    weights_name: str  # how the report names the weights
-    root: Path  # the DAVIS root read (a copy cut to ``frames`` frames when given)
-    dataset: DavisDataset  # the split of ``root``
-    grid: ablation.Grid
-    device: torch.device
-    frames: int | None
-    full: bool
-    dtype: str = "float32"  # every run's precision (hmmnlab.precision)
-
-    @property
-    def reads(self) -> dict[str, ReadConfig]:
-        return dict(self.grid)
-
-    @property
-    def ablation_sequences(self) -> list[str] | None:
-        """The sequences of the read ablation (None: every sequence of the split)."""
-        return None if self.full else [TWINS_SEQUENCE]
-
-
-def prepare_demo(
-    out: str | Path,
-    *,
-    weights=None,
-    davis_root: str | Path = "data_samples",
-    device: str = "cpu",
-    full: bool = False,
-    frames: int | None = None,
-    grid: ablation.Grid | None = None,
-    dtype: str | None = None,
-) -> DemoSetup:
-    """Create ``out``, load the model (see :func:`hmmnlab.ablation.resolve_model`), cut the data to
-    ``frames`` frames when given and check the read grid (see :func:`demo` for the arguments)."""
-    from hmmnlab.data.davis import DavisDataset
-    from hmmnlab.inference import resolve_device
-    from hmmnlab.precision import resolve_dtype
-
-    dtype = resolve_dtype(dtype)  # fails early on a bad $HMMNLAB_DTYPE
-
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    device = resolve_device(device)
-    model = ablation.resolve_model(weights, device)
-    root = ablation.repo_path(davis_root)
-    frames = frames or None  # 0: whole videos
-    if frames is not None:
-        names = None if full else [SEGMENT_SEQUENCE, TWINS_SEQUENCE]
-        root = ablation.short_davis(root, out / f"data-{frames}", frames=frames, sequences=names)
-    dataset = DavisDataset(root, year=2017, split="val")
-    base = ablation.carried_read(model)  # hmmn as the weights were trained to read
-    grid = grid or (ablation.default_grid(base) if full else ablation.quick_grid(base))
-    reads = dict(grid)
-    for needed in ("stm", "hmmn"):
-        if needed not in reads:
-            raise ValueError(
-                f"the demo's read grid needs a read labelled {needed!r}: {list(reads)}"
-            )
-    weights_name = "the demo weights" if weights is None else str(weights)
-    if not isinstance(weights, (str, Path, type(None))):
-        weights_name = "a model passed in"
-    return DemoSetup(out, model, weights_name, root, dataset, grid, device, frames, full, dtype)
-
-
-@dataclass
-class Segmented:
-    """A video segmented with the hmmn read: its per-sequence scores and overlay panels."""
-
-    sequence: DavisSequence
-    folder: Path  # the predictions (and overlays/)
-    scores: pd.DataFrame  # the per-sequence table of evaluate()
-    panels: list  # filmstrip_panels()
-    movie: list = field(default_factory=list)  # every frame's overlay (viz.labelled_row images)
-
-
-def segment_video(setup: DemoSetup, *, progress: bool = True) -> Segmented:
-    """Segment and score :data:`SEGMENT_SEQUENCE` with the hmmn read, writing the masks, overlay
-    frames and MP4 to ``out/segment``."""
-    from hmmnlab.evaluate import evaluate
-
-    sequence = setup.dataset[SEGMENT_SEQUENCE]
-    folder = setup.out / "segment"
-    _, per_sequence_df = evaluate(
-        setup.model, setup.root, folder, year=2017, read=setup.reads["hmmn"],
-        sequences=[sequence.name], device=setup.device, dtype=setup.dtype, overlays=True,
-        progress=progress,
-    )  # fmt: skip
-    movie = [
-        viz.labelled_row([(f"frame {t}", sequence.frame(t), predicted_labels(folder, sequence, t))],
-                         width=2 * MOVIE_WIDTH)
-        for t in range(len(sequence))
-    ]  # fmt: skip
-    return Segmented(sequence, folder, per_sequence_df, filmstrip_panels(sequence, folder), movie)
-
-
-@dataclass
-class TracedRead:
-    """The trace of one frame's memory read, and the query cell to explain."""
-
-    sequence: DavisSequence  # the frames of the figures
-    frame: int
-    cache: dict  # hook name -> tensor
-    memory_frames: tuple[int, ...]
-    obj: int  # the object explained (an index of the trace's objects)
-    object_id: int  # its label
-    query: tuple[int, int]  # the r4 query cell, on the object
-    read: ReadConfig  # the read traced
-
-
-def trace_read(setup: DemoSetup, sequence: DavisSequence) -> TracedRead:
-    """Trace frame :data:`TRACE_FRAME` (or the last) of ``sequence`` with the hmmn read; the query
-    cell is on the first object (in the annotation, else in the prediction)."""
-    from hmmnlab.trace import run_with_cache
-
-    read = setup.reads["hmmn"]
-    t = min(TRACE_FRAME, len(sequence) - 1)
-    result, cache = run_with_cache(
-        setup.model, sequence, sequence.first_mask(), frame=t, read=read, device=setup.device,
-        dtype=setup.dtype,
-    )  # fmt: skip
-    obj = 0  # the first object
-    # the query cell: on the object in the annotation (the samples annotate every frame)
-    truth = sequence.mask(t) if t < len(sequence.mask_paths) else result.labels.cpu().numpy()
-    object_id = result.object_ids[obj]
-    query = viz.query_cell_on_object(truth, object_id)
-    return TracedRead(sequence, t, cache, result.memory_frames, obj, object_id, query, read)
-
-
-def run_ablation(setup: DemoSetup, *, progress: bool = True) -> pd.DataFrame:
-    """The read ablation of the grid (:func:`hmmnlab.ablation.run`) into ``out/ablation``; its
-    table is also written to ``out/ablation.csv``."""
-    table = ablation.run(setup.root, setup.model, variants=setup.grid,
-                         sequences=setup.ablation_sequences, out=setup.out / "ablation",
-                         device=str(setup.device), dtype=setup.dtype,
-                         progress=progress)  # fmt: skip
-    table.to_csv(setup.out / "ablation.csv", index=False)
-    return table
-
-
-@dataclass
-class TwinsComparison:
-    """stm against hmmn on :data:`TWINS_SEQUENCE`: per-frame J&F tables and the frame of the last
-    comparison where they differ most, as overlay panels."""
-
-    swapped: pd.DataFrame  # (a) same weights, read swapped at inference
-    trained: pd.DataFrame | None  # (b) trained with each read (None: no stm weights)
-    where: int
-    panels: list  # (title, frame, labels): the ground truth, then each read's prediction
-    crossing: tuple[int, ...] = ()  # the frames run where the twins touch (ground truth)
-    movie: list = field(default_factory=list)  # every frame: truth and each prediction side by side
-
-
-def compare_twins(
-    setup: DemoSetup, *, stm_weights="demo-stm", progress: bool = True
-) -> TwinsComparison:
-    """Compare the reads on the twins from the ablation's folders (``hmmn`` and ``stm``, so run
-    :func:`run_ablation` first) and, unless ``stm_weights`` is None, the model trained with the stm
-    read (segmented into ``out/trained-stm``) against the hmmn one."""
-    from hmmnlab.evaluate import evaluate
-
-    twins = setup.dataset[TWINS_SEQUENCE]
-    folders = {
-        "hmmn read": setup.out / "ablation" / "hmmn",
-        "stm read": setup.out / "ablation" / "stm",
-    }
-    swapped = compare_reads(setup.root, folders, TWINS_SEQUENCE)
-    trained = None
-    if stm_weights is not None:
-        stm_model = ablation.resolve_model(stm_weights, setup.device)
-        evaluate(
-            stm_model, setup.root, setup.out / "trained-stm", year=2017,
-            read=ablation.carried_read(stm_model), sequences=[TWINS_SEQUENCE], device=setup.device,
-            dtype=setup.dtype, progress=progress,
-        )  # fmt: skip
-        folders = {"demo (hmmn)": folders["hmmn read"], "demo-stm (stm)": setup.out / "trained-stm"}
-        trained = compare_reads(setup.root, folders, TWINS_SEQUENCE)
-    last = swapped if trained is None else trained
-    where = int((last.iloc[:, 0] - last.iloc[:, 1]).abs().idxmax())
-    panels = [(f"ground truth, frame {where}", twins.frame(where), twins.mask(where))]
-    for label, folder in folders.items():
-        panels.append((f"{label}, frame {where}", twins.frame(where),
-                       predicted_labels(folder, twins, where)))  # fmt: skip
-    movie = []
-    for t in range(len(twins)):
-        row = [(f"ground truth, frame {t}", twins.frame(t), twins.mask(t))]
-        row += [(label, twins.frame(t), predicted_labels(folder, twins, t))
-                for label, folder in folders.items()]  # fmt: skip
-        movie.append(viz.labelled_row(row, width=MOVIE_WIDTH))
-    return TwinsComparison(swapped, trained, where, panels, touching_frames(twins), movie)
-
-
-def touching_frames(sequence, first: int = 1, second: int = 2, *, gap: float = 2.0) -> tuple:
-    """The frames of a DavisSequence whose ground truth has objects ``first`` and ``second``
-    within ``gap`` pixels of each other (touching or overlapping: where the twins cross)."""
-    import cv2
-
-    frames = []
-    for t in range(min(len(sequence), len(sequence.mask_paths))):
-        labels = sequence.mask(t)
-        a, b = labels == first, labels == second
-        if not a.any() or not b.any():
-            continue
-        distance = cv2.distanceTransform((~a).astype(np.uint8), cv2.DIST_L2, 3)  # to object a
-        if distance[b].min() <= gap:
-            frames.append(t)
-    return tuple(frames)
 
 
 def intro_section(report: Report, setup: DemoSetup) -> None:
@@ -655,8 +346,8 @@ def demo(
     instead of the quick grid on the twins (slow on a CPU). frames: cut the videos to their first
     ``frames`` frames (quick runs). grid: a read grid of your own (must include ``stm`` and
     ``hmmn`` for the twins case). stm_weights: the model trained with the stm read, compared
-    in the twins case with ``weights`` under its own (hmmn) read (None: that comparison is left out).
-    dtype: the precision of every run, ``"float32"`` or ``"bfloat16"`` (None: the process-wide
+    in the twins case with ``weights`` under its own (hmmn) read (None: that comparison is left
+    out). dtype: the precision of every run, ``"float32"`` or ``"bfloat16"`` (None: the process-wide
     default, :mod:`hmmnlab.precision`).
     """
     started = time.perf_counter()

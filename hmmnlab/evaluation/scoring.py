@@ -11,8 +11,9 @@ annotation.
 
 :func:`score` returns two pandas DataFrames in the official toolkit's layout, :func:`write_results`
 writes them as ``global_results.csv`` and ``per-sequence_results.csv``, and
-:mod:`hmmnlab.commands.score` runs ``hmmnlab score``. pandas, tqdm, OpenCV and the metrics are imported
-when a score is computed, not when this module is imported, so the command line starts quickly.
+:mod:`hmmnlab.commands.score` runs ``hmmnlab score``. pandas, tqdm, OpenCV and the metrics are
+imported when a score is computed, not when this module is imported, so the command line starts
+quickly.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from hmmnlab.data.davis import DavisSequence
-    from hmmnlab.metrics import SequenceScores
+    from hmmnlab.evaluation.metrics import SequenceScores
 
 #: Columns of ``global_results.csv``, in the official order.
 GLOBAL_COLUMNS = ("J&F-Mean", "J-Mean", "J-Recall", "J-Decay", "F-Mean", "F-Recall", "F-Decay")
@@ -76,7 +77,7 @@ def _read_prediction(
     import numpy as np
 
     from hmmnlab.data.palette import read_label_png
-    from hmmnlab.metrics import check_prediction_labels
+    from hmmnlab.evaluation.metrics import check_prediction_labels
 
     if not path.is_file():
         if allow_missing:
@@ -102,7 +103,7 @@ def score_sequence(
         pred_dir: the folder holding one sub-folder of PNGs per sequence.
         allow_missing: count a missing prediction file as an empty mask instead of failing.
     """
-    from hmmnlab.metrics import SequenceScores, object_scores
+    from hmmnlab.evaluation.metrics import SequenceScores, object_scores
 
     names = scored_frame_names(sequence)
     num_objects = sequence.num_objects
@@ -153,7 +154,7 @@ def results_tables(scores: list[SequenceScores]) -> tuple[pd.DataFrame, pd.DataF
     """
     import pandas as pd
 
-    from hmmnlab.metrics import global_statistics
+    from hmmnlab.evaluation.metrics import global_statistics
 
     global_df = pd.DataFrame([global_statistics(scores)], columns=list(GLOBAL_COLUMNS))
     rows = [
@@ -298,7 +299,7 @@ def write_results(
     Returns:
         The paths of the two files.
     """
-    from hmmnlab.records import atomic_path
+    from hmmnlab.evaluation.records import atomic_path
 
     out_dir = Path(out_dir)
     global_path = out_dir / GLOBAL_CSV

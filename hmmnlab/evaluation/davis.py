@@ -6,11 +6,12 @@ finished sequence (seconds per frame, peak memory, and the settings that produce
 interrupted run resumes where it stopped. With overlays: ``OUT/overlays/<sequence>/<frame>.jpg`` and
 ``OUT/overlays/<sequence>.mp4``.
 
-Resuming never mixes runs: a sequence counts as finished only when its record exists, is complete and
-was written with the same settings (model weights, model config, read config, overlays, resolution,
-hmmnlab version). The record is removed before a sequence is (re)segmented and written atomically
-after its last mask, so a run killed mid-sequence redoes that sequence. One ``eval`` at a time may
-write to an output folder (a lock file, ``OUT/.hmmnlab.lock``, :func:`hmmnlab.records.output_lock`).
+Resuming never mixes runs: a sequence counts as finished only when its record exists, is complete
+and was written with the same settings (model weights, model config, read config, overlays,
+resolution, hmmnlab version). The record is removed before a sequence is (re)segmented and written
+atomically after its last mask, so a run killed mid-sequence redoes that sequence. One ``eval`` at a
+time may write to an output folder (a lock file, ``OUT/.hmmnlab.lock``,
+:func:`hmmnlab.evaluation.records.output_lock`).
 """
 
 from __future__ import annotations
@@ -19,24 +20,24 @@ from pathlib import Path
 
 import pandas as pd
 
-from hmmnlab import runner
 from hmmnlab.config import ReadConfig
 from hmmnlab.data.davis import DavisDataset, DavisSequence
-from hmmnlab.inference import resolve_device
-from hmmnlab.model import HMMN
-from hmmnlab.records import (  # re-exported: the output lock and atomic writes live there
+from hmmnlab.evaluation import runner
+from hmmnlab.evaluation.records import (  # re-exported: the output lock and atomic writes live there
     LOCK_NAME as LOCK_NAME,
 )
-from hmmnlab.records import check_output_dir, check_outside, output_lock, run_settings
-from hmmnlab.runner import DavisLayout
-from hmmnlab.runner import write_overlay_video as write_overlay_video  # re-exported
-from hmmnlab.scoring import check_unique_names, score
+from hmmnlab.evaluation.records import check_output_dir, check_outside, output_lock, run_settings
+from hmmnlab.evaluation.runner import DavisLayout
+from hmmnlab.evaluation.runner import write_overlay_video as write_overlay_video  # re-exported
+from hmmnlab.evaluation.scoring import check_unique_names, score
+from hmmnlab.inference import resolve_device
+from hmmnlab.model import HMMN
 
 
 def read_folders(dataset: DavisDataset, names: list[str], option: str = "--root") -> list:
     """The folders a DAVIS run reads, as (option, folder) pairs for
-    :func:`hmmnlab.records.check_outside`: the root, its frame and annotation folders and every
-    sequence's (each may be a symlink to somewhere else)."""
+    :func:`hmmnlab.evaluation.records.check_outside`: the root, its frame and annotation folders and
+    every sequence's (each may be a symlink to somewhere else)."""
     folders = [dataset.root, dataset.frame_dir, dataset.mask_dir]
     for name in names:
         folders += [dataset.frame_dir / name, dataset.mask_dir / name]

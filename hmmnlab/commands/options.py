@@ -1,19 +1,20 @@
-"""Command-line option groups shared by the commands, and the one ``key=value`` parser.
+"""Command-line option groups shared by the commands.
 
-Every command that runs a model with one memory read (``segment``, ``trace``, ``eval``) takes the same
-options from :func:`add_model_options`: ``--weights``, the read options (``--variant``, ``--read
-KEY=VALUE``, ``--mem-every``, ``--max-memory-frames``) and the device options (``--device``,
-``--amp``); :func:`read_config` turns them into a :class:`~hmmnlab.config.ReadConfig`. The
-``--variant`` choices are the read registry's names (:data:`hmmnlab.model.reads.KERNELS`), looked up
-when the command line is parsed, so a variant registered at run time is accepted.
+Every command that runs a model with one memory read (``segment``, ``trace``, ``eval``) takes the
+same options from :func:`add_model_options`: ``--weights``, the read options (``--variant``,
+``--read KEY=VALUE``, ``--mem-every``, ``--max-memory-frames``) and the device options
+(``--device``, ``--amp``); :func:`read_config` turns them into a
+:class:`~hmmnlab.config.ReadConfig`. The ``--variant`` choices are the read registry's names
+(:data:`hmmnlab.model.reads.KERNELS`), looked up when the command line is parsed, so a variant
+registered at run time is accepted.
 
-The dataset a command reads is ``--root ROOT`` (``--davis ROOT`` is the same option, its older name):
+The dataset a command reads is ``--root ROOT`` (``--davis ROOT`` is the same option, its older
+name):
 :func:`add_davis_options` for a DAVIS split (``score``), :func:`add_dataset_options` for DAVIS or
 YouTube-VOS (``eval --dataset davis|youtube-vos``), checked by :func:`check_dataset_options`.
 
-:func:`parse_fields` parses ``key=value`` items as the fields of a dataclass (``--read`` for
-ReadConfig, ``--set`` for the training config): each value by its field's type, ``none`` for None
-where the field allows it.
+The ``key=value`` items of ``--read`` and ``--set`` are parsed by
+:func:`hmmnlab.config.parse_fields`.
 
 Nothing heavy is imported here (no torch): ``hmmnlab --help`` builds every parser with these groups.
 """
@@ -24,105 +25,10 @@ import argparse
 import dataclasses
 import importlib
 import sys
-import types
-import typing
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
-from hmmnlab.config import ReadConfig
-
-# ----------------------------------------------------------------------------------------------------
-# key=value
-
-TRUE_WORDS = ("true", "yes", "on", "1")
-FALSE_WORDS = ("false", "no", "off", "0")
-
-
-def field_types(cls: type) -> dict[str, tuple[type, bool]]:
-    """Dataclass field name -> (its type, whether None is allowed), e.g. ``ReadConfig``'s
-    ``{"sigma": (float, False), "topk_r2": (int, True), ...}``."""
-    hints = typing.get_type_hints(cls)
-    kinds = {}
-    for field in dataclasses.fields(cls):
-        hint = hints[field.name]
-        optional = False
-        if typing.get_origin(hint) in (typing.Union, types.UnionType):
-            args = typing.get_args(hint)
-            optional = type(None) in args
-            rest = [arg for arg in args if arg is not type(None)]
-            hint = rest[0] if len(rest) == 1 else hint
-        kinds[field.name] = (hint, optional)
-    return kinds
-
-
-def field_defaults(cls: type) -> dict[str, object]:
-    """Dataclass field name -> its default (without building an instance)."""
-    return {f.name: f.default for f in dataclasses.fields(cls)}
-
-
-def _parse_value(text: str, kind: type, *, where: str, key: str) -> object:
-    """``text`` as a value of type ``kind``; errors start with ``where`` (the option and item)."""
-    if kind is bool:
-        if text.lower() in TRUE_WORDS:
-            return True
-        if text.lower() in FALSE_WORDS:
-            return False
-        raise ValueError(f"{where}: expected true or false for {key}, found {text!r}")
-    if kind is int:
-        try:
-            return int(text)
-        except ValueError:
-            raise ValueError(f"{where}: expected an integer for {key}, found {text!r}") from None
-    if kind is float:
-        try:
-            return float(text)
-        except ValueError:
-            raise ValueError(f"{where}: expected a number for {key}, found {text!r}") from None
-    if kind is str:
-        return text
-    raise ValueError(f"{where}: {key} (of type {kind}) cannot be set from the command line")
-
-
-def parse_fields(
-    items: Iterable[str] | None,
-    cls: type,
-    *,
-    option: str,
-    what: str = "field",
-    prefix: str = "",
-) -> dict[str, object]:
-    """``key=value`` items -> {field: value} for the fields of the dataclass ``cls``, e.g.
-    ``parse_fields(["sigma=7", "fine=dense", "topk_r2=none"], ReadConfig, option="--read")`` ->
-    ``{"sigma": 7.0, "fine": "dense", "topk_r2": None}``.
-
-    Each value is parsed by its field's type (int, float, str; bool from true/false, yes/no, on/off,
-    1/0); ``none`` gives None where the field allows it (and is the text "none" for a str field that
-    does not, e.g. ``fine=none``). Dashes in keys count as underscores; with a
-    ``prefix`` (``"model."``) every key must start with it and names the field after it. Errors name
-    ``option`` and the item: no ``=``, an unknown key (listing the known ones, called ``what``), a
-    key given twice, a value of the wrong type."""
-    kinds = field_types(cls)
-    values: dict[str, object] = {}
-    for item in items or ():
-        key, sep, text = item.partition("=")
-        key, text = key.strip().replace("-", "_"), text.strip()
-        if not sep:
-            raise ValueError(f"{option} expects key=value, got {item!r}")
-        where = f"{option} {item}"
-        name = key.removeprefix(prefix)
-        if not key.startswith(prefix) or name not in kinds:
-            raise ValueError(f"{where}: unknown {what} {name!r}; known: {', '.join(sorted(kinds))}")
-        if name in values:
-            raise ValueError(f"{option} {key} is given twice")
-        kind, optional = kinds[name]
-        if text.lower() == "none" and not (kind is str and not optional):
-            if not optional:
-                raise ValueError(f"{where}: {name} cannot be none (expected {kind.__name__})")
-            values[name] = None
-        else:
-            values[name] = _parse_value(text, kind, where=where, key=name)
-    return values
-
+from hmmnlab.config import ReadConfig, field_defaults, parse_fields
 
 # ----------------------------------------------------------------------------------------------------
 # Option groups

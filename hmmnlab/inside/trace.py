@@ -1,7 +1,7 @@
 """Traces: the intermediate tensors of one frame's memory read, by hook name.
 
-Hook points (all tensors of the frame being segmented; ``B`` objects, ``T`` r4 memory frames, ``h x w``
-the padded r4 grid, ``HW = h w``; memory rows frame-major, oldest frame first; query columns):
+Hook points (all tensors of the frame being segmented; ``B`` objects, ``T`` r4 memory frames, ``h x
+w`` the padded r4 grid, ``HW = h w``; memory rows frame-major, oldest frame first; query columns):
 
 =============================  =====================  ============================================
 name                           shape                  meaning
@@ -10,8 +10,10 @@ memory_features.k4 / v4        B x C x h x w          key / value of frame t-1 a
                                                       k2, v2 at r3 and r2)
 query_features.k4 / v4         1 x C x h x w          query key / value at r4 (also k3, k2)
 r4.affinity_logits             B x THW x HW           S = mk^T qk / sqrt(C), before softmax
-r4.flow                        B x HW                 window argmax: the query position each position
-                                                      of frame t-1 matches best (kernel centres of t-1)
+r4.flow                        B x HW                 window argmax: the query position each
+position
+                                                      of frame t-1 matches best (kernel centres of
+                                                      t-1)
 r4.centres                     B x THW                kernel centre of every memory row (older
                                                       frames: propagated through time)
 r4.sigmas                      T                      kernel width of every memory frame
@@ -31,8 +33,8 @@ output.object_probs            B x H x W              each object's foreground p
 output.logits / output.probs   (B+1) x H x W          soft aggregation over background + objects
 =============================  =====================  ============================================
 
-Without a kernel (``stm``) the r4 flow/centres/sigmas/kernel points do not fire; with a dense fine read
-``r3.attention`` is B x T'HW3 x HW3 and no ``topk_indices`` fire. :func:`trace_arrays` adds
+Without a kernel (``stm``) the r4 flow/centres/sigmas/kernel points do not fire; with a dense fine
+read ``r3.attention`` is B x T'HW3 x HW3 and no ``topk_indices`` fire. :func:`trace_arrays` adds
 ``memory_frames`` (frame indices of the r4 memory) and ``r3.topk_coords`` / ``r2.topk_coords``
 (B x HW x k x 3: memory frame index, y, x of every selected r4 cell).
 

@@ -24,9 +24,9 @@ import torch
 
 from hmmnlab import ops
 from hmmnlab.config import ReadConfig
+from hmmnlab.evaluation.metrics import evaluate_semisupervised
 from hmmnlab.inference import object_labels, propagate
-from hmmnlab.metrics import evaluate_semisupervised
-from hmmnlab.trace import guidance_frames, topk_coordinates
+from hmmnlab.inside.trace import guidance_frames, topk_coordinates
 
 CELL = 16  # pixels per r4 cell
 

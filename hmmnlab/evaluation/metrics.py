@@ -324,7 +324,7 @@ def evaluate_semisupervised(
 
     The objects are 1..K with K from ``gt_masks[0]``; frames 1..T-2 are scored (the first frame is
     the input, the last is dropped by the official code). A prediction label above K is an error,
-    as in the official toolkit. Streaming from files is done by :mod:`hmmnlab.scoring`.
+    as in the official toolkit. Streaming from files is done by :mod:`hmmnlab.evaluation.scoring`.
     """
     gt_masks, pred_masks = np.asarray(gt_masks), np.asarray(pred_masks)
     if gt_masks.ndim != 3 or gt_masks.shape != pred_masks.shape:

@@ -1,11 +1,12 @@
 """The ``hmmnlab`` command line: one sub-command per job, every parser built here.
 
-The options the commands share come from :mod:`hmmnlab.options`: every command that runs a model with
-one read (``segment``, ``trace``, ``eval``) takes the same ``--weights``, read options (``--variant``,
-``--read``, ``--mem-every``, ``--max-memory-frames``) and device options (``--device``, ``--amp``).
-``demo`` takes ``--weights``, ``--device`` and ``--dtype`` but no read options: it runs a fixed
-tour of several reads (the ablation grid, stm against hmmn). ``ablate`` takes ``--weights``, the DAVIS options of
-``eval`` and the device options; its ``--variants`` names the reads to compare.
+The options the commands share come from :mod:`hmmnlab.commands.options`: every command that runs a
+model with one read (``segment``, ``trace``, ``eval``) takes the same ``--weights``, read options
+(``--variant``, ``--read``, ``--mem-every``, ``--max-memory-frames``) and device options
+(``--device``, ``--amp``). ``demo`` takes ``--weights``, ``--device`` and ``--dtype`` but no read
+options: it runs a fixed tour of several reads (the ablation grid, stm against hmmn). ``ablate``
+takes ``--weights``, the DAVIS options of ``eval`` and the device options; its ``--variants`` names
+the reads to compare.
 
 Each command's run function is ``run(args)`` of its module in :mod:`hmmnlab.commands` (one module
 per command), imported only when the command runs, so building the parsers imports no torch (and no
@@ -22,7 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from hmmnlab import options
+from hmmnlab.commands import options
 
 
 @dataclass(frozen=True)
@@ -324,7 +325,7 @@ def download_sha256(text: str) -> str:
 
 
 #: ``hmmnlab demo`` cuts the videos to their first 20 frames (the twins cross at 12-14);
-#: hmmnlab.report.DEMO_FRAMES is this number (tests/test_cli.py checks).
+#: hmmnlab.inside.demo_runs.DEMO_FRAMES is this number (tests/test_cli.py checks).
 DEMO_FRAMES = 20
 
 
@@ -368,7 +369,7 @@ COMMANDS: dict[str, Command] = {
     "trace": Command(
         "save the intermediate tensors of one frame's memory read",
         "Propagate from frame 0 and write every hook point of frame T to an .npz (see "
-        "hmmnlab.trace for the names, shapes and meanings).",
+        "hmmnlab.inside.trace for the names, shapes and meanings).",
         trace_arguments,
         Runner("hmmnlab.commands.trace", "run"),
     ),
@@ -476,7 +477,7 @@ def main(argv: list[str] | None = None) -> int:
 def os_error_message(err: OSError) -> str:
     """One line naming the file of an OSError (``records.write_error``'s wording for a full device
     or a folder that cannot be written)."""
-    from hmmnlab.records import write_error
+    from hmmnlab.evaluation.records import write_error
 
     path = Path(err.filename) if err.filename else None
     clear = write_error(err, path) if path is not None else None

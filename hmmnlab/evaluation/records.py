@@ -5,9 +5,9 @@ marks it finished, its peak memory: :func:`run_settings`, :func:`read_record`, :
 The rules (STYLE.md, "Commands and files"): a command never writes inside a dataset folder it reads,
 however the path is spelled (:func:`check_outside`); never replaces an existing file without
 ``--overwrite`` (:func:`check_overwrite`, :func:`check_fresh_folder`); never leaves a half-written
-file (:func:`atomic_path` and the ``write_*_atomically`` helpers: a temporary file beside the target,
-then :func:`os.replace`; the temporary file is removed on any failure); and takes a lock on its
-output (:func:`output_lock`). Errors are ValueError (a path the user gave is wrong) or
+file (:func:`atomic_path` and the ``write_*_atomically`` helpers: a temporary file beside the
+target, then :func:`os.replace`; the temporary file is removed on any failure); and takes a lock on
+its output (:func:`output_lock`). Errors are ValueError (a path the user gave is wrong) or
 :class:`WriteError` (a RuntimeError: the device is full, the folder is not writable): the command
 line prints them as one line, without a traceback.
 
@@ -273,7 +273,8 @@ def check_outside(out: str | Path, what: str, inputs: Iterable[tuple[str, str | 
 
 class PeakMemory:
     """Peak memory while a block runs, in MiB: allocated GPU memory on CUDA; on the CPU, the peak
-    resident set of the process (reset at the start where Linux allows, else since process start)."""
+    resident set of the process (reset at the start where Linux allows, else since process
+    start)."""
 
     def __init__(self, device: torch.device) -> None:
         self.device = device

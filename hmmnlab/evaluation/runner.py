@@ -4,13 +4,14 @@ The runner takes videos (anything with the :class:`~hmmnlab.data.video.Video` pr
 :class:`Layout`, which says where a video's masks go and which frames get one. For every video it
 removes the old record, propagates, hands each frame's labels to the layout's writer, and then
 writes the record (``OUT/timing/<video>.json``: seconds per frame, peak memory and the settings the
-masks depend on, :func:`hmmnlab.records.run_settings`) atomically. A video counts as finished
-when its record exists, was written with the same settings and the layout finds all its masks, so
-a run killed mid-video redoes that video and nothing else, and a run with other settings never
-takes another run's masks. One run at a time writes to a folder (:func:`hmmnlab.records.output_lock`).
+masks depend on, :func:`hmmnlab.evaluation.records.run_settings`) atomically. A video counts as
+finished when its record exists, was written with the same settings and the layout finds all its
+masks, so a run killed mid-video redoes that video and nothing else, and a run with other settings
+never takes another run's masks. One run at a time writes to a folder
+(:func:`hmmnlab.evaluation.records.output_lock`).
 
 The DAVIS layout (``OUT/<sequence>/<frame>.png``, optional overlays) is :class:`DavisLayout`; the
-YouTube-VOS one is in :mod:`hmmnlab.evaluate_youtube`. A new dataset needs a reader (its videos
+YouTube-VOS one is in :mod:`hmmnlab.evaluation.youtube`. A new dataset needs a reader (its videos
 implement the protocol) and, when its masks go somewhere else, a layout: ``masks_dir``, ``frames``
 and ``open``.
 """
@@ -31,10 +32,10 @@ from tqdm import tqdm
 from hmmnlab.config import ReadConfig
 from hmmnlab.data.palette import write_label_png
 from hmmnlab.data.video import Video
+from hmmnlab.evaluation.records import PeakMemory, read_record, timing_path, write_json_atomically
+from hmmnlab.evaluation.resources import check_memory
 from hmmnlab.inference import propagate
 from hmmnlab.model import HMMN
-from hmmnlab.records import PeakMemory, read_record, timing_path, write_json_atomically
-from hmmnlab.resources import check_memory
 from hmmnlab.viz import overlay
 
 
@@ -198,7 +199,7 @@ def segment_video(
 
 def check_fits(model: HMMN, videos: Iterable[Video], read: ReadConfig, device) -> None:
     """Before any work: every video must fit in the device's memory
-    (:func:`hmmnlab.resources.check_memory`)."""
+    (:func:`hmmnlab.evaluation.resources.check_memory`)."""
     for video in videos:
         check_memory(*video.size, video.num_objects, len(video), read, device=device,
                      what=f"video {video.name}", model=model.config)  # fmt: skip
