@@ -7,7 +7,8 @@ import argparse
 
 from hmmnlab import ablation
 from hmmnlab.evaluation.records import check_output_dir
-from hmmnlab.inside.report import DEMO_FRAMES, demo
+from hmmnlab.inside.demo_runs import DEMO_FRAMES
+from hmmnlab.inside.report import demo
 
 
 def run(args: argparse.Namespace) -> int:

@@ -18,7 +18,7 @@ from hmmnlab.data.davis import DavisDataset, DavisSequence
 from hmmnlab.model import HMMN
 from hmmnlab.weights import demo_weights  # noqa: F401  (its home; notebooks import it from here)
 
-SAMPLES = Path(__file__).resolve().parents[1] / "data_samples"
+SAMPLES = Path(__file__).resolve().parents[2] / "data_samples"  # the repository's
 
 
 @dataclass
