@@ -45,9 +45,11 @@ def test_every_part_runs_on_the_cpu_device(tmp_path):
     assert parts["cuda_fp32_parity"]["passed"]  # the CPU against itself and the fixture
     amp = parts["amp_jf"]
     assert 0 <= amp["float32"]["J&F"] <= 1
-    assert amp["bfloat16"]["abs_diff_vs_float32"] >= 0  # float16 autocast is NaN on the CPU
-    for precision in ("float32", "bfloat16", "float16"):
+    assert amp["bfloat16"]["abs_diff_vs_float32"] >= 0
+    for precision in ("float32", "bfloat16"):
         assert parts["speed_480p"][precision]["seconds_per_frame"] > 0
+    for part in (amp, parts["speed_480p"]):  # float16 autocast is CUDA's: not timed on a CPU
+        assert part["float16"]["skipped"].startswith("float16 autocast is for CUDA"), part
     assert parts["train_step"]["float32"]["finite"]
     memory = parts["memory_1000_frames"]
     for run in (memory["uncapped"], memory["max_memory_frames=2"]):
