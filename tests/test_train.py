@@ -485,3 +485,51 @@ def test_mask_convolutions_get_their_own_learning_rate(tiny_video, tmp_path):
     assert largest_change("decoder.pred2.weight") == pytest.approx(1e-4, rel=0.01)
     with pytest.raises(ValueError, match="mask_lr_mult"):
         TrainConfig(mask_lr_mult=0)
+
+
+def _same_clips(a: list, b: list) -> bool:
+    return len(a) == len(b) and all(
+        torch.equal(x.frames, y.frames) and torch.equal(x.labels, y.labels)
+        for x, y in zip(a, b, strict=True)
+    )
+
+
+def test_loader_workers_draw_each_steps_clips_whatever_their_number(two_objects):
+    """With loader_workers >= 1 the clips of step s come from step s's own stream: 1 or 2 worker
+    processes, or none, give the same clips in step order, and starting at step 3 (a resumed run)
+    gives those of steps 3.. ."""
+    import types
+
+    from hmmnlab.train.loop import draw_batch, step_clips, step_rng
+
+    config = tiny_config(steps=6, batch_size=2, crop_size=48, flip=True, jitter=0.2,
+                         scale_jitter=0.25, max_objects=2, skip_end=1)  # fmt: skip
+    groups = [[two_objects]]
+    clip_config = config.clip_config()
+    here = [draw_batch(groups, config, clip_config, step_rng(config, s), s) for s in range(6)]
+    assert not _same_clips(here[0], here[1])  # each step its own clips
+
+    def drawn(workers: int, start: int = 0) -> list:
+        run = types.SimpleNamespace(
+            config=dataclasses.replace(config, loader_workers=workers), step=start, rng=None
+        )
+        return list(step_clips(run, groups, 6))
+
+    for workers, start in ((1, 0), (2, 0), (2, 3)):
+        batches = drawn(workers, start)
+        assert len(batches) == 6 - start
+        assert all(_same_clips(a, b) for a, b in zip(batches, here[start:], strict=True)), workers
+
+
+def test_a_run_with_loader_workers_resumes_with_any_number_of_them(tiny_video, tmp_path):
+    config = tiny_config(steps=4, ckpt_every=100, loader_workers=2, flip=True, jitter=0.2)
+    kwargs = dict(model_overrides=SMALL_MODEL, progress=False)
+    straight = train(config, [tiny_video], tmp_path / "a", **kwargs)
+    train(config, [tiny_video], tmp_path / "b", stop_after=2, **kwargs)
+    with pytest.raises(ValueError, match="loader_workers: 'per step' in the run, 'shared' asked"):
+        train(dataclasses.replace(config, loader_workers=0), [tiny_video], tmp_path / "b",
+              resume=True, **kwargs)  # fmt: skip
+    one = dataclasses.replace(config, loader_workers=1)
+    resumed = train(one, [tiny_video], tmp_path / "b", resume=True, **kwargs)
+    assert resumed.step == 4
+    assert resumed.losses == pytest.approx(straight.losses[2:], rel=1e-5)

@@ -130,6 +130,12 @@ def load_state(path: Path) -> dict:
     return state
 
 
+def _stream_kind(settings: dict) -> dict:
+    if "loader_workers" not in settings:
+        return settings
+    return {**settings, "loader_workers": "per step" if settings["loader_workers"] else "shared"}
+
+
 def check_resume(path: Path, state: dict, config: TrainConfig, model: HMMN) -> None:
     """Refuse to resume the run saved in ``state`` with settings that change it: every training
     setting but :data:`RESUMABLE_CHANGES`, and the model's configuration, must be the saved ones."""
@@ -137,6 +143,9 @@ def check_resume(path: Path, state: dict, config: TrainConfig, model: HMMN) -> N
     saved = state.get("train_config")
     if isinstance(saved, dict):
         asked = config.to_dict()
+        # the number of loader workers changes no clip, one shared stream (0) against one stream
+        # per step (1 or more) does
+        saved, asked = _stream_kind(saved), _stream_kind(asked)
         for key in sorted(set(saved) & set(asked) - RESUMABLE_CHANGES):
             if saved[key] == asked[key]:
                 continue

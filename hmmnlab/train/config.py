@@ -63,6 +63,10 @@ class TrainConfig:
     val_max_frames: int | None = 30  # frames of each held-out sequence to segment
     seed: int = 0
     threads: int | None = None  # torch.set_num_threads (None: leave torch's default)
+    # processes drawing the clips while the model trains (a torch DataLoader; 0: drawn here, between
+    # steps, from one stream). With 1 or more, each step draws from a stream of its own, seeded by
+    # (seed, step): the clips of a step are the same for any number of workers.
+    loader_workers: int = 0
 
     def __post_init__(self) -> None:
         preset(self.preset)  # raises on an unknown name
@@ -70,6 +74,8 @@ class TrainConfig:
         for name in positive:
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)!r}")
+        if not isinstance(self.loader_workers, int) or self.loader_workers < 0:
+            raise ValueError(f"loader_workers must be an int >= 0, got {self.loader_workers!r}")
         if self.micro_batch is not None and self.micro_batch < 1:
             raise ValueError(f"micro_batch must be None or >= 1, got {self.micro_batch}")
         if not 0 <= self.static_steps <= self.steps:

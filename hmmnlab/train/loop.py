@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -409,8 +409,9 @@ def _run_steps(
 ) -> list[float]:
     """Steps from ``run.step`` to ``end``: each draws its clips, takes an optimizer step, and on
     rank 0 logs, validates and saves on their schedules; returns the loss of every step."""
-    config, model, optimizer, rng = run.config, run.model, run.optimizer, run.rng
-    clip_config, read = config.clip_config(), config.read_config()
+    config, model, optimizer = run.config, run.model, run.optimizer
+    read = config.read_config()
+    batches = step_clips(run, groups, end)  # the clips of every step, in step order
     trainable = [p for p in model.parameters() if p.requires_grad]
     scaler = torch.amp.GradScaler("cuda", enabled=amp)
     losses, window = [], []
@@ -427,11 +428,7 @@ def _run_steps(
         lr = learning_rate(config, run.step)
         for group in optimizer.param_groups:
             group["lr"] = lr * group["lr_mult"]
-        static = run.step < config.static_steps or rng.random() < config.static_prob
-        clips = [
-            _draw(groups, config, clip_config, rng, static=static, step=run.step)
-            for _ in range(config.batch_size)
-        ]
+        clips = next(batches)
         try:
             result = train_step(
                 model, optimizer, clips, read, device=device, scaler=scaler, amp=amp,
@@ -441,6 +438,7 @@ def _run_steps(
             )  # fmt: skip
         except TrainingDiverged as error:  # nothing of this step was saved
             bar.close()
+            batches.close()
             raise TrainingDiverged(
                 f"training diverged at step {run.step + 1}: {error}; stopped without saving it. "
                 f"Kept: {run.kept()}; lower lr (or set grad_clip) and train again, or --resume "
@@ -469,6 +467,7 @@ def _run_steps(
         if scores or step % config.ckpt_every == 0 or step == end:
             run.checkpoint(scores)
     bar.close()
+    batches.close()
     return losses
 
 
@@ -502,6 +501,60 @@ def _validate(
         scores.update({f"{name}_{m}": v for m, v in s.items()})
     set_train_mode(model, freeze_bn=config.freeze_bn)
     return scores
+
+
+def draw_batch(groups, config: TrainConfig, clip_config, rng, step: int) -> list[Clip]:
+    """The ``batch_size`` clips of optimizer step ``step`` (0-based): static clips during the first
+    ``static_steps`` steps and, after them, with probability ``static_prob``; else video clips
+    with the step's largest frame skip."""
+    static = step < config.static_steps or rng.random() < config.static_prob
+    return [
+        _draw(groups, config, clip_config, rng, static=static, step=step)
+        for _ in range(config.batch_size)
+    ]
+
+
+def step_rng(config: TrainConfig, step: int) -> np.random.Generator:
+    """The random stream of step ``step``'s clips when they are drawn by loader workers."""
+    return np.random.default_rng([config.seed, 2021, step])
+
+
+class StepClips(torch.utils.data.IterableDataset):
+    """The clips of steps ``start`` .. ``end - 1``, each step's from its own stream
+    (:func:`step_rng`). Worker w of W draws steps start + w, start + w + W, ...; the DataLoader
+    takes one item from each worker in turn, so the steps come back in order."""
+
+    def __init__(self, groups, config: TrainConfig, start: int, end: int) -> None:
+        self.groups, self.config, self.start, self.end = groups, config, start, end
+
+    def __iter__(self) -> Iterator[list[Clip]]:
+        info = torch.utils.data.get_worker_info()
+        worker, workers = (0, 1) if info is None else (info.id, info.num_workers)
+        clip_config = self.config.clip_config()
+        for step in range(self.start + worker, self.end, workers):
+            yield draw_batch(
+                self.groups, self.config, clip_config, step_rng(self.config, step), step
+            )
+
+
+def _as_drawn(batch: list[Clip]) -> list[Clip]:
+    return batch
+
+
+def step_clips(run: RunState, groups, end: int) -> Iterator[list[Clip]]:
+    """The clips of steps ``run.step`` .. ``end - 1``, in order: with ``loader_workers`` 0 drawn
+    here when asked, from the run's one stream (``run.rng``, saved in its checkpoints); else by
+    ``loader_workers`` processes of a torch DataLoader, ahead of the training."""
+    config = run.config
+    if config.loader_workers == 0:
+        clip_config = config.clip_config()
+        for step in range(run.step, end):
+            yield draw_batch(groups, config, clip_config, run.rng, step)
+        return
+    dataset = StepClips(groups, config, run.step, end)
+    yield from torch.utils.data.DataLoader(
+        dataset, batch_size=None, num_workers=config.loader_workers, collate_fn=_as_drawn
+    )
 
 
 def _draw(groups, config, clip_config, rng, *, static: bool, step: int) -> Clip:
