@@ -25,6 +25,7 @@ WORKERS=${WORKERS:-14}
 SMOKE=${SMOKE:-0}
 A1=${A1:-0.3}
 A2=${A2:-1.0}
+LOADER=${LOADER:-0}  # DataLoader workers per run drawing its clips (0 for the bundled pair)
 WORK=${WORK:-/tmp/phase_g}
 PY=${PY:-python3}
 mkdir -p "$OUT" "$WORK"
@@ -78,7 +79,7 @@ COMMON="--synthetic $SYN --synthetic-val $SYN_VAL --lookalikes $LOOK --lookalike
   --device $DEVICE --set imagenet_init=false --set batch_size=$BATCH --set lookalike_prob=0.5
   --set real_fraction=0.35 --set mask_lr_mult=50 --set lr=${LR:-4e-5} --set skip_start=4
   --set skip_end=10 --set crop_size=192 --set freeze_stages=3 --set shift=0.25 --set shift_prob=0.5
-  --set static_prob=0.05 --set threads=3 --set val_max_frames=$VAL_FRAMES"
+  --set static_prob=0.05 --set threads=3 --set val_max_frames=$VAL_FRAMES --set loader_workers=$LOADER"
 HMMN_READ="--init data_samples/weights/demo.pth --set variant=hmmn --set read.sigma=1.5 --set read.temperature=10"
 STM_READ="--init data_samples/weights/demo-stm.pth --set variant=stm"
 RUNS="demo-a1 demo-stm-a1 demo-a2 demo-stm-a2"
