@@ -260,7 +260,8 @@ def train_step(
     once) whose gradients accumulate, under float16 autocast with ``amp`` (CUDA), sum the gradients
     and the loss over the processes, clip the gradient norm to ``grad_clip`` (None: no clipping)
     and step. The loss is the mean over the whole batch of :func:`~hmmnlab.train.losses.clip_loss`,
-    plus ``attention_loss`` times the r4 attention off the object (:func:`~hmmnlab.train.losses.attention_term`).
+    plus ``attention_loss`` times the r4 attention off the object
+    (:func:`~hmmnlab.train.losses.attention_term`).
     A non-finite loss or gradient norm (without AMP) raises :class:`TrainingDiverged` before the
     step, non-finite weights after it.
 
