@@ -102,8 +102,8 @@ def keep_in(found: list):
 def attention_term(
     clips: Sequence[Clip], affinities: Sequence[tuple[HookContext, Tensor]], device: torch.device
 ) -> Tensor:
-    """The r4 attention loss of :func:`hmmnlab.train.loop.train_step`: the mean of :func:`attention_shares`'s two
-    shares (each in [0, 1])."""
+    """The r4 attention loss of :func:`hmmnlab.train.loop.train_step`: the mean of
+    :func:`attention_shares`'s two shares (each in [0, 1])."""
     off, stray = attention_shares(clips, affinities, device)
     return (off + stray) / 2
 
@@ -116,8 +116,8 @@ def attention_shares(
     query cells on an object off that object's memory cells, i.e. 1 - the same-object share; the
     mean attention of the other query cells on the object's memory cells).
 
-    affinities: the ``r4.affinity`` of each step of :func:`hmmnlab.train.loop.forward_clips` on ``clips`` with its
-    hook context (B x THW x HW, the rows the clips' objects in order)."""
+    affinities: the ``r4.affinity`` of each step of :func:`hmmnlab.train.loop.forward_clips` on
+    ``clips`` with its hook context (B x THW x HW, the rows the clips' objects in order)."""
     cells = [object_cells(c.labels.to(device), c.num_objects) for c in clips]  # N x K x h x w
     off = stray = torch.zeros((), device=device)
     n_on = n_off = 0
