@@ -1,7 +1,7 @@
 """Looking inside the read: what the model attends to, and what happens when one part changes.
 
-- ``trace.py``: ``run_with_cache`` (a video's hook points, per frame and scale) and ``hmmnlab
-trace``;
+- ``trace.py``: ``run_with_cache`` (a video's hook points, per frame and scale) and
+  ``hmmnlab trace``;
 - ``teaching.py``: does a read land on the object? (top-k precision, flow hits, border share);
 - ``interventions.py``: causal experiments with hooks (ablate, transplant, patch);
 - ``lesson.py``: what the notebooks' lessons share (the demo model, the sample dataset);

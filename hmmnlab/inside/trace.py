@@ -1,7 +1,8 @@
 """Traces: the intermediate tensors of one frame's memory read, by hook name.
 
-Hook points (all tensors of the frame being segmented; ``B`` objects, ``T`` r4 memory frames, ``h x
-w`` the padded r4 grid, ``HW = h w``; memory rows frame-major, oldest frame first; query columns):
+Hook points (all tensors of the frame being segmented; ``B`` objects, ``T`` r4 memory frames,
+``h x w`` the padded r4 grid, ``HW = h w``; memory rows frame-major, oldest frame first; query
+columns):
 
 =============================  =====================  ============================================
 name                           shape                  meaning

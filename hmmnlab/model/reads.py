@@ -119,8 +119,8 @@ def no_kernel(logits, track, h, w, config, module):
 
 def read_variant(name: str = "hmmn", **params) -> ReadConfig:
     """A read configuration: the variant ``name`` (see :data:`KERNELS`) with ``params`` overriding
-    any :class:`~hmmnlab.config.ReadConfig` field, e.g. ``read_variant("kmn", sigma=7,
-    fine="dense")``."""
+    any :class:`~hmmnlab.config.ReadConfig` field, e.g.
+    ``read_variant("kmn", sigma=7, fine="dense")``."""
     if name not in KERNELS:
         raise ValueError(f"unknown read variant {name!r}; known: {sorted(KERNELS)}")
     fields = {f.name for f in dataclasses.fields(ReadConfig)}
