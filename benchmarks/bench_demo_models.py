@@ -10,7 +10,9 @@
 * twins: the ``twins`` sample and three held-out twins videos (seeds 1303, 2303, 3303): ``demo``
   with the hmmn read against ``demo-stm`` with the stm read;
 * speed at 240p with 2 objects (the ``twins`` sample, 30 frames): s/frame of ``demo`` and, with
-  ``--baseline``, of another checkpoint, timed alternately in this run.
+  ``--baseline``, of another checkpoint, and with ``--baseline-read``, of ``demo`` with another
+  read (fields over the registered ``hmmn`` read, e.g. ``sigma=1.5 temperature=10``), timed
+  alternately in this run.
 """
 
 from __future__ import annotations
@@ -25,9 +27,11 @@ import numpy as np
 import pandas as pd
 import torch
 
+from hmmnlab.config import ReadConfig, parse_fields
 from hmmnlab.data.synthetic import VideoSpec, generate_video, random_specs
 from hmmnlab.inference import propagate
 from hmmnlab.inside.lesson import sample_dataset
+from hmmnlab.model.reads import read_variant
 from hmmnlab.train.clips import ArrayVideo
 from hmmnlab.train.loop import evaluate
 from hmmnlab.weights import load_model
@@ -75,6 +79,10 @@ def main() -> None:
     parser.add_argument("--demo", default="demo")
     parser.add_argument("--demo-stm", default="demo-stm")
     parser.add_argument("--baseline", default=None, help="a checkpoint to time against demo")
+    parser.add_argument(
+        "--baseline-read", nargs="*", default=None, metavar="KEY=VALUE",
+        help="time demo with this read (fields over the registered hmmn read) against its own",
+    )  # fmt: skip
     parser.add_argument("--davis", default=str(DEFAULT_DAVIS))
     parser.add_argument("--sequences", default=HELD_OUT)
     parser.add_argument("--synthetic", type=int, default=10)
@@ -133,15 +141,18 @@ def main() -> None:
     sample = sample_dataset()["twins"]
     frames = [sample.frame(i) for i in range(len(sample))]
     labels = sample.first_mask()
-    models = {"demo": demo}
+    models = {"demo": (demo, hmmn)}
     if args.baseline:
-        models["baseline"] = load_model(args.baseline)
-    for model in models.values():
-        seconds_per_frame(model, frames[:3], labels, hmmn)  # warm-up
+        models["baseline"] = (load_model(args.baseline), hmmn)
+    if args.baseline_read is not None:
+        fields = parse_fields(args.baseline_read, ReadConfig, option="--baseline-read")
+        models["demo, baseline read"] = (demo, read_variant("hmmn", **fields))
+    for model, read in models.values():
+        seconds_per_frame(model, frames[:3], labels, read)  # warm-up
     times = {name: [] for name in models}
     for _ in range(args.repeats if "speed" in parts else 0):
-        for name, model in models.items():  # alternating
-            times[name].append(seconds_per_frame(model, frames, labels, hmmn))
+        for name, (model, read) in models.items():  # alternating
+            times[name].append(seconds_per_frame(model, frames, labels, read))
     results["speed_240p_2_objects_s_per_frame"] = {
         n: float(np.median(t)) for n, t in times.items() if t
     }

@@ -237,7 +237,7 @@ def test_grids_start_from_the_read_the_weights_carry():
     """The reads of the weights' variant take the weights' read; other variants their defaults."""
     from hmmnlab.weights import trained_read
 
-    carried = trained_read("demo")[0]  # hmmn, sigma 1.5, temperature 10 (the manifest)
+    carried = trained_read("demo")[0]  # hmmn, sigma 0.5, window 3, temperature 10 (the manifest)
     assert (carried.variant, carried.sigma, carried.temperature) == ("hmmn", 1.5, 10.0)
     assert ablation.carried_read("demo") == carried
     assert ablation.carried_read("demo-stm") == trained_read("demo-stm")[0]
