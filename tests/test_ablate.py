@@ -238,7 +238,8 @@ def test_grids_start_from_the_read_the_weights_carry():
     from hmmnlab.weights import trained_read
 
     carried = trained_read("demo")[0]  # hmmn, sigma 0.5, window 3, temperature 10 (the manifest)
-    assert (carried.variant, carried.sigma, carried.temperature) == ("hmmn", 1.5, 10.0)
+    fields = (carried.variant, carried.sigma, carried.window, carried.temperature)
+    assert fields == ("hmmn", 0.5, 3, 10.0)
     assert ablation.carried_read("demo") == carried
     assert ablation.carried_read("demo-stm") == trained_read("demo-stm")[0]
     grid = dict(ablation.named_grid(["hmmn", "hmmn-k8", "hmmn-fine-none", "stm"], carried))
