@@ -202,6 +202,49 @@ def test_read_out_reads_subnormal_weights_as_zero():
     assert torch.equal(ops.flush_denormals(half), torch.tensor([0.0, 1e-3], dtype=torch.float16))
 
 
+def every_float32(low: float, high: float) -> torch.Tensor:
+    """Every float32 in [low, high] (0 < low < high), as a tensor."""
+    bits = np.arange(np.float32(low).view(np.int32), np.float32(high).view(np.int32) + 1)
+    return torch.from_numpy(bits.astype(np.int32).view(np.float32))
+
+
+def test_exp_without_stall_gives_torch_exp_bits_where_it_underflows():
+    """Every float32 argument from -80 to -110 (where float32 exp turns subnormal, then 0),
+    around the normal floor in pieces that take each path, and beyond: the same bits as
+    torch.exp."""
+    x = -torch.cat([every_float32(80.0, 110.0), torch.tensor([200.0, 1e30, float("inf")])])
+    assert (torch.exp(x) == 0).any() and ((torch.exp(x) > 0) & (torch.exp(x) < 1.2e-38)).any()
+    assert torch.equal(ops.exp_without_stall(x), torch.exp(x))
+    mixed = torch.linspace(-1.0, -150.0, 21 * 160_000).view(7, -1, 3)  # > 3 pieces, every path
+    assert torch.equal(ops.exp_without_stall(mixed), torch.exp(mixed))
+    assert torch.equal(
+        ops.exp_without_stall(mixed.transpose(0, 2)), torch.exp(mixed).transpose(0, 2)
+    )
+    few = torch.full((1000,), -1.0)
+    few[::100] = -95.0  # under an eighth underflow: torch.exp itself
+    assert torch.equal(ops.exp_without_stall(few), torch.exp(few))
+    assert torch.isnan(ops.exp_without_stall(torch.tensor([float("nan"), -100.0]))[0])
+    half = torch.tensor([-20.0, -5.0], dtype=torch.float16)
+    assert torch.equal(ops.exp_without_stall(half), torch.exp(half))
+
+
+@pytest.mark.parametrize("sigma", [0.5, 3.0])
+def test_gaussian_kernel_is_the_formula(sigma):
+    """The kernel rows equal exp(-d^2 / (2 sigma^2)) computed with torch.exp, bit for bit, for a
+    narrow kernel (mostly underflow) and the authors' width, with one sigma and one per row."""
+    h, w = 15, 27
+    centres = torch.randint(0, h * w, (2, 3 * h * w), generator=torch.Generator().manual_seed(0))
+    y, x = np.divmod(np.arange(h * w), w)
+    cy, cx = np.divmod(centres.numpy()[..., None], w)
+    squared = torch.from_numpy(((x - cx) ** 2 + (y - cy) ** 2).astype(np.float32))
+    assert torch.equal(
+        ops.gaussian_kernel(centres, sigma, h, w), torch.exp(-squared / (2 * sigma**2))
+    )
+    per_row = torch.tensor([sigma * 2, sigma * 1.5, sigma]).repeat_interleave(h * w)
+    expected = torch.exp(-squared / (2 * per_row.view(1, -1, 1) ** 2))
+    assert torch.equal(ops.gaussian_kernel(centres, per_row, h, w), expected)
+
+
 def test_window_mask_is_cached_and_equals_a_fresh_one():
     h, w, window = 5, 7, 3
     y, x = np.divmod(np.arange(h * w), w)
